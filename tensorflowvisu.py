@@ -1,0 +1,1168 @@
+"""Watching a neural network learn: the lab's dashboard, run history and run comparisons.
+
+This is the one matplotlib module of the lab. It has three parts.
+
+1. ``History``: what one training run measured, saved as JSON (``runs/NAME.json``).
+   Every 20 iterations the training loop records the accuracy and the cross-entropy
+   loss on the current training batch; every 100 iterations it records the same two
+   figures on the 10,000 test digits, which the network never trains on.
+
+2. ``Dashboard``: six live panels, redrawn while the network trains::
+
+       1 accuracy          2 cross-entropy loss      3 training digits
+       4 weights           5 biases                  6 test digits
+
+   What to look for:
+
+   - Panels 1 and 2: the thin orange curves are measured on the current training batch
+     (100 digits, so they are noisy), the bold blue curves on the test digits. When the
+     training loss keeps falling while the test loss climbs back up, the network learns
+     its training digits by heart instead of learning to read: that is overfitting.
+     The accuracy axis zooms in (to 80-100 %, 90-100 %, ...) as the test accuracy grows.
+     The loss axis is logarithmic, so that 0.1 and 0.05 look as different as 1 and 0.5;
+     its range follows the test loss, so a training loss that falls towards 0 (a
+     network that knows its training digits by heart) leaves the panel at the bottom.
+   - Panels 4 and 5: how the values of all the weights (and all the biases) spread out
+     as training goes on. The darkest band holds the middle 20 % of the values (the
+     40th to the 60th percentile), each lighter band 10 % more on each side, the
+     lightest one reaches the smallest and the largest value; the line is the median.
+     Callers can show something else there (the batch-norm lessons show activations).
+   - Panels 3 and 6: digits, misrecognised ones first on a red background, with the
+     correct digit in the bottom left corner (black on white) and the network's answer in
+     the bottom right corner (white on red). The percentages on the left tell the
+     accuracy at which the red area would reach that line.
+
+   Keys in the window: space pauses and resumes, 1-6 shows one panel full size, 7 the
+   two curves, 8 panels 4 and 5, 9 the two digit panels, 0 or Escape all six again.
+   Closing the window stops training as Ctrl-C does.
+
+   Drawing the figure takes 30 to 100 milliseconds, as long as dozens of training steps,
+   so the dashboard draws rarely: at most 10 frames a second, and at most 4 % of the
+   time (it measures how long each redraw takes and waits 25 times as long before the
+   next one). Between redraws it only lets the window handle its events (keys, clicks,
+   resizing), at most every 50 ms. The same code shows a window, updates a picture in a
+   Jupyter notebook, or, without a display, trains without a dashboard.
+
+   save_png(FILE) keeps a picture of the dashboard; a movie (MP4 with ffmpeg, else GIF)
+   gets a frame at every test update.
+
+3. A command line to look at finished runs::
+
+       python tensorflowvisu.py compare runs/sigmoid.json runs/relu.json --save-png cmp.png
+       python tensorflowvisu.py confusion runs/relu.json
+
+Importing this module imports neither TensorFlow nor matplotlib.pyplot: pyplot is
+imported only when a window is opened, so a run without a window never touches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+HISTORY_FORMAT = "mnist-lab-history/1"
+
+# How often the dashboard may redraw: at most MAX_FPS frames a second, and drawing may
+# take at most DRAW_BUDGET of the wall time. Between redraws, window events are
+# processed at most every EVENT_INTERVAL seconds.
+MAX_FPS = 10
+DRAW_BUDGET = 0.04
+EVENT_INTERVAL = 0.05
+
+# Look: sized for a projector. The figure is 16 x 9 inches, fonts are large.
+FIGURE_SIZE = (16, 9)
+SCREEN_DPI = 72  # the window: 1152 x 648 pixels, fits a 1366 x 768 laptop screen
+PNG_DPI = 100  # saved pictures: 1600 x 900
+MP4_DPI = 80  # 1280 x 720: both even, as the H.264 encoder needs
+GIF_DPI = 50  # 800 x 450: GIF frames are kept in memory until the end
+MOVIE_FPS = 8
+TITLE_SIZE = 18
+TEXT_SIZE = 14
+TRAIN_STYLE = dict(color="#e69f00", linewidth=1.5, alpha=0.9, label="training batch")
+TEST_STYLE = dict(color="#0072b2", linewidth=3.5, label="test digits")
+PANEL4_COLOUR = "#009e73"
+PANEL5_COLOUR = "#cc79a7"
+RUN_COLOURS = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9",
+               "#000000", "#f0e442", "#999999", "#882255"]
+
+# Digit tiles: black ink on white, or on red for the misrecognised ones.
+BLACK = np.array([0.0, 0.0, 0.0], np.float32)
+BACKGROUND = np.array([1.0, 1.0, 1.0], np.float32)
+ERROR_BACKGROUND = np.array([1.0, 0.55, 0.55], np.float32)
+LABEL_BOX = np.array([1.0, 1.0, 1.0], np.float32)  # correct digit: black on white
+PREDICTION_BOX = np.array([0.7, 0.0, 0.0], np.float32)  # network's answer: white on red
+
+# A 3 x 5 pixel font for the digits 0-9, drawn twice as large on the tiles.
+_FONT = [
+    "111 101 101 101 111", "010 110 010 010 111", "111 001 111 100 111",
+    "111 001 111 001 111", "101 101 111 001 001", "111 100 111 001 111",
+    "111 100 111 101 111", "111 001 001 001 001", "111 101 111 101 111",
+    "111 101 111 001 111",
+]
+GLYPHS = np.array([[[c == "1" for c in row] for row in glyph.split()] for glyph in _FONT])
+GLYPHS = GLYPHS.repeat(2, axis=1).repeat(2, axis=2)  # 10 glyphs of 10 x 6 pixels
+
+# Panels 4 and 5 keep 11 percentiles (0, 10, ..., 100) of the values at each call;
+# those of a regular sample of at most HISTOGRAM_SAMPLE values are as good for a
+# picture, and much faster to get than those of all the weights.
+PERCENTILES = np.linspace(0, 100, 11)
+HISTOGRAM_SAMPLE = 20_000
+
+# Dashboard keys: which panels each one shows.
+VIEWS = {"1": (1,), "2": (2,), "3": (3,), "4": (4,), "5": (5,), "6": (6,),
+         "7": (1, 2), "8": (4, 5), "9": (3, 6), "0": (1, 2, 3, 4, 5, 6)}
+VIEWS["escape"] = VIEWS["0"]
+PAUSE_KEY = " "
+
+
+class VisuError(Exception):
+    """A problem the user can fix; the message is one line that says what to do."""
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _plain(value):
+    """The value with numpy numbers and arrays turned into plain Python ones (for JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _write_atomically(path, write):
+    """Write a file so that nobody ever sees half of it.
+
+    write(file) writes into a temporary file next to the target (same folder, same
+    suffix), which then replaces the target in one step (os.replace). Missing folders
+    are created.
+    """
+    path = Path(path)
+    temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a folder")
+        if path.exists() and not path.is_file():  # /dev/null, a pipe...: never replace those
+            with open(path, "wb") as file:
+                write(file)
+            return
+        with open(temp, "xb") as file:
+            write(file)
+        os.replace(temp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise VisuError(f"cannot write {path} ({error.strerror or error}): "
+                        "choose another file name or folder") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+
+
+def _save_figure(fig, path, dpi=PNG_DPI):
+    """Save a figure as a PNG file, atomically."""
+    _write_atomically(path, lambda file: fig.savefig(file, format="png", dpi=dpi))
+
+
+# --------------------------------------------------------------------------- history
+
+
+class History:
+    """Everything one training run measured; saved as JSON, read back by the CLI.
+
+    train and test are columns of numbers (one list per figure, one entry per update);
+    config describes the run (model, learning rate...); final and report are filled by
+    the caller at the end (see the lab's documentation for their keys).
+    """
+
+    def __init__(self, name: str, config: dict | None = None):
+        self.name = str(name)
+        self.config = dict(config or {})
+        self.train = {"iteration": [], "accuracy": [], "loss": [], "learning_rate": [], "wall_time": []}
+        self.test = {"iteration": [], "accuracy": [], "loss": [], "wall_time": []}
+        self.final = {}
+        self.report = None
+
+    def append_train(self, iteration, accuracy, loss, learning_rate, wall_time):
+        """Record the figures measured on the current training batch."""
+        for key, value in zip(self.train, (iteration, accuracy, loss, learning_rate, wall_time)):
+            self.train[key].append(int(value) if key == "iteration" else float(value))
+
+    def append_test(self, iteration, accuracy, loss, wall_time):
+        """Record the figures measured on the test digits."""
+        for key, value in zip(self.test, (iteration, accuracy, loss, wall_time)):
+            self.test[key].append(int(value) if key == "iteration" else float(value))
+
+    @property
+    def max_test_accuracy(self):
+        """The best test accuracy so far, None before the first test."""
+        values = [a for a in self.test["accuracy"] if not math.isnan(a)]
+        return max(values) if values else None
+
+    def to_dict(self) -> dict:
+        return {
+            "format": HISTORY_FORMAT,
+            "name": self.name,
+            "config": _plain(self.config),
+            "train": _plain(self.train),
+            "test": _plain(self.test),
+            "final": _plain(self.final),
+            "report": _plain(self.report),
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        """The History stored in d (as made by to_dict); VisuError if d is not one."""
+        if not isinstance(d, dict) or d.get("format") != HISTORY_FORMAT:
+            raise VisuError(f'not a run history (no "format": "{HISTORY_FORMAT}")')
+        history = cls(d.get("name", ""), d.get("config") or {})
+        for part in ("train", "test"):
+            columns = d.get(part)
+            wanted = getattr(history, part)
+            if not isinstance(columns, dict) or not all(isinstance(columns.get(k), list) for k in wanted):
+                raise VisuError(f'damaged run history: "{part}" needs the lists {", ".join(wanted)}')
+            for key in wanted:
+                wanted[key] = list(columns[key])
+        history.final = dict(d.get("final") or {})
+        history.report = d.get("report")
+        return history
+
+    def save(self, path):
+        """Write the history as JSON, atomically; creates missing folders."""
+        text = json.dumps(self.to_dict(), indent=1)
+        _write_atomically(path, lambda file: file.write(text.encode("utf-8")))
+
+    @classmethod
+    def load(cls, path) -> History:
+        """Read a history written by save; VisuError naming the file if that fails."""
+        try:
+            with open(path, encoding="utf-8") as file:
+                d = json.load(file)
+        except FileNotFoundError:
+            raise VisuError(f"{path}: no such file") from None
+        except OSError as error:
+            raise VisuError(f"{path}: cannot read it ({error.strerror or error})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise VisuError(f"{path}: not a JSON file ({error})") from None
+        try:
+            return cls.from_dict(d)
+        except VisuError as error:
+            raise VisuError(f"{path}: {error}") from None
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def _stamp(tiles, which, digits, left, box, ink):
+    """Write the digits (font GLYPHS) into the bottom corner of the tiles number which."""
+    glyphs = GLYPHS[digits][..., None]  # (k, 10, 6, 1)
+    area = np.empty((len(which), 12, 8, 3), np.float32)
+    area[:] = box
+    area[:, 1:11, 1:7] = np.where(glyphs, ink, box)
+    tiles[which, 16:28, left:left + 8] = area
+
+
+def digit_grid(images, labels, predictions, count=100, lines=10):
+    """Arrange count digits on lines lines as one RGB picture (floats in [0, 1]).
+
+    Misrecognised digits come first, on a red background, with the correct digit in the
+    bottom left corner (black on white) and the predicted one in the bottom right corner
+    (white on red); then the recognised ones in their original order on white. If there
+    are fewer than count digits, the rest of the grid stays white.
+
+    images: [N, 28, 28], [N, 28, 28, 1] or [N, 784], white ink (1) on black (0).
+    labels, predictions: N integers 0-9.
+    Pure numpy, and quick: the labels are pixels, not matplotlib text.
+    """
+    if count % lines:
+        raise ValueError(f"count ({count}) must be a multiple of lines ({lines})")
+    images = np.asarray(images)
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    predictions = np.asarray(predictions).reshape(-1).astype(int)
+    if not len(images) == len(labels) == len(predictions):
+        raise ValueError(f"{len(images)} images, {len(labels)} labels, {len(predictions)} predictions")
+    wrong = labels != predictions
+    order = np.argsort(~wrong, kind="stable")[:count]  # misrecognised first, stable order
+    wrong, labels, predictions = wrong[order], labels[order], predictions[order]
+    ink = images[order].reshape(len(order), 28, 28, 1).astype(np.float32)
+    if images.dtype == np.uint8:
+        ink /= 255
+    ink = np.clip(ink, 0, 1)
+
+    tiles = np.ones((count, 28, 28, 3), np.float32)
+    background = np.where(wrong[:, None, None, None], ERROR_BACKGROUND, BACKGROUND)
+    tiles[:len(order)] = background * (1 - ink)  # black ink
+    errors = np.flatnonzero(wrong)
+    _stamp(tiles, errors, labels[errors], 0, LABEL_BOX, BLACK)
+    _stamp(tiles, errors, predictions[errors], 20, PREDICTION_BOX, BACKGROUND)
+
+    per_line = count // lines
+    return tiles.reshape(lines, per_line, 28, 28, 3).swapaxes(1, 2).reshape(lines * 28, per_line * 28, 3)
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def update_schedule(iterations, train_every=20, test_every=100, more_tests_at_start=True):
+    """The iterations at which the dashboard asks for figures: [(i, update_train, update_test)].
+
+    - i = 0, before any training: both;
+    - every multiple of train_every: training figures; of test_every: test figures;
+    - more_tests_at_start: during the first 10 training updates (i < 10 * train_every)
+      each training update is also a test update, because the curves move fastest then;
+    - the last iteration, i = iterations: both.
+    """
+    if iterations < 0 or train_every < 1 or test_every < 1:
+        raise ValueError("iterations must be >= 0, train_every and test_every >= 1")
+    schedule = []
+    for i in range(iterations + 1):
+        update_train = i % train_every == 0 or i == iterations
+        update_test = (i % test_every == 0 or i == iterations
+                       or (more_tests_at_start and update_train and i < 10 * train_every))
+        if update_train or update_test:
+            schedule.append((i, update_train, update_test))
+    return schedule
+
+
+# --------------------------------------------------------------------------- matplotlib helpers
+
+
+def _chosen_backend():
+    """The matplotlib backend chosen by the user or a notebook ('' if matplotlib would pick)."""
+    import matplotlib
+
+    try:
+        name = matplotlib.get_backend(auto_select=False)  # matplotlib >= 3.10
+    except TypeError:
+        name = os.environ.get("MPLBACKEND")
+    return (name or "").lower()
+
+
+def _no_display():
+    """True on Linux without an X11 or Wayland display: no window can open."""
+    return sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _is_notebook_widget(backend):
+    return any(word in backend for word in ("ipympl", "widget", "nbagg"))
+
+
+def _offscreen_figure(figsize, dpi):
+    """A figure that is only rendered to files (no pyplot, no window)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _window_figure(figsize, dpi, title):
+    """A pyplot figure that will show in a window (or an ipympl widget).
+
+    Raises VisuError("...") with the reason when the backend cannot show windows.
+    """
+    import matplotlib.pyplot as plt
+
+    backend = plt.get_backend()
+    fig = plt.figure(figsize=figsize, dpi=dpi)
+    if fig.canvas.required_interactive_framework is None and not _is_notebook_widget(backend.lower()):
+        plt.close(fig)
+        raise VisuError(f"the matplotlib backend {backend!r} cannot open windows")
+    fig.stale_callback = None  # we decide when to draw, not pyplot's interactive mode
+    fig.canvas.manager.set_window_title(title)
+    return fig
+
+
+def _accuracy_floor(accuracies):
+    """Lower end of an accuracy axis that zooms in on where the runs are.
+
+    The highest of 0.98, 0.95, 0.9, 0.8 that puts every accuracy in the upper 70 %
+    of the axis, else 0.
+    """
+    accuracies = [a for a in accuracies if a is not None and not math.isnan(a)]
+    if not accuracies:
+        return 0.0
+    for floor in (0.98, 0.95, 0.9, 0.8):
+        if min(accuracies) >= floor + 0.3 * (1 - floor):
+            return floor
+    return 0.0
+
+
+DECADES = [10.0 ** k for k in range(-6, 7)]
+ROUND_NUMBERS = [s * decade for decade in DECADES for s in (1, 2, 5)]  # 1e-6, 2e-6, 5e-6, ... 5e6
+
+
+def _round_limits(low, high, current=None, log=False):
+    """Axis limits that hold [low, high], on round numbers (1, 2 or 5 times a power of ten).
+
+    With current limits, the axis only grows: each side stays while it holds the
+    data, else moves out with room to spare. So axis ranges change rarely, and the
+    dashboard rarely needs a full redraw.
+    """
+    grow = current is not None
+    if log:
+        new_low = max(r for r in ROUND_NUMBERS if r <= max(low, 1e-5) / (3 if grow else 1.5))
+        new_high = min(r for r in ROUND_NUMBERS if r >= min(high, 1e6) * (2 if grow else 1.2))
+    else:
+        room = max(high - low, 0.1 * max(abs(low), abs(high)), 1e-3) / (3 if grow else 10)
+        step = min(r for r in ROUND_NUMBERS if r >= (high - low + 2 * room) / 5)
+        new_low, new_high = math.floor((low - room) / step) * step, math.ceil((high + room) / step) * step
+    if not grow:
+        return new_low, new_high
+    return (current[0] if low >= current[0] else new_low, current[1] if high <= current[1] else new_high)
+
+
+def _finite_range(values, positive=False):
+    """(min, max) of the finite (and, if positive, > 0) values; None if there is none."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & ((values > 0) if positive else True)]
+    return (values.min(), values.max()) if values.size else None
+
+
+def _format_accuracy_axis(ax, floor):
+    """Accuracy in per cent, from floor to 100 %."""
+    from matplotlib.ticker import PercentFormatter
+
+    ax.set_ylim(floor, 1.0)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1 if floor >= 0.95 else 0))
+
+
+def _set_loss_range(ax, low, high):
+    """A logarithmic loss axis from low to high, labelled with plain numbers (0.05, 0.1, 0.2...)."""
+    ax.set_yscale("log")
+    ax.set_ylim(low, high)
+    ticks = [r for r in ROUND_NUMBERS if low <= r <= high]
+    if len(ticks) > 9:  # too many: keep the powers of ten
+        ticks = [r for r in ticks if r in DECADES]
+    ax.set_yticks(ticks, [f"{r:g}" for r in ticks])
+    ax.minorticks_off()
+
+
+@contextlib.contextmanager
+def _ctrl_c_after_block():
+    """Hold Ctrl-C back until the block is done, then deliver it.
+
+    Used while a movie frame goes to ffmpeg: half a frame would garble the movie.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda *args: received.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)
+
+
+def _movie_writer(path):
+    """A matplotlib movie writer for path (.mp4: ffmpeg, .gif: Pillow) and its dpi."""
+    from matplotlib import animation
+
+    if path.suffix == ".gif":
+        return animation.PillowWriter(fps=MOVIE_FPS), GIF_DPI
+
+    class FFMpegWriterOwnSession(animation.FFMpegWriter):
+        """FFMpegWriter whose ffmpeg does not get the terminal's Ctrl-C.
+
+        Ctrl-C goes to every process of the terminal's foreground group: ffmpeg would
+        stop, and the movie could not be finished with the frames so far.
+        """
+
+        def _run(self):
+            self._proc = subprocess.Popen(
+                self._args(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True, creationflags=animation.subprocess_creation_flags)
+
+    return FFMpegWriterOwnSession(fps=MOVIE_FPS, codec="h264"), MP4_DPI
+
+
+# --------------------------------------------------------------------------- dashboard
+
+
+class Dashboard:
+    """The lab's six live panels (see the module documentation).
+
+    history: the run's History; panels 1 and 2 read their curves from it, so the
+    training step appends to the history, and the dashboard draws what is there.
+    live: show a window (or, in a notebook, the figure under the cell) if possible;
+    False draws nothing unless save_png is called or a movie is recorded.
+    movie: record the run into this .mp4 (ffmpeg) or .gif file, one frame per test
+    update; missing folders are created, as for every file this module writes.
+
+    The set_* methods keep references to the arrays (no copies) and turn them into
+    pictures only when the dashboard is drawn: pass fresh arrays each time.
+
+    How it stays fast: the artists are made once and updated in place; most redraws
+    are "blits": the picture of everything that does not move (axes, ticks, titles) is
+    kept, and only the curves, bands and digits are drawn again on top of it. A full
+    redraw happens only when an axis range changes, and axis ranges move in steps
+    (0.1, 0.2, 0.5, 1, ...) so that this is rare.
+    """
+
+    def __init__(self, history, *, title="", panel4_title="weights", panel5_title="biases",
+                 live=True, movie=None):
+        self.history = history
+        self.title = title or "MNIST lab"
+        self.panel_titles = ["Accuracy", "Cross-entropy loss", "Training digits",
+                             panel4_title[:1].upper() + panel4_title[1:],
+                             panel5_title[:1].upper() + panel5_title[1:], "Test digits"]
+        self.paused = False
+        self.figure = None  # the matplotlib Figure, built when first needed
+        self.draw_times = []  # seconds each live redraw took (to check the drawing budget)
+        self._mode = "off"  # "window" (GUI window or notebook widget), "inline" (notebook picture) or "off"
+        self._closed = False  # the user closed the window
+        self._stop_requested = False  # ... during animate, which must stop
+        self._shown = False  # the window has appeared
+        self._animating = False
+        self._iteration = None  # the last iteration computed
+        self._iterations = None  # how many animate runs
+        self._train_digits = self._test_digits = None  # (images, labels, predictions)
+        self._digits_changed = [False, False]
+        self._tick_totals = {}  # digit panel -> number of digits its accuracy ticks were made for
+        # y ranges, which only grow (see _round_limits); the loss range starts where
+        # MNIST losses are (from 2.3 down to a few hundredths), so it rarely changes
+        self._limits = {"loss": (0.02, 5.0)}
+        self._histogram_iterations, self._panel4, self._panel5 = [], [], []
+        self._panels = VIEWS["0"]
+        self._next_draw = self._next_events = 0.0
+        self._background = None  # the picture of the static artists, for blitting
+        self._background_layout = None  # the axis ranges and view it was drawn with
+        self._drawn_state = None  # the data the window shows (see _data_state)
+
+        self.movie_path = None  # str: where the movie goes (.mp4 becomes .gif without ffmpeg)
+        self._movie_writer = self._movie_temp = self._movie_state = None
+        self._movie_frames = 0
+        if movie:
+            self._check_movie_target(Path(movie))
+        if live:
+            self._open_live_view()
+
+    # ----- what the caller pushes
+
+    def set_training_digits(self, images, labels, predictions):
+        """The current training batch (100 digits), with the network's predictions."""
+        self._train_digits = (images, labels, predictions)
+        self._digits_changed[0] = True
+
+    def set_test_digits(self, images, labels, predictions):
+        """All the test digits with the network's predictions; the panel shows 1000."""
+        self._test_digits = (images, labels, predictions)
+        self._digits_changed[1] = True
+
+    def append_histograms(self, iteration, panel4_values, panel5_values):
+        """Record how the values of panels 4 and 5 (e.g. all weights, all biases) spread."""
+        self._histogram_iterations.append(int(iteration))
+        for values, store in ((panel4_values, self._panel4), (panel5_values, self._panel5)):
+            values = np.asarray(values, dtype=np.float32).reshape(-1)
+            if values.size == 0:
+                store.append(np.full(len(PERCENTILES), np.nan))
+                continue
+            sample = np.sort(values[::max(1, values.size // HISTOGRAM_SAMPLE)])
+            store.append(sample[np.round(PERCENTILES / 100 * (sample.size - 1)).astype(int)])
+
+    # ----- the training loop
+
+    @property
+    def recording(self):
+        """True while a movie is being recorded (from __init__ until finish)."""
+        return self._movie_temp is not None
+
+    @property
+    def live(self):
+        """True while a window (or a notebook output) shows the dashboard."""
+        return self._mode != "off" and not self._closed
+
+    def animate(self, training_step, iterations, train_every=20, test_every=100, more_tests_at_start=True):
+        """Run the training, calling training_step(i, update_train, update_test) when figures are due.
+
+        training_step trains until iteration i (it runs the steps in between itself),
+        then computes the requested figures and pushes them into the history and the
+        dashboard. The calls follow update_schedule(iterations, train_every, test_every,
+        more_tests_at_start). Ctrl-C (KeyboardInterrupt) goes through; closing the
+        window raises KeyboardInterrupt too. The dashboard stays usable afterwards.
+        """
+        self._iterations = iterations
+        self._animating = True
+        try:
+            for i, update_train, update_test in update_schedule(
+                    iterations, train_every, test_every, more_tests_at_start):
+                training_step(i, update_train, update_test)
+                self._iteration = i
+                if update_test and self.recording:
+                    self._record_frame()
+                if self.live:
+                    self._between_steps()
+                if self._stop_requested:  # the user closed the window
+                    self._stop_requested = False
+                    raise KeyboardInterrupt("the dashboard window was closed")
+            if self.live:
+                self._draw()  # the final state, always
+        finally:
+            self._animating = False
+
+    def _between_steps(self):
+        """Redraw if due, else let the window process its events; wait while paused."""
+        now = time.perf_counter()
+        if now >= self._next_draw:
+            self._draw()
+        elif now >= self._next_events:
+            self._process_events()
+        while self.paused and self.live:
+            time.sleep(EVENT_INTERVAL)
+            self._process_events()
+
+    # ----- pictures and the end
+
+    def save_png(self, path):
+        """Save the dashboard as it is now into a PNG file (1600 x 900), atomically."""
+        self._ensure_figure()
+        self._update_artists()
+        _save_figure(self.figure, path)
+
+    def finish(self, wait=True):
+        """End the run's pictures: finish the movie, draw the final state, close the figure.
+
+        With wait and a window on screen: print a hint and keep the window open until
+        the user closes it. finish(wait=False) leaves a window on screen, so that the
+        caller can print its summary and then call finish(wait=True). Safe to call twice.
+        """
+        try:
+            if self.recording:
+                self._finish_movie()
+            if not self.live:
+                return
+            if self._drawn_state != self._data_state():
+                self._draw()
+            if not wait:
+                return
+            if self._mode == "window" and not _is_notebook_widget(_chosen_backend()):
+                print("Close the dashboard window to finish.", flush=True)
+                while self.live:
+                    time.sleep(EVENT_INTERVAL)
+                    self._process_events()
+        except BaseException:
+            wait = True  # an error or Ctrl-C: close the window too
+            raise
+        finally:
+            if wait or not self.live:
+                self._close()
+
+    def _close(self):
+        if self._mode == "window" and not self._closed:
+            import matplotlib.pyplot as plt
+
+            plt.close(self.figure)
+        self._mode = "off"
+
+    # ----- showing: window, notebook or nothing
+
+    def _open_live_view(self):
+        backend = _chosen_backend()
+        try:
+            if "inline" in backend:  # Jupyter's default: a picture under the cell, updated
+                from IPython.display import display
+
+                self._ensure_figure()
+                self._update_artists()
+                self._display = display(self.figure, display_id=True)
+                self._mode = "inline"
+                return
+            if _no_display() and not _is_notebook_widget(backend):
+                raise VisuError("no display")
+            self._ensure_figure(window=True)  # the window appears at the first draw
+            self._mode = "window"
+            print("Dashboard keys: space pause, 1-6 one panel, 7 curves, 8 panels 4+5, "
+                  "9 digits, 0 all six.", flush=True)
+        except Exception as error:  # no window: training goes on without
+            reason = str(error) if isinstance(error, VisuError) else \
+                f"could not open a window ({type(error).__name__}: {error})"
+            print(f"{reason}: training without the live dashboard "
+                  "(use --save-png FILE to keep a picture)", file=sys.stderr, flush=True)
+            self._mode = "off"
+            if self.figure is not None and "inline" not in backend:
+                import matplotlib.pyplot as plt
+
+                plt.close(self.figure)
+                self.figure = None  # half made: an offscreen one is built if needed
+
+    def _draw(self):
+        """Redraw now, measure the cost, and plan the next redraw within the budget."""
+        start = time.perf_counter()
+        self._update_artists()
+        canvas = self.figure.canvas
+        first = self._mode == "window" and not self._shown
+        if first:
+            self._show_window()
+        if self._mode == "inline":
+            self._display.update(self.figure)
+        elif self._background is None or self._layout() != self._background_layout \
+                or not canvas.supports_blit:
+            canvas.draw()  # everything; _on_draw keeps the new background
+            self._process_events()
+        else:  # blit: the kept background, the moving artists on top, then show it
+            canvas.restore_region(self._background)
+            self._draw_moving_artists(canvas.get_renderer())
+            canvas.blit(self.figure.bbox)
+            self._process_events()
+        cost = time.perf_counter() - start
+        self.draw_times.append(cost)
+        self._drawn_state = self._data_state()
+        # The first draw also loads fonts and the like, once: like opening the window,
+        # it is not part of the budget.
+        self._next_draw = start + max(1 / MAX_FPS, 0 if first else cost / DRAW_BUDGET)
+
+    def _show_window(self):
+        """Show the window, cheaply: while it appears, it draws itself (often twice), so
+        hide the panels until then, and then draw them once."""
+        for ax in self.figure.axes:
+            ax.set_visible(False)
+        self.figure.show()
+        self._process_events()
+        self._shown = True
+        self.show_panels(*self._panels)
+
+    def _on_draw(self, event):
+        """After every full draw (ours, the window's, savefig's): add the moving artists.
+
+        They are "animated" artists, which matplotlib leaves out of its own drawing.
+        Before adding them to a screen draw, keep the picture as the blit background.
+        """
+        if not event.canvas.is_saving():
+            self._background = event.canvas.copy_from_bbox(self.figure.bbox)
+            self._background_layout = self._layout()
+        self._draw_moving_artists(event.renderer)
+
+    def _draw_moving_artists(self, renderer):
+        for artist in self._moving:
+            if artist.axes is None or artist.axes.get_visible():
+                artist.draw(renderer)
+
+    def _layout(self):
+        """What the static picture depends on: visible panels, axis ranges, ticks, size."""
+        return (self._panels, self.figure.bbox.bounds, tuple(self._tick_totals.values()),
+                *[(ax.get_xlim(), ax.get_ylim(), tuple(ax.get_yticks())) for ax in self.figure.axes])
+
+    def _process_events(self):
+        """Let the window handle clicks, keys and resizing (this runs our key handler)."""
+        if self._mode == "window" and not self._closed:
+            self.figure.canvas.flush_events()
+        self._next_events = time.perf_counter() + EVENT_INTERVAL
+
+    def _on_close(self, event):
+        self._closed = True
+        self._stop_requested = self._animating
+
+    def _on_key(self, event):
+        """Dashboard keys; every other key goes to matplotlib's usual handler (zoom, save...)."""
+        from matplotlib.backend_bases import key_press_handler
+
+        if event.key == PAUSE_KEY:
+            if not self._animating:
+                return
+            self.paused = not self.paused
+        elif event.key in VIEWS:
+            self.show_panels(*VIEWS[event.key])
+        else:
+            if self._mode == "window":
+                key_press_handler(event)
+            return
+        if self.live:  # redraw soon, with the latest data
+            self._update_artists()
+            self.figure.canvas.draw_idle()
+
+    def show_panels(self, *panels):
+        """Show one panel, two side by side, or all six: show_panels(3), show_panels(1, 2), show_panels(1, 2, 3, 4, 5, 6)."""
+        if len(panels) not in (1, 2, 6) or not set(panels) <= {1, 2, 3, 4, 5, 6}:
+            raise ValueError(f"show_panels takes 1, 2 or 6 panel numbers from 1 to 6, not {panels}")
+        self._panels = panels
+        self._ensure_figure()
+        axes = self.figure.axes[:6]
+        if len(panels) == 6:
+            boxes = _PANEL_BOXES
+        elif len(panels) == 2:
+            boxes = [(0.055, 0.07, 0.42, 0.82), (0.555, 0.07, 0.42, 0.82)]
+        else:
+            boxes = [(0.06, 0.07, 0.9, 0.82)] * len(panels)
+        for ax in axes:
+            ax.set_visible(False)
+        for number, box in zip(panels, boxes):
+            axes[number - 1].set_position(box)
+            axes[number - 1].set_visible(True)
+
+    # ----- the figure
+
+    def _ensure_figure(self, window=False):
+        if self.figure is not None:
+            return
+        if window:
+            self.figure = _window_figure(FIGURE_SIZE, SCREEN_DPI, self.title)
+            self.figure.canvas.mpl_connect("close_event", self._on_close)
+            manager = self.figure.canvas.manager
+            if getattr(manager, "key_press_handler_id", None) is not None:
+                # Our handler passes the keys it does not use on to matplotlib's.
+                self.figure.canvas.mpl_disconnect(manager.key_press_handler_id)
+        else:
+            self.figure = _offscreen_figure(FIGURE_SIZE, SCREEN_DPI)
+        self.figure.canvas.mpl_connect("key_press_event", self._on_key)
+        self.figure.canvas.mpl_connect("draw_event", self._on_draw)
+        self._build_panels()
+        self.show_panels(*self._panels)
+
+    def _build_panels(self):
+        from matplotlib.collections import PolyCollection
+        from matplotlib.patches import Patch
+
+        fig = self.figure
+        fig.set_facecolor("white")
+        # Header: the title on the left, the legend of panels 1 and 2 in the middle (where
+        # no curve can cover it), the iteration on the right.
+        title = self.title if len(self.title) <= 34 else self.title[:33] + "…"
+        fig.text(0.01, 0.985, title, fontsize=TITLE_SIZE, weight="bold", va="top")
+        self._status = fig.text(0.99, 0.985, "", fontsize=TITLE_SIZE, ha="right", va="top")
+        self._paused_text = fig.text(0.5, 0.5, "PAUSED: press space to resume", fontsize=32,
+                                     ha="center", va="center", visible=False,
+                                     bbox=dict(facecolor="white", edgecolor="#0072b2", linewidth=3, pad=12))
+        axes = [fig.add_axes(box) for box in _PANEL_BOXES]
+        for ax, title in zip(axes, self.panel_titles):
+            # Fixed positions for titles and axis labels: matplotlib would otherwise
+            # measure all the tick labels at every draw to place them.
+            ax.set_title(title, fontsize=TITLE_SIZE, y=1.0, pad=8)
+            ax.xaxis.set_label_coords(0.5, -0.03)
+            ax.yaxis.set_label_coords(-0.12, 0.5)
+            ax.tick_params(labelsize=TEXT_SIZE, length=6, width=1.5)
+            ax.grid(True, color="#dddddd", linewidth=1)
+            ax.set_axisbelow(True)
+        accuracy, loss, train_ax, panel4, panel5, test_ax = axes
+        self._accuracy_floor = 0.0
+        _format_accuracy_axis(accuracy, self._accuracy_floor)
+        _set_loss_range(loss, *self._limits["loss"])
+
+        self._lines = {}
+        for ax, figure_name in ((accuracy, "accuracy"), (loss, "loss")):
+            self._lines["train", figure_name], = ax.plot([], [], **TRAIN_STYLE)
+            self._lines["test", figure_name], = ax.plot([], [], **TEST_STYLE)
+        fig.legend(handles=[self._lines["train", "accuracy"], self._lines["test", "accuracy"]],
+                   loc="upper center", bbox_to_anchor=(0.54, 1.003), ncols=2, fontsize=TEXT_SIZE,
+                   frameon=False)
+
+        self._bands = []
+        for ax, colour in ((panel4, PANEL4_COLOUR), (panel5, PANEL5_COLOUR)):
+            bands = [PolyCollection([], facecolors=colour, alpha=0.22, edgecolors="none") for _ in range(5)]
+            for band in bands:
+                ax.add_collection(band, autolim=False)
+            median, = ax.plot([], [], color=colour, linewidth=2)
+            self._bands.append((bands, median))
+            ax.legend([median, Patch(color=colour, alpha=0.6), Patch(color=colour, alpha=0.22)],
+                      ["median", "40-60 %", "min-max"], loc="upper left", ncols=3,
+                      fontsize=TEXT_SIZE - 2, handlelength=1.5, columnspacing=1)
+
+        self._images = []
+        for ax, (count, lines) in ((train_ax, (100, 10)), (test_ax, (1000, 25))):
+            blank = np.full((lines * 28, count // lines * 28, 4), 255, np.uint8)
+            self._images.append(ax.imshow(blank, interpolation="antialiased"))
+            ax.set_xticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            ax.set_xlabel("red: misrecognised  (correct | predicted)", fontsize=TEXT_SIZE - 2, va="top")
+        self._digit_axes = (train_ax, test_ax)
+
+        # The artists that change at each redraw (see _on_draw).
+        self._moving = [*self._lines.values(), *[a for bands, median in self._bands for a in (*bands, median)],
+                        *self._images, accuracy.title, self._status, self._paused_text]
+        for artist in self._moving:
+            artist.set_animated(True)
+
+    def _update_artists(self):
+        """Copy the current data into the artists (they are updated in place, never recreated)."""
+        history = self.history
+        axes = self.figure.axes
+        for series, columns in (("train", history.train), ("test", history.test)):
+            for figure_name in ("accuracy", "loss"):
+                self._lines[series, figure_name].set_data(columns["iteration"], columns[figure_name])
+        best = history.max_test_accuracy
+        axes[0].title.set_text("Accuracy" if best is None else f"Accuracy (test max {best:.2%})")
+        floor = _accuracy_floor([best])
+        if floor != self._accuracy_floor:
+            _format_accuracy_axis(axes[0], floor)
+            self._accuracy_floor = floor
+        # The loss range follows the test loss: the training loss of a network that
+        # learns its training digits by heart falls towards 0 and may leave the panel.
+        loss_range = _finite_range(history.test["loss"] or history.train["loss"], positive=True)
+        if loss_range:
+            limits = _round_limits(*loss_range, self._limits.get("loss"), log=True)
+            if limits != self._limits.get("loss"):
+                _set_loss_range(axes[1], *limits)
+                self._limits["loss"] = limits
+
+        x = np.asarray(self._histogram_iterations, dtype=float)
+        for ax, (bands, median), percentiles in zip(axes[3:5], self._bands, (self._panel4, self._panel5)):
+            if not percentiles:
+                continue
+            p = np.asarray(percentiles)  # one row per call, 11 columns
+            for k, band in enumerate(bands):  # band k: from percentile 10k to 100-10k
+                band.set_verts([np.concatenate([np.column_stack([x, p[:, k]]),
+                                                np.column_stack([x[::-1], p[::-1, 10 - k]])])])
+            median.set_data(x, p[:, 5])
+            value_range = _finite_range(p)
+            if value_range:  # with room above the values for the legend
+                low, high = value_range
+                self._limits[ax] = _round_limits(low, high + 0.3 * (high - low), self._limits.get(ax))
+                ax.set_ylim(*self._limits[ax])
+
+        right = max([1, self._iterations or 0, *history.train["iteration"][-1:],
+                     *history.test["iteration"][-1:], *self._histogram_iterations[-1:]])
+        for ax in (axes[0], axes[1], axes[3], axes[4]):
+            ax.set_xlim(0, right)
+
+        for k, (digits, (count, lines)) in enumerate(((self._train_digits, (100, 10)),
+                                                      (self._test_digits, (1000, 25)))):
+            if digits is None or not self._digits_changed[k]:
+                continue
+            grid = digit_grid(*digits, count=count, lines=lines)
+            rgba = np.full((*grid.shape[:2], 4), 255, np.uint8)  # matplotlib draws RGBA bytes fastest
+            rgba[..., :3] = grid * 255 + 0.5
+            self._images[k].set_data(rgba)
+            self._set_accuracy_ticks(self._digit_axes[k], len(digits[1]), count // lines, lines)
+            self._digits_changed[k] = False
+        self._show_status()
+
+    def _set_accuracy_ticks(self, ax, total, per_line, lines):
+        """Label every few lines of a digit grid with the accuracy at which red would reach it."""
+        rows = np.arange(0, lines + 1, 5 if lines > 10 else 2)
+        ticks = rows * 28 - 0.5
+        if not np.array_equal(ax.get_yticks(), ticks) or self._tick_totals.get(ax) != total:
+            ax.set_yticks(ticks, [f"{1 - r * per_line / total:.0%}" for r in rows])
+            self._tick_totals[ax] = total
+
+    def _show_status(self):
+        if self.figure is None:
+            return
+        status = ""
+        if self._iteration is not None:
+            status = f"iteration {self._iteration:,}" + (f" / {self._iterations:,}" if self._iterations else "")
+        self._status.set_text(status)
+        self._paused_text.set_visible(self.paused)
+        if self._mode == "window" and not self._closed:
+            self.figure.canvas.manager.set_window_title(self.title + (" (paused)" if self.paused else ""))
+
+    # ----- the movie
+
+    def _check_movie_target(self, path):
+        """Choose the writer and make sure the folder takes files, before training starts."""
+        from matplotlib import animation
+
+        if path.suffix not in (".mp4", ".gif"):
+            raise VisuError(f"cannot record {path}: a movie file name must end in .mp4 or .gif")
+        if path.suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
+            path = path.with_suffix(".gif")
+            print(f"ffmpeg not found: the movie will be {path} (install ffmpeg for MP4)", file=sys.stderr)
+        probe = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.probe")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():
+                raise IsADirectoryError(21, "it is a folder")
+            probe.open("xb").close()
+            probe.unlink()
+        except OSError as error:
+            raise VisuError(f"cannot record the movie {path} ({error.strerror or error}): "
+                            "choose another file name or folder") from None
+        self.movie_path = str(path)
+        self._movie_temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+    def _record_frame(self):
+        self._ensure_figure()
+        self._update_artists()
+        if self._movie_writer is None:
+            self._movie_writer, dpi = _movie_writer(Path(self.movie_path))
+            self._movie_writer.setup(self.figure, str(self._movie_temp), dpi=dpi)
+        with _ctrl_c_after_block():
+            self._movie_writer.grab_frame()
+        self._movie_frames += 1
+        self._movie_state = self._data_state()
+
+    def _data_state(self):
+        """Something that changes when there is new data to show."""
+        return (len(self.history.train["iteration"]), len(self.history.test["iteration"]),
+                len(self._histogram_iterations), self._iteration, tuple(self._digits_changed))
+
+    def _finish_movie(self):
+        """Add the final state if it is new, then close the movie file and move it into place."""
+        try:
+            if self._movie_frames == 0 or self._data_state() != self._movie_state:
+                self._record_frame()
+            with _ctrl_c_after_block():
+                self._movie_writer.finish()
+            os.replace(self._movie_temp, self.movie_path)
+        except (OSError, subprocess.CalledProcessError) as error:
+            raise VisuError(f"cannot write the movie {self.movie_path} ({error})") from None
+        finally:
+            with contextlib.suppress(OSError):
+                self._movie_temp.unlink()
+            self._movie_temp = self._movie_writer = None
+
+
+# The six panels on a 16 x 9 figure: (left, bottom, width, height) in figure fractions.
+_PANEL_BOXES = [(left, bottom, 0.26, 0.36) for bottom in (0.53, 0.065) for left in (0.055, 0.38, 0.705)]
+
+
+# --------------------------------------------------------------------------- comparing runs
+
+
+def plot_comparison(histories, fig):
+    """Draw the test accuracy and test loss of several runs on fig, one colour per run."""
+    accuracy = fig.add_axes((0.06, 0.1, 0.42, 0.78))
+    loss = fig.add_axes((0.56, 0.1, 0.42, 0.78))
+    for k, history in enumerate(histories):
+        best = history.max_test_accuracy
+        label = f"{history.name}: max {best:.2%}" if best is not None else f"{history.name}: no test"
+        style = dict(color=RUN_COLOURS[k % len(RUN_COLOURS)], linewidth=3, label=label)
+        accuracy.plot(history.test["iteration"], history.test["accuracy"], **style)
+        loss.plot(history.test["iteration"], history.test["loss"], **style)
+    for ax, title in ((accuracy, "Test accuracy"), (loss, "Test cross-entropy loss")):
+        ax.set_title(title, fontsize=TITLE_SIZE)
+        ax.set_xlabel("iteration", fontsize=TEXT_SIZE)
+        ax.tick_params(labelsize=TEXT_SIZE)
+        ax.grid(True, color="#dddddd")
+    _format_accuracy_axis(accuracy, _accuracy_floor([h.max_test_accuracy for h in histories]))
+    loss_range = _finite_range([x for h in histories for x in h.test["loss"]], positive=True)
+    if loss_range:
+        _set_loss_range(loss, *_round_limits(*loss_range, log=True))
+    accuracy.legend(loc="lower right", fontsize=TEXT_SIZE)
+    return fig
+
+
+def most_confused(matrix, top=5):
+    """The largest off-diagonal cells of a confusion matrix: [(true, predicted, count)]."""
+    matrix = np.asarray(matrix)
+    cells = [(-matrix[t, p], t, p) for t in range(len(matrix)) for p in range(len(matrix)) if t != p and matrix[t, p] > 0]
+    return [(t, p, int(-c)) for c, t, p in sorted(cells)[:top]]
+
+
+def plot_confusion(history, fig):
+    """Draw the run's confusion matrix (rows: true digit, columns: predicted) on fig."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+
+    report = history.report
+    matrix = np.asarray((report or {}).get("confusion_matrix", []))
+    if matrix.shape != (10, 10):
+        raise VisuError(f"run {history.name!r} has no confusion matrix in its report "
+                        "(it was interrupted, or made without a final evaluation)")
+    matrix = matrix.astype(int)
+    recall = np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
+    precision = np.diag(matrix) / np.maximum(matrix.sum(axis=0), 1)
+    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
+
+    ax = fig.add_axes((0.07, 0.1, 0.55, 0.8))
+    errors = np.ma.masked_where(np.eye(10, dtype=bool) | (matrix == 0), matrix)
+    ax.imshow(np.where(np.eye(10), 1.0, np.nan), cmap="Greys", vmin=0, vmax=6)  # grey diagonal
+    ax.imshow(errors, cmap="Reds", norm=LogNorm(vmin=0.5, vmax=max(2, errors.max() or 2)))
+    for t in range(10):
+        for p in range(10):
+            if matrix[t, p]:
+                dark = t != p and matrix[t, p] > 0.3 * (errors.max() or 1)
+                ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=TEXT_SIZE - 1,
+                        color="white" if dark else "black", weight="bold" if t == p else "normal")
+    ax.set_xticks(range(10), [f"{d}\n{precision[d]:.1%}" for d in range(10)], fontsize=TEXT_SIZE - 2)
+    ax.set_yticks(range(10), [f"{d}  {recall[d]:.1%}" for d in range(10)], fontsize=TEXT_SIZE - 2)
+    ax.set_xlabel("predicted digit  (precision under each)", fontsize=TEXT_SIZE)
+    ax.set_ylabel("true digit  (recall)", fontsize=TEXT_SIZE)
+    ax.set_title(f"{history.name}: {accuracy:.2%} of {matrix.sum():,} test digits right",
+                 fontsize=TITLE_SIZE)
+
+    pairs = most_confused(matrix)
+    lines = ["Most confused", "(true → predicted)", ""]
+    for t, p, count in pairs:
+        ax.add_patch(Rectangle((p - 0.5, t - 0.5), 1, 1, fill=False, edgecolor="#0072b2", linewidth=3.5))
+        lines.append(f"{t} → {p}: {count} time{'s' if count > 1 else ''}")
+    if not pairs:
+        lines.append("none: every digit right")
+    fig.text(0.68, 0.88, "\n".join(lines), fontsize=TITLE_SIZE, va="top", linespacing=1.6)
+    fig.text(0.68, 0.1, "recall: share of each true digit\nrecognised (rows)\n"
+             "precision: share of each\nprediction that is right (columns)",
+             fontsize=TEXT_SIZE - 2, va="bottom", color="#555555", linespacing=1.5)
+    return fig
+
+
+def _show_or_save(draw, figsize, save_png):
+    """Draw into a PNG file (no window) or into a window that stays until closed."""
+    if save_png:
+        fig = _offscreen_figure(figsize, SCREEN_DPI)
+        draw(fig)
+        _save_figure(fig, save_png)
+        print(f"Saved {save_png}")
+        return
+    if _no_display():
+        raise VisuError("no display: add --save-png FILE")
+    import matplotlib.pyplot as plt
+
+    try:
+        fig = _window_figure(figsize, SCREEN_DPI, "MNIST lab")
+    except VisuError as error:
+        raise VisuError(f"{error}: add --save-png FILE") from None
+    draw(fig)
+    plt.show()
+
+
+def main(argv=None):
+    """The command line: python tensorflowvisu.py {compare,confusion} ... (-h for help)."""
+    parser = argparse.ArgumentParser(
+        prog="tensorflowvisu.py", description="Look at finished MNIST lab runs (the runs/*.json files).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{compare,confusion}")
+    compare = commands.add_parser(
+        "compare", help="overlay the test curves of several runs",
+        description="Overlay the test accuracy and test loss curves of several runs, "
+                    "e.g. sigmoid vs ReLU vs dropout vs convolutions. The legend gives each "
+                    "run's best test accuracy; the accuracy axis zooms in on where the runs are.")
+    compare.add_argument("runs", nargs="+", metavar="RUN.json", help="run histories written by the lab")
+    confusion = commands.add_parser(
+        "confusion", help="show a run's confusion matrix",
+        description="Show which digits a run's network confuses: rows are the true digits, "
+                    "columns the predicted ones; the most frequent confusions are called out.")
+    confusion.add_argument("run", metavar="RUN.json", help="a run history written by the lab")
+    for command in (compare, confusion):
+        command.add_argument("--save-png", metavar="FILE",
+                             help="write the picture into FILE instead of opening a window")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "compare":
+            histories = [History.load(path) for path in args.runs]
+            _show_or_save(lambda fig: plot_comparison(histories, fig), (16, 7), args.save_png)
+        else:
+            history = History.load(args.run)
+            _show_or_save(lambda fig: plot_confusion(history, fig), (14, 9), args.save_png)
+    except VisuError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
