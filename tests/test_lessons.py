@@ -1,0 +1,217 @@
+"""The lab's numbered lessons: short real runs, and unit tests of their parts.
+
+Full-length accuracy is measured by benchmarks/accuracy.py, not here.
+"""
+import json
+import math
+import os
+import re
+import runpy
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT
+
+LESSONS = {  # script: (steps for a short run, accuracy floor a broken model cannot reach)
+    "mnist_1.0_softmax.py": (300, 0.85),
+    "mnist_2.0_five_layers_sigmoid.py": (400, 0.80),
+    "mnist_2.1_five_layers_relu.py": (300, 0.90),
+    "mnist_2.2_five_layers_relu_dropout.py": (300, 0.88),
+    "mnist_3.0_convolutional.py": (200, 0.88),
+}
+FINAL_LINES = re.compile(r"max test accuracy: (0\.\d{4})\nfinal test accuracy: (0\.\d{4})\n$")
+
+
+def outputs(tmp_path):
+    return ["--history", tmp_path / "run.json", "--save-model", tmp_path / "model"]
+
+
+@pytest.mark.parametrize("script", LESSONS)
+def test_short_run_ends_with_the_two_lines_and_learns(script, run_script, tmp_path):
+    steps, floor = LESSONS[script]
+    result = run_script(script, "--no-vis", "--steps", steps, *outputs(tmp_path))
+    assert result.returncode == 0, result.stderr
+    match = FINAL_LINES.search(result.stdout)
+    assert match, result.stdout[-500:]
+    max_accuracy, final_accuracy = map(float, match.groups())
+    assert final_accuracy >= floor
+    assert max_accuracy >= final_accuracy
+    history = json.loads((tmp_path / "run.json").read_text())
+    assert history["final"]["steps"] == steps
+    assert history["test"]["iteration"][-1] == steps
+    assert history["final"]["final_test_accuracy"] == pytest.approx(final_accuracy, abs=1e-4)
+    assert (tmp_path / "model" / "saved_model.pb").exists()
+    assert "Traceback" not in result.stderr
+
+
+def test_same_seed_same_curves_other_seed_other_curves(run_script, tmp_path):
+    """Dropout and batch order are random: the seed must pin them all."""
+    def curves(name, seed):
+        result = run_script("mnist_2.2_five_layers_relu_dropout.py", "--no-vis", "--steps", 100, "--seed", seed,
+                            "--history", tmp_path / f"{name}.json", "--save-model", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+        history = json.loads((tmp_path / f"{name}.json").read_text())
+        return history["train"]["loss"] + history["test"]["loss"]
+
+    first, again, other = curves("a", 1), curves("b", 1), curves("c", 2)
+    assert first == again
+    assert first != other
+
+
+# ----------------------------------------------------------------- unit tests
+
+
+def load_lesson(script, monkeypatch):
+    """A lesson's namespace (variables, model, train_step) without training it."""
+    monkeypatch.setattr(sys, "argv", [str(ROOT / script)])
+    return runpy.run_path(str(ROOT / script), run_name="lesson")
+
+
+@pytest.fixture(scope="module")
+def batch(mnist_dir):
+    import mnistdata
+
+    mnist = mnistdata.read_data_sets(mnist_dir, one_hot=True, reshape=False, seed=0)
+    images, labels = mnist.train.next_batch(100)
+    return tf.constant(images), tf.constant(labels)
+
+
+@pytest.mark.parametrize("script", LESSONS)
+def test_model_gives_ten_logits_and_a_step_lowers_the_loss(script, batch, monkeypatch):
+    lesson = load_lesson(script, monkeypatch)
+    X, Y_ = batch
+    Ylogits = lesson["model"](X)
+    assert Ylogits.shape == (100, 10)
+    assert Ylogits.dtype == tf.float32
+
+    def loss():  # evaluation mode: dropout off, so the comparison is not noise
+        return float(tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=Y_, logits=lesson["model"](X))))
+
+    before = loss()
+    for _ in range(3):
+        lesson["train_step"](X, Y_)
+    assert loss() < before
+
+
+def test_dropout_only_while_training(batch, monkeypatch):
+    lesson = load_lesson("mnist_2.2_five_layers_relu_dropout.py", monkeypatch)
+    X, _ = batch
+    model = lesson["model"]
+    np.testing.assert_array_equal(model(X, training=False), model(X, training=False))
+    assert not np.allclose(model(X, training=True), model(X, training=False))
+
+
+def test_learning_rate_decay_values():
+    import lab
+
+    decay = lab.ExponentialDecay(0.003, decay_steps=2000, floor=0.0001)
+    assert float(decay(0)) == pytest.approx(0.0031)
+    assert float(decay(2000)) == pytest.approx(0.0001 + 0.003 / math.e)
+    assert float(decay(10000)) == pytest.approx(0.0001 + 0.003 * math.exp(-5))
+    assert float(decay(10**6)) == pytest.approx(0.0001)
+
+
+def test_an_optimizer_with_a_schedule_reports_its_current_rate(monkeypatch, batch):
+    lesson = load_lesson("mnist_2.1_five_layers_relu.py", monkeypatch)
+    X, Y_ = batch
+    for _ in range(5):
+        lesson["train_step"](X, Y_)
+    assert float(lesson["optimizer"].learning_rate) == pytest.approx(0.0001 + 0.003 * math.exp(-5 / 2000))
+
+
+def test_nan_guard_stops_a_diverging_run(mnist_dir, tmp_path, capsys):
+    import lab
+
+    args = lab.parse_args("test", steps=100, argv=["--no-vis", "--data-dir", mnist_dir, *map(str, outputs(tmp_path))])
+    W = tf.Variable(tf.zeros([784, 10]))
+    optimizer = tf.keras.optimizers.SGD(1e30)  # absurdly high: the loss overflows at once
+
+    def model(X, training=False):
+        return tf.matmul(tf.reshape(X, [-1, 784]), W) * 1e30
+
+    @tf.function
+    def train_step(X, Y_):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=Y_, logits=model(X)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, [W]), [W]))
+
+    with pytest.raises(SystemExit) as stop:
+        lab.train(args, model, train_step, optimizer)
+    message = str(stop.value.code)
+    assert message.startswith("error: the loss became nan at step 20")
+    assert "learning rate" in message and "\n" not in message
+
+
+def test_report_figures_on_a_hand_made_prediction_set():
+    import lab
+
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 9])
+    predicted = np.array([0, 0, 1, 1, 1, 2, 2, 9, 2, 9])
+    rep = lab.report(labels, predicted)
+    matrix = np.array(rep["confusion_matrix"])
+    assert matrix.sum() == len(labels)
+    assert matrix[0, 0] == 2 and matrix[0, 1] == 1 and matrix[2, 9] == 1
+    assert rep["accuracy"] == pytest.approx(0.8)
+    assert rep["precision"][1] == pytest.approx(2 / 3)  # predicted 1 three times, right twice
+    assert rep["recall"][0] == pytest.approx(2 / 3)
+    assert rep["recall"][9] == pytest.approx(1.0) and rep["precision"][9] == pytest.approx(0.5)
+    assert rep["f1"][9] == pytest.approx(2 / 3)
+    assert rep["support"][:3] == [3, 2, 4] and rep["precision"][5] == 0.0  # never predicted: 0, not NaN
+
+
+# ----------------------------------------------------------- bad input, Ctrl-C
+
+
+@pytest.mark.parametrize("flags, complaint", [
+    (["--steps", "0"], "--steps: must be at least 1"),
+    (["--batch-size", "ten"], "--batch-size: expected a whole number"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_flags_one_line_no_traceback(flags, complaint, run_script):
+    result = run_script("mnist_1.0_softmax.py", *flags)
+    assert result.returncode == 2
+    assert complaint in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_data_one_line_that_says_what_to_do(run_script, tmp_path):
+    closed = "http://127.0.0.1:9/"  # the discard port: nothing listens, the connection is refused
+    result = run_script("mnist_1.0_softmax.py", "--no-vis", "--data-dir", tmp_path / "empty",
+                        *outputs(tmp_path), env={"MNIST_MIRRORS": closed})
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "MNIST_DATA_DIR" in last
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run.json").exists()
+
+
+def test_unwritable_output_fails_before_training(run_script, tmp_path):
+    result = run_script("mnist_1.0_softmax.py", "--no-vis", "--history", "/proc/nope/run.json")
+    assert result.returncode != 0
+    assert "--history" in result.stderr and "Traceback" not in result.stderr
+    assert "step" not in result.stdout
+
+
+def test_ctrl_c_saves_history_and_prints_the_summary(mnist_dir, tmp_path):
+    env = dict(os.environ, MNIST_DATA_DIR=mnist_dir, MPLBACKEND="Agg")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "mnist_2.1_five_layers_relu.py"), "--no-vis", "--steps", "1000000",
+         *map(str, outputs(tmp_path))], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    for line in process.stdout:  # wait until training runs
+        if line.startswith("step") and "step      0" not in line:
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted at step" in out
+    assert FINAL_LINES.search(out)
+    assert "Traceback" not in err
+    history = json.loads((tmp_path / "run.json").read_text())
+    assert history["final"]["interrupted"] is True
+    assert 0 < history["final"]["steps"] < 1000000
