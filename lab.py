@@ -151,6 +151,12 @@ def parse_args(doc, steps, argv=None):
     args.name = name
     args.history = args.history or str(ROOT / "runs" / f"{name}.json")
     args.save_model = args.save_model or str(ROOT / "models" / name)
+    if args.logdir:
+        try:
+            import tensorboard  # noqa: F401  (tf.summary writes through it)
+        except ImportError:
+            raise SystemExit("error: --logdir needs TensorBoard: pip install tensorboard") from None
+        _check_writable(Path(args.logdir) / "run", "--logdir")
     for flag in ("history", "save_png", "save_movie", "save_model"):
         path = getattr(args, flag)
         if path:
@@ -189,6 +195,49 @@ class ExponentialDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"start": self.start, "decay_steps": self.decay_steps, "floor": self.floor}
+
+
+class BatchNorm(tf.Module):
+    """Batch normalisation of one layer, at the low level (Ioffe and Szegedy, 2015).
+
+    In training, the layer's weighted sums (before the activation function) are
+    normalised with the mean and variance of the current batch, neuron by neuron (for a
+    convolutional layer, channel by channel, over the batch and all positions):
+
+        Ybn = scale * (Ylogits - batch mean) / sqrt(batch variance + 1e-5) + offset
+
+    so every layer gets inputs centred on 0 with a spread of 1, whatever the layers
+    before it do: training can use much higher learning rates. `offset` (beta) and
+    `scale` (gamma) are trainable variables of the lesson: the offset takes over the
+    role of the bias (a bias added before the normalisation would be subtracted again
+    with the mean), the scale is only worth having before a sigmoid (a ReLU does not care
+    about the scale of its input).
+
+    At test time there is no batch to average over (or a batch of one), so the layer
+    uses moving averages of the training batches' means and variances, updated at every
+    training step; they are variables too (not trained, but saved with the model). Like
+    TF1's tf.train.ExponentialMovingAverage(decay, step), the average forgets fast at
+    first (decay (1 + n) / (10 + n) at update n), then with `decay`.
+    """
+
+    def __init__(self, size, decay=0.999):
+        super().__init__()
+        self.decay = decay
+        self.moving_mean = tf.Variable(tf.zeros([size]), trainable=False)
+        self.moving_variance = tf.Variable(tf.ones([size]), trainable=False)
+        self.updates = tf.Variable(0.0, trainable=False)
+
+    def __call__(self, Ylogits, offset, scale=None, training=False):
+        if training:
+            axes = list(range(len(Ylogits.shape) - 1))  # [0] for a dense layer, [0, 1, 2] for a convolution
+            mean, variance = tf.nn.moments(Ylogits, axes)
+            decay = tf.minimum(self.decay, (1 + self.updates) / (10 + self.updates))
+            self.moving_mean.assign(decay * self.moving_mean + (1 - decay) * mean)
+            self.moving_variance.assign(decay * self.moving_variance + (1 - decay) * variance)
+            self.updates.assign_add(1)
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        return tf.nn.batch_normalization(Ylogits, mean, variance, offset, scale, variance_epsilon=1e-5)
 
 
 # ------------------------------------------------------------------------ evaluation
@@ -238,16 +287,20 @@ def format_report(rep):
 # ---------------------------------------------------------------------- the training
 
 
-def train(args, model, train_step, optimizer):
+def train(args, model, train_step, optimizer, *, panels=None, augment=None):
     """Train `model` with `train_step`, driven by the dashboard, then report and save.
 
     model(X, training=False) -> logits [batch, 10], for images X [batch, 28, 28, 1].
     train_step(X, Y_) runs one optimisation step on a batch with one-hot labels Y_.
     optimizer is the lesson's Keras optimizer (its learning rate is shown and recorded).
+    panels(X) -> {title: values, title: values}: what the dashboard's panels 4 and 5
+        show for a training batch X (default: all the weights and all the biases).
+    augment(X) -> X: applied to every training batch before train_step (and before
+        the training figures, so the dashboard shows the digits the network sees).
     Problems the user can fix end the script with one line and a non-zero exit.
     """
     try:
-        run = _Run(args, model, train_step, optimizer)
+        run = _Run(args, model, train_step, optimizer, panels, augment)
         run.train()
     except (LabError, mnistdata.MnistError, tensorflowvisu.VisuError) as e:
         raise SystemExit(f"error: {e}") from None
@@ -260,7 +313,7 @@ def train(args, model, train_step, optimizer):
 class _Run:
     """One training run: the data as tensors, the compiled loop, the records."""
 
-    def __init__(self, args, model, train_step, optimizer):
+    def __init__(self, args, model, train_step, optimizer, panels, augment):
         self.args, self.model, self.optimizer = args, model, optimizer
         self.interrupted = False
 
@@ -299,15 +352,28 @@ class _Run:
             """Several training steps in one compiled call, one row of indices per batch,
             then the figures on the last batch: accuracy, loss, predicted digits."""
             for k in tf.range(tf.shape(indices)[0]):
-                train_step(tf.gather(self.train_images, indices[k]), tf.gather(self.train_labels, indices[k]))
-            last = indices[-1]
-            return self._figures(tf.gather(self.train_images, last), tf.gather(self.train_labels, last))
+                train_step(batch_images(indices[k]), tf.gather(self.train_labels, indices[k]))
+            images = batch_images(indices[-1])
+            return (images, *self._figures(images, tf.gather(self.train_labels, indices[-1])))
+
+        def batch_images(indices):
+            images = tf.gather(self.train_images, indices)
+            return augment(images) if augment else images
 
         @tf.function(jit_compile=self.xla)
         def figures(images, labels):
             return self._figures(images, labels)
 
         self.train_steps, self.figures = train_steps, figures
+
+        # Panels 4 and 5 of the dashboard: all weights and all biases, unless the lesson
+        # shows something else there (the batch-norm lessons show activations).
+        if panels:
+            self.panels = tf.function(panels)
+            self.panel_titles = list(self.panels(self.train_images[:2]))
+        else:
+            self.panels = lambda images: {"weights": _flat(self.weights), "biases": _flat(self.biases)}
+            self.panel_titles = ["weights", "biases"]
         self.history = tensorflowvisu.History(args.name, {
             "script": f"{args.name}.py", "steps": args.steps, "batch_size": args.batch_size,
             "seed": args.seed, "xla": self.xla, "device": self.device,
@@ -333,15 +399,18 @@ class _Run:
               f"{self.mnist.train.num_examples} training and {self.mnist.test.num_examples} test images, "
               f"training on {self.device}{' with XLA' if self.xla else ''}", flush=True)
         self.dashboard = tensorflowvisu.Dashboard(
-            self.history, title=args.name, live=not args.no_vis, movie=args.save_movie)
+            self.history, title=args.name, panel4_title=self.panel_titles[0],
+            panel5_title=self.panel_titles[1], live=not args.no_vis, movie=args.save_movie)
         # Digits and histograms are only worth computing when something will show them.
         self.pictures = self.dashboard.live or self.dashboard.recording or bool(args.save_png)
         self.done = 0  # steps trained so far
         self.start = time.perf_counter()
         self.train_seconds = self.test_seconds = 0.0
         self.warmup_seconds = None  # the first compiled call includes tracing and compilation
+        # Long runs test less often: about 100 test points per run, at least every 100 steps.
+        test_every = max(TEST_EVERY, args.steps // 100 // TRAIN_EVERY * TRAIN_EVERY)
         try:
-            self.dashboard.animate(self.step, args.steps, TRAIN_EVERY, TEST_EVERY, more_tests_at_start=True)
+            self.dashboard.animate(self.step, args.steps, TRAIN_EVERY, test_every, more_tests_at_start=True)
         except KeyboardInterrupt:
             self.interrupted = True
             print(f"\ninterrupted at step {self.done} of {args.steps}: saving what was learned so far", flush=True)
@@ -353,15 +422,16 @@ class _Run:
         if i > self.done:
             indices = np.stack([self.mnist.train.next_batch_indices(self.args.batch_size)
                                 for _ in range(i - self.done)])
-            accuracy, loss, predictions = self.train_steps(indices)
+            images, accuracy, loss, predictions = self.train_steps(indices)
             loss = float(loss)  # waits for the compiled call to finish
             batch = indices[-1]
             self.done = i
         else:  # step 0: the untrained model, on the first batch
             batch = np.arange(self.args.batch_size)
-            accuracy, loss, predictions = self.figures(
-                tf.gather(self.train_images, batch), tf.gather(self.train_labels, batch))
+            images = tf.gather(self.train_images, batch)
+            accuracy, loss, predictions = self.figures(images, tf.gather(self.train_labels, batch))
             loss = float(loss)
+        self.batch_images = images  # the digits the network just saw (augmented, if it is)
         elapsed = time.perf_counter() - t
         self.train_seconds += elapsed
         if self.warmup_seconds is None and i > 0:
@@ -371,10 +441,10 @@ class _Run:
                 f"the loss became {loss} at step {i}: training diverged. The learning rate "
                 f"({self.learning_rate():.4g}) is probably too high for this model: lower it and run again")
         if update_train:
-            self.history.append_train(i, float(accuracy), loss, self.learning_rate(), self.wall_time())
+            self.history.append_train(i, round(float(accuracy), 6), loss, self.learning_rate(), self.wall_time())
             if self.pictures:
-                self.dashboard.set_training_digits(self.mnist.train.images[batch],
-                                                   self.mnist.train.labels[batch].argmax(1), predictions.numpy())
+                self.dashboard.set_training_digits(images.numpy(), self.mnist.train.labels[batch].argmax(1),
+                                                   predictions.numpy())
             if self.writer:
                 with self.writer.as_default(step=i):
                     tf.summary.scalar("train/accuracy", accuracy)
@@ -385,8 +455,9 @@ class _Run:
 
     def test(self, i):
         t = time.perf_counter()
-        accuracy, loss, predictions = self.figures(self.test_images, self.test_labels)
-        accuracy, loss, self.test_predictions = float(accuracy), float(loss), predictions.numpy()
+        _, loss, predictions = self.figures(self.test_images, self.test_labels)
+        loss, self.test_predictions = float(loss), predictions.numpy()
+        accuracy = float(np.mean(self.test_predictions == self.test_digits))  # exact, not float32
         self.test_seconds += time.perf_counter() - t
         self.history.append_test(i, accuracy, loss, self.wall_time())
         train = self.history.train
@@ -396,7 +467,8 @@ class _Run:
               f"| lr {train['learning_rate'][-1]:.3g}", flush=True)
         if self.pictures:
             self.dashboard.set_test_digits(self.mnist.test.images, self.test_digits, self.test_predictions)
-            self.dashboard.append_histograms(i, _flat(self.weights), _flat(self.biases))
+            panel4, panel5 = (np.asarray(values) for values in self.panels(self.batch_images).values())
+            self.dashboard.append_histograms(i, panel4, panel5)
         if self.writer:
             with self.writer.as_default(step=i):
                 tf.summary.scalar("test/accuracy", accuracy)
@@ -461,9 +533,13 @@ def _flat(variables):
 
 
 def _variable_names(variables):
-    """Name variables after the lesson's globals (W1, B1, ...) for TensorBoard."""
+    """Name variables after the lesson's globals (W1, B1, BN1.moving_mean...) for TensorBoard."""
     main = sys.modules.get("__main__")
-    by_id = {id(value): key for key, value in vars(main).items()} if main else {}
+    by_id = {}
+    for key, value in (vars(main).items() if main else ()):
+        by_id[id(value)] = key
+        if isinstance(value, tf.Module):  # e.g. a BatchNorm: its moving averages
+            by_id.update({id(v): f"{key}.{attr}" for attr, v in vars(value).items() if isinstance(v, tf.Variable)})
     return {v.ref(): by_id.get(id(v), v.name.split(":")[0]) for v in variables}
 
 
