@@ -6,17 +6,17 @@ hidden layer (keep probability 0.75) and scales the rest up by 1/0.75, so no neu
 rely on another one being there. At test time all neurons work (training=False).
 Watch the test loss stay flat instead of rising; the training curves get noisier.
 
-  . . . . . . . . . .    (input data, flattened pixels)        X  [batch, 784]
-  \x/x\x/x\x/x\x/x\x/ ✞  -- fully connected layer (relu+D)     W1 [784, 200]  B1 [200]
-   . . . . . . . . .                                           Y1 [batch, 200]
-    \x/x\x/x\x/x\x/ ✞    -- fully connected layer (relu+D)     W2 [200, 100]  B2 [100]
-     . . . . . . .                                             Y2 [batch, 100]
-      \x/x\x/x\x/ ✞      -- fully connected layer (relu+D)     W3 [100, 60]   B3 [60]
-       . . . . .                                               Y3 [batch, 60]
-        \x/x\x/ ✞        -- fully connected layer (relu+D)     W4 [60, 30]    B4 [30]
-         . . .                                                 Y4 [batch, 30]
-          \x/            -- fully connected layer (softmax)    W5 [30, 10]    B5 [10]
-           .                                                   Y5 [batch, 10]
+  . . . . . . . . . .    (input data, flattened pixels)     X  [batch, 784]
+  \x/x\x/x\x/x\x/x\x/ D  -- fully connected layer (relu+D)  W1 [784, 200]  B1 [200]
+   . . . . . . . . .                                        Y1 [batch, 200]
+    \x/x\x/x\x/x\x/ D    -- fully connected layer (relu+D)  W2 [200, 100]  B2 [100]
+     . . . . . . .                                          Y2 [batch, 100]
+      \x/x\x/x\x/ D      -- fully connected layer (relu+D)  W3 [100, 60]   B3 [60]
+       . . . . .                                            Y3 [batch, 60]
+        \x/x\x/ D        -- fully connected layer (relu+D)  W4 [60, 30]    B4 [30]
+         . . .                                              Y4 [batch, 30]
+          \x/            -- fully connected layer (softmax) W5 [30, 10]    B5 [10]
+           .                                                Y5 [batch, 10]
 """
 
 import lab  # the shared machinery: flags, data, training loop, dashboard, reports

@@ -23,6 +23,11 @@ LESSONS = {  # script: (steps for a short run, accuracy floor a broken model can
     "mnist_2.1_five_layers_relu.py": (300, 0.90),
     "mnist_2.2_five_layers_relu_dropout.py": (300, 0.88),
     "mnist_3.0_convolutional.py": (200, 0.88),
+    "mnist_3.1_convolutional_bigger_dropout.py": (200, 0.88),
+    "mnist_4.0_batchnorm_five_layers_sigmoid.py": (200, 0.88),
+    "mnist_4.1_batchnorm_five_layers_relu.py": (200, 0.88),
+    "mnist_4.2_batchnorm_convolutional.py": (100, 0.88),
+    "mnist_5.0_batchnorm_convolutional_augmented.py": (100, 0.85),
 }
 FINAL_LINES = re.compile(r"max test accuracy: (0\.\d{4})\nfinal test accuracy: (0\.\d{4})\n$")
 
@@ -215,3 +220,90 @@ def test_ctrl_c_saves_history_and_prints_the_summary(mnist_dir, tmp_path):
     history = json.loads((tmp_path / "run.json").read_text())
     assert history["final"]["interrupted"] is True
     assert 0 < history["final"]["steps"] < 1000000
+
+
+# ------------------------------------------------------- batch norm, augmentation
+
+
+def test_batch_norm_uses_the_batch_in_training_and_moving_averages_at_test_time():
+    import lab
+
+    tf.random.set_seed(1)
+    bn = lab.BatchNorm(3)
+    offset, scale = tf.constant([0.5, -1.0, 0.0]), tf.constant([2.0, 1.0, 3.0])
+    Y = tf.random.normal([200, 3]) * [1.0, 5.0, 0.1] + [10.0, -3.0, 0.5]
+
+    out = bn(Y, offset, scale, training=True)  # normalised with this batch's statistics
+    np.testing.assert_allclose(tf.reduce_mean(out, 0), offset, atol=1e-4)
+    np.testing.assert_allclose(tf.math.reduce_std(out, 0), scale, rtol=1e-3)
+    mean, variance = tf.nn.moments(Y, [0])
+    # first update: the average forgets fast, decay (1 + 0) / (10 + 0) = 0.1
+    np.testing.assert_allclose(bn.moving_mean, 0.9 * mean, rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance, 0.1 + 0.9 * variance, rtol=1e-5)
+
+    for _ in range(300):
+        bn(Y, offset, scale, training=True)
+    np.testing.assert_allclose(bn.moving_mean, mean, rtol=1e-3)
+    # at test time each image is normalised on its own: independent of the rest of the batch
+    alone = bn(Y[:1], offset, scale, training=False)
+    np.testing.assert_allclose(alone, bn(Y, offset, scale, training=False)[:1], rtol=1e-5)
+    np.testing.assert_allclose(alone, out[:1], rtol=1e-2, atol=1e-2)  # averages ~ the batch statistics
+    # ... and in training mode the same image depends on its batch
+    assert not np.allclose(bn(Y[:2], offset, scale, training=True)[:1], out[:1], atol=1e-2)
+
+
+def test_convolutional_batch_norm_normalises_each_channel_over_batch_and_positions():
+    import lab
+
+    bn = lab.BatchNorm(4)
+    Y = tf.random.normal([8, 5, 5, 4], seed=2) * 3 + 7
+    out = bn(Y, tf.zeros([4]), training=True)
+    assert out.shape == Y.shape and bn.moving_mean.shape == (4,)
+    np.testing.assert_allclose(tf.reduce_mean(out, [0, 1, 2]), np.zeros(4), atol=1e-4)
+
+
+def test_batch_norm_lessons_save_their_moving_averages(monkeypatch):
+    """The moving averages are used at test time, so the saved model must carry them."""
+    import lab
+
+    lesson = load_lesson("mnist_4.1_batchnorm_five_layers_relu.py", monkeypatch)
+    traced = tf.function(lesson["model"]).get_concrete_function(tf.TensorSpec([None, 28, 28, 1]))
+    saved = {v.ref() for v in traced.variables}
+    for bn in (lesson["BN1"], lesson["BN4"]):
+        assert bn.moving_mean.ref() in saved and bn.moving_variance.ref() in saved
+
+
+@pytest.fixture(scope="module")
+def test_digits(mnist_dir):
+    import mnistdata
+
+    mnist = mnistdata.read_data_sets(mnist_dir, one_hot=True, reshape=False, validation_size=0, seed=0)
+    return mnist
+
+
+def test_augmentation_keeps_shapes_range_and_labels(test_digits, monkeypatch):
+    lesson = load_lesson("mnist_5.0_batchnorm_convolutional_augmented.py", monkeypatch)
+    augment = tf.function(lesson["augment"])
+    X = tf.constant(test_digits.test.images[:500])
+    XA = augment(X)
+    assert XA.shape == X.shape and XA.dtype == tf.float32
+    assert float(tf.reduce_min(XA)) >= 0.0 and float(tf.reduce_max(XA)) <= 1.0
+    assert not np.allclose(XA, X, atol=0.05)  # the images did change...
+    assert not np.allclose(augment(X), XA)  # ... differently at every call
+    ink_ratio = tf.reduce_sum(XA, [1, 2, 3]) / tf.reduce_sum(X, [1, 2, 3])
+    assert 0.7 < float(tf.reduce_min(ink_ratio)) and float(tf.reduce_max(ink_ratio)) < 1.35  # zoom <= 10%
+
+    # The labels stay right: a network trained on augmented batches (with their labels
+    # unchanged) reads plain and augmented test digits well. Had the transformation
+    # turned digits into something else (or shuffled the images of a batch), it could not.
+    conv = load_lesson("mnist_3.0_convolutional.py", monkeypatch)
+    for _ in range(500):
+        images, labels = test_digits.train.next_batch(100)
+        conv["train_step"](augment(tf.constant(images)), tf.constant(labels))
+    truth = test_digits.test.labels[:500].argmax(1)
+
+    def accuracy(images):
+        return float(np.mean(conv["model"](images).numpy().argmax(1) == truth))
+
+    assert accuracy(X) > 0.95
+    assert accuracy(augment(X)) > 0.93
