@@ -161,6 +161,11 @@ def parse_args(doc, steps, argv=None):
         path = getattr(args, flag)
         if path:
             _check_writable(path, "--" + flag.replace("_", "-"))
+    model_dir = Path(args.save_model)
+    if model_dir.exists() and not (model_dir / "saved_model.pb").exists() and \
+            (not model_dir.is_dir() or any(model_dir.iterdir())):
+        raise SystemExit(f"error: --save-model {model_dir}: exists and is not a saved model; "
+                         "choose a new or empty folder (a saved model there is replaced)")
     tf.random.set_seed(args.seed)
     return args
 
@@ -565,6 +570,9 @@ def save_model(model, variables, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is as readable as any other
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": serve})
         if path.exists():

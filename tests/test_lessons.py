@@ -202,6 +202,17 @@ def test_unwritable_output_fails_before_training(run_script, tmp_path):
     assert "step" not in result.stdout
 
 
+def test_save_model_never_replaces_a_folder_that_is_not_a_model(run_script, tmp_path):
+    folder = tmp_path / "my_documents"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("precious")
+    result = run_script("mnist_1.0_softmax.py", "--no-vis", "--save-model", folder,
+                        "--history", tmp_path / "run.json")
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("choose a new or empty folder (a saved model there is replaced)")
+    assert (folder / "notes.txt").read_text() == "precious"
+
+
 def test_ctrl_c_saves_history_and_prints_the_summary(mnist_dir, tmp_path):
     env = dict(os.environ, MNIST_DATA_DIR=mnist_dir, MPLBACKEND="Agg")
     process = subprocess.Popen(

@@ -1,0 +1,640 @@
+"""predict.py: read your own handwritten digits with a network the lab trained.
+
+    python predict.py --model models/mnist_3.0_convolutional my_seven.png photo.jpg
+    python predict.py my_seven.png --show        # also see what the network sees
+    python predict.py --draw                     # draw digits with the mouse
+
+For each picture it prints the digit it reads and how sure the network is (the
+probability it gives that digit), then the next two candidates:
+
+    my_seven.png: 7 (p=0.97)
+      then 1 (p=0.02), 9 (p=0.01)
+
+--draw opens a canvas: draw with the mouse (button pressed), the bars follow as you
+draw; key c clears, q closes.
+
+Every lesson saves its trained network (models/<lesson name>/, a TensorFlow SavedModel).
+Without --model, predict.py uses the most recently saved one. It needs only that folder:
+not the lessons, not the lab's code.
+
+Why the pictures must be prepared first
+---------------------------------------
+The network only ever saw MNIST digits, and those were made in a very particular way.
+Yann LeCun's team took digits written on forms, scanned them in black and white, then:
+
+1. scaled each one to fit in a 20x20 pixel box, keeping its proportions (a "1" stays
+   thin), with anti-aliasing, which turns the edges into shades of grey;
+2. put that box in a 28x28 field so that the digit's centre of mass (the average
+   position of its ink, weighted by how dark it is) lands in the middle of the field.
+
+So every MNIST digit is roughly the same size, in the same place, stored as light ink
+(1.0) on a black background (0.0). A network learns exactly what it is shown: give it a
+digit drawn small in a corner of a photo, black on white, with grey paper around it,
+and it sees something it has never met. Its answer is then close to a guess.
+
+`preprocess` does to your picture what was done to MNIST's digits:
+
+1. grey levels: colours (and transparency) become shades of grey;
+2. light ink on a dark background: the border of the picture is taken as the paper; if
+   it is light (dark ink on white paper, the usual case), the picture is inverted.
+   Ink is then measured against the paper, and faint marks (paper texture, shadows,
+   JPEG ripples: less than a quarter of the ink's contrast) are dropped;
+3. crop to the ink;
+4. scale so that the longer side is 20 pixels, keeping the proportions, anti-aliased;
+5. place it in 28x28 with its centre of mass in the middle, at full contrast (0 to 1).
+
+Tips for your own pictures: one digit per picture, a dark pen on plain paper, nothing
+else in the frame (a shadow or the edge of the sheet counts as ink and shrinks the
+digit). --show displays the 28x28 digit the network actually gets.
+"""
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ROOT = Path(__file__).resolve().parent
+MODELS = ROOT / "models"  # where the lessons save their networks (lab.py: --save-model)
+
+SIZE = 28  # MNIST's field: 28x28 pixels
+BOX = 20  # the digit fits in a 20x20 box inside it...
+CENTRE = 14.0  # ...placed so that its centre of mass is at row 14, column 14 (MNIST's average)
+NOISE = 0.25  # ink fainter than this share of the strongest ink is paper, not pen
+MIN_CONTRAST = 0.1  # ink and paper differ by less than 10 % of black-to-white: a blank picture
+SHOW_AT_MOST = 30  # --show and --save-png draw this many digits at most
+
+
+class PredictError(Exception):
+    """A problem the user can fix; the message is one line that says what is wrong."""
+
+
+class NoInkError(PredictError, ValueError):
+    """The picture has no digit in it: one uniform colour, or only faint noise."""
+
+
+# ------------------------------------------------------------------- preprocessing
+
+
+def preprocess(image):
+    """Turn a picture of one handwritten digit into an MNIST digit: float32 [28, 28] in [0, 1].
+
+    image: a PIL image (any mode and size; transparency allowed), or an array
+    [height, width] of grey levels or [height, width, 3 or 4] of colours (RGB, RGBA),
+    integers (0-255) or floats (0.0-1.0). Dark ink on light paper or light ink on dark
+    paper. The result is light ink (up to 1.0) on black (0.0), the longer side of the
+    digit 20 pixels, its centre of mass in the middle of the 28x28 field, like MNIST's.
+
+    Raises NoInkError when there is nothing to read (a blank picture).
+    """
+    grey = _grey_levels(image)  # 1. 0.0 black ... 1.0 white
+    ink = _ink(grey)  # 2. 0.0 paper ... 1.0 the strongest ink, faint marks dropped
+    rows = np.flatnonzero(ink.any(axis=1))  # 3. crop to the ink
+    columns = np.flatnonzero(ink.any(axis=0))
+    ink = ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    digit = _fit_in_box(ink, BOX)  # 4. longer side 20 pixels
+    return _centre(digit)  # 5. in 28x28, by centre of mass
+
+
+def _grey_levels(image):
+    """The picture as grey levels: float32 [height, width], 0.0 = black ... 1.0 = white."""
+    if isinstance(image, Image.Image):
+        image = ImageOps.exif_transpose(image)  # phone photos: turn them the way they were taken
+        if image.mode in ("1", "L", "I", "I;16", "I;16L", "I;16B", "F"):
+            array = np.asarray(image)  # already grey: keep every level (16-bit too)
+        elif "A" in image.getbands() or "transparency" in image.info:
+            array = np.asarray(image.convert("RGBA"))
+        else:
+            array = np.asarray(image.convert("L"))
+    else:
+        array = np.asarray(image)
+    if array.dtype == bool:
+        array = array.astype(np.float32)
+    elif np.issubdtype(array.dtype, np.integer):  # 0-255, or 0-65535 for 16-bit pictures
+        array = array.astype(np.float32) / (255 if array.size == 0 or array.max() <= 255 else 65535)
+    array = array.astype(np.float32)
+
+    alpha = None
+    if array.ndim == 3 and array.shape[2] in (1, 2, 3, 4):
+        if array.shape[2] in (2, 4):  # the last channel is the opacity
+            array, alpha = array[..., :-1], array[..., -1]
+        if array.shape[2] == 3:  # colour -> grey, with the eye's weights for red, green, blue
+            array = array @ np.array([0.299, 0.587, 0.114], np.float32)
+        else:
+            array = array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(f"expected a picture [height, width] or [height, width, channels], "
+                         f"got an array of shape {np.shape(image)}")
+    if array.size == 0:
+        raise NoInkError("no ink: the picture is empty (0 pixels)")
+
+    if alpha is not None:  # see-through parts: put them on paper that the ink stands out from
+        if alpha.max() == 0:
+            raise NoInkError("no ink: the picture is fully transparent")
+        ink_is_dark = (array * alpha).sum() / alpha.sum() < 0.5  # what is visible is mostly ink
+        paper = 1.0 if ink_is_dark else 0.0
+        array = array * alpha + paper * (1 - alpha)
+    return array
+
+
+def _ink(grey):
+    """How much ink each pixel holds: 0.0 for the paper ... 1.0 for the strongest ink.
+
+    The paper's colour is the median of the picture's border: light paper means dark
+    ink, which is measured downwards from the paper (that is the inversion to MNIST's
+    light-on-dark). Ink is then scaled to full contrast, and marks fainter than NOISE
+    of it are dropped.
+    """
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    paper = float(np.median(border))
+    darkest, lightest = float(grey.min()), float(grey.max())
+    if paper > (darkest + lightest) / 2:  # light paper: dark ink
+        ink = paper - grey
+    else:  # dark paper: light ink, as in MNIST
+        ink = grey - paper
+    contrast = float(ink.max())
+    if contrast < MIN_CONTRAST:
+        raise NoInkError("no ink: the picture is blank (one uniform colour)")
+    ink = np.clip(ink / contrast, 0, 1)
+    return np.clip((ink - NOISE) / (1 - NOISE), 0, 1)  # faint marks -> 0, the rest still 0-1
+
+
+def _fit_in_box(ink, box):
+    """Scale so that the longer side is `box` pixels, keeping the proportions.
+
+    PIL's Lanczos filter anti-aliases: when shrinking, each new pixel averages the
+    pixels it covers, so thin edges become greys, as in MNIST. The result is stretched
+    back to full contrast (its strongest ink 1.0): a thin stroke shrunk a lot is faint.
+    """
+    height, width = ink.shape
+    scale = box / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))  # PIL: (width, height)
+    resized = Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)  # mode "F"
+    digit = np.clip(np.asarray(resized), 0, 1)  # Lanczos overshoots a little at sharp edges
+    return digit / digit.max() if digit.max() > 0 else digit
+
+
+def _centre(digit):
+    """Place the digit in a 28x28 black field with its centre of mass at (CENTRE, CENTRE)."""
+    height, width = digit.shape
+    rows, columns = np.mgrid[0:height, 0:width]
+    mass = digit.sum()
+    row = (rows * digit).sum() / mass  # the centre of mass, inside the digit's box
+    column = (columns * digit).sum() / mass
+    top = min(max(int(round(CENTRE - row)), 0), SIZE - height)  # whole pixels, never out of the field
+    left = min(max(int(round(CENTRE - column)), 0), SIZE - width)
+    field = np.zeros((SIZE, SIZE), np.float32)
+    field[top:top + height, left:left + width] = digit
+    return field
+
+
+def read_image(path):
+    """Open a PNG or JPEG file and prepare it: float32 [28, 28]. Raises PredictError."""
+    path = Path(path)
+    if path.is_dir():
+        raise PredictError("is a folder, not an image")
+    if path.is_file() and path.stat().st_size == 0:
+        raise PredictError("empty file (0 bytes), not an image")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return preprocess(image)
+    except FileNotFoundError:
+        raise PredictError("no such file") from None
+    except UnidentifiedImageError:
+        raise PredictError("not an image that can be read (PNG or JPEG expected)") from None
+    except Image.DecompressionBombError:
+        raise PredictError("the image is too large (more than "
+                           f"{Image.MAX_IMAGE_PIXELS * 2:,} pixels)") from None
+    except OSError as error:  # unreadable, or a truncated or damaged file
+        raise PredictError(f"cannot read the image ({error.strerror or error})") from None
+
+
+# ---------------------------------------------------------------------- the model
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Hide what TensorFlow's C++ core prints while it loads (before it reads
+    TF_CPP_MIN_LOG_LEVEL): the process's stderr goes to a temporary file, which is
+    shown only if something unexpected fails."""
+    with tempfile.TemporaryFile() as log:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except Exception as error:
+            if not isinstance(error, PredictError):
+                os.dup2(saved, 2)
+                log.seek(0)
+                sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def check_model_folder(folder):
+    """Fail fast, before TensorFlow loads, when `folder` cannot be a SavedModel."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise PredictError(f"model {folder}: no such folder")
+    if not folder.is_dir():
+        raise PredictError(f"model {folder}: is a file; a model is a folder (e.g. models/mnist_3.0_convolutional)")
+    if not (folder / "saved_model.pb").is_file():
+        inside = sorted(p.name for p in _model_folders(folder))
+        hint = f": it holds models, pass one of them, e.g. {folder / inside[0]}" if inside else ""
+        raise PredictError(f"model {folder}: not a saved model (no saved_model.pb in it){hint}")
+
+
+def load_model(folder):
+    """Load a network saved by the lab: a function images [N, 28, 28] -> probabilities [N, 10].
+
+    Only TensorFlow and the folder are needed, not the lessons' code: the SavedModel
+    holds the computation and the trained weights. Its "serving_default" signature
+    takes `images` (float32 [N, 28, 28], 0-1, light ink on black) and returns
+    `probabilities` [N, 10] and `digits` [N]. Raises PredictError.
+    """
+    check_model_folder(folder)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warnings: off
+    with _quiet_stderr():
+        try:
+            import tensorflow as tf
+        except ImportError as error:
+            raise PredictError(f"cannot import TensorFlow ({error}): pip install -r requirements.txt") from None
+        try:
+            saved = tf.saved_model.load(str(folder))
+        except Exception as error:  # a damaged or foreign folder: TensorFlow says why
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise PredictError(f"model {folder}: cannot load it ({reason})") from None
+    serve = saved.signatures.get("serving_default")
+    if serve is None:
+        raise PredictError(f"model {folder}: not a digit model saved by the lab (it has no serving_default signature)")
+    if not _is_digit_signature(serve, tf):
+        raise PredictError(f"model {folder}: not a digit model saved by the lab (its serving_default signature "
+                           "must take images [N, 28, 28] and return probabilities [N, 10])")
+
+    def probabilities(images):
+        images = tf.constant(np.asarray(images, np.float32).reshape(-1, SIZE, SIZE))
+        return serve(images=images)["probabilities"].numpy()
+
+    probabilities.saved_model = saved  # keeps the weights alive with the function
+    return probabilities
+
+
+def _is_digit_signature(serve, tf):
+    _, inputs = serve.structured_input_signature
+    outputs = serve.structured_outputs
+    images = inputs.get("images")
+    probabilities = outputs.get("probabilities") if isinstance(outputs, dict) else None
+    return (set(inputs) == {"images"} and images.dtype == tf.float32
+            and images.shape.is_compatible_with([None, SIZE, SIZE])
+            and probabilities is not None and probabilities.shape.is_compatible_with([None, 10]))
+
+
+def _model_folders(folder):
+    """The SavedModels directly inside `folder` (hidden ones, being written, left out)."""
+    try:
+        return [p for p in Path(folder).iterdir()
+                if not p.name.startswith(".") and (p / "saved_model.pb").is_file()]
+    except OSError:
+        return []
+
+
+def latest_model():
+    """The most recently saved model under models/ next to this script. Raises PredictError."""
+    found = _model_folders(MODELS)
+    if not found:
+        raise PredictError(f"no trained model in {MODELS}: train one first "
+                           "(e.g. python mnist_3.0_convolutional.py) or pass --model DIR")
+    return max(found, key=lambda p: (p / "saved_model.pb").stat().st_mtime)
+
+
+# ------------------------------------------------------------------------ pictures
+
+
+def top_digits(probabilities, count=3):
+    """The `count` likeliest digits, likeliest first, as (digit, probability) pairs."""
+    order = np.argsort(-probabilities, kind="stable")[:count]
+    return [(int(d), float(probabilities[d])) for d in order]
+
+
+def plot_predictions(fig, names, digits, probabilities):
+    """For each image: the 28x28 digit the network sees, and its probabilities as bars."""
+    count = len(names)
+    columns = min(count, 3)
+    rows = math.ceil(count / columns)
+    fig.suptitle("What the network sees (28x28) and what it answers", fontsize=13)
+    for k, (name, digit, p) in enumerate(zip(names, digits, probabilities)):
+        best = int(np.argmax(p))
+        image_ax = fig.add_subplot(rows, 2 * columns, 2 * k + 1)
+        image_ax.imshow(digit, cmap="gray", vmin=0, vmax=1)
+        image_ax.set_xticks([])
+        image_ax.set_yticks([])
+        label = Path(name).name
+        image_ax.set_title(label if len(label) <= 22 else label[:21] + "…", fontsize=10)
+        bars_ax = fig.add_subplot(rows, 2 * columns, 2 * k + 2)
+        colours = ["#0072b2" if d == best else "#b0b0b0" for d in range(10)]
+        bars_ax.bar(range(10), p, color=colours)
+        bars_ax.set_ylim(0, 1)
+        bars_ax.set_xticks(range(10))
+        bars_ax.set_yticks([0, 0.5, 1])
+        bars_ax.tick_params(labelsize=9)
+        bars_ax.set_title(f"{best} (p={p[best]:.2f})", fontsize=11, fontweight="bold")
+    height = fig.get_figheight()  # margins in inches, whatever the number of rows
+    fig.subplots_adjust(left=0.04, right=0.98, bottom=0.4 / height, top=1 - 0.9 / height,
+                        wspace=0.35, hspace=0.6)
+
+
+def _figure_size(count):
+    columns = min(count, 3)
+    return 4.6 * columns, 2.3 * math.ceil(count / columns) + 0.6
+
+
+def save_png(path, names, digits, probabilities):
+    """Draw the predictions into a PNG file (no window). Raises PredictError."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=_figure_size(len(names)), dpi=100)
+    FigureCanvasAgg(fig)
+    plot_predictions(fig, names, digits, probabilities)
+    try:
+        fig.savefig(path, format="png")
+    except OSError as error:
+        raise PredictError(f"--save-png {path}: cannot write it ({error.strerror or error})") from None
+
+
+def open_window(figsize, title):
+    """A pyplot figure in a window. Raises PredictError when no window can open here."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise PredictError("no display")
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context({"toolbar": "None"}):  # no zoom and pan tools: in the pad, dragging draws
+        fig = plt.figure(figsize=figsize)
+    if fig.canvas.required_interactive_framework is None:  # Agg and other file-only backends
+        plt.close(fig)
+        raise PredictError(f"the matplotlib backend {plt.get_backend()!r} cannot open windows")
+    fig.canvas.manager.set_window_title(title)
+    return fig
+
+
+def show(names, digits, probabilities):
+    """Show the predictions in a window until it is closed; without one, say so (one line)."""
+    try:
+        fig = open_window(_figure_size(len(names)), "predict.py")
+    except PredictError as problem:
+        print(f"{problem}: cannot show the pictures (the predictions are above); "
+              "add --save-png FILE to save them in a file", file=sys.stderr)
+        return
+    import matplotlib.pyplot as plt
+
+    plot_predictions(fig, names, digits, probabilities)
+    plt.show()
+
+
+# --------------------------------------------------------------------- drawing pad
+
+
+class DrawingPad:
+    """Draw a digit with the mouse and watch the network read it as you draw.
+
+    A 280x280 canvas (ten times MNIST's size), white ink on black: press the mouse
+    button, drag, release, like a felt pen. The drawing is prepared like any picture
+    (preprocess) and the network's probabilities are shown as bars, at most 10 times a
+    second while drawing and once more when the pen is lifted. Key c clears the canvas.
+
+    model: a function images [N, 28, 28] -> probabilities [N, 10] (load_model).
+    fig: a matplotlib figure: a window's, or an offscreen one (tests drive the event
+    handlers with synthetic mouse and key events).
+    """
+
+    SIZE = 280
+    PEN_RADIUS = 12  # pixels: shrunk to 20x20, a digit drawn across the canvas gets MNIST's strokes
+    INTERVAL = 0.1  # seconds between two predictions while drawing
+
+    def __init__(self, model, fig):
+        self.model, self.fig = model, fig
+        self.image = np.zeros((self.SIZE, self.SIZE), np.float32)  # the drawing, 0-1
+        self.seen = np.zeros((SIZE, SIZE), np.float32)  # what the network gets
+        self.probabilities = None  # [10], None while the canvas is blank
+        self.digit = None
+        self.pen_down = False
+        self._last_point = None  # the previous point of the stroke, None when starting one
+        self._predicted_at = -math.inf
+
+        fig.set_facecolor("white")
+        self.pad_ax = fig.add_axes([0.02, 0.06, 0.48, 0.84])
+        self.pad_ax.set_title("draw a digit (mouse), c: clear", fontsize=12)
+        self.pad_image = self.pad_ax.imshow(self.image, cmap="gray", vmin=0, vmax=1)
+        self.pad_ax.set_xticks([])
+        self.pad_ax.set_yticks([])
+
+        self.seen_ax = fig.add_axes([0.56, 0.56, 0.17, 0.3])
+        self.seen_ax.set_title("the network sees\n(28x28)", fontsize=10)
+        self.seen_image = self.seen_ax.imshow(self.seen, cmap="gray", vmin=0, vmax=1)
+        self.seen_ax.set_xticks([])
+        self.seen_ax.set_yticks([])
+        self.answer = fig.text(0.86, 0.7, "?", fontsize=64, ha="center", va="center", color="#0072b2")
+        self.answer_p = fig.text(0.86, 0.53, "", fontsize=12, ha="center", va="center")
+
+        self.bars_ax = fig.add_axes([0.56, 0.08, 0.41, 0.34])
+        self.bars = self.bars_ax.bar(range(10), np.zeros(10), color="#b0b0b0")
+        self.bars_ax.set_ylim(0, 1)
+        self.bars_ax.set_xticks(range(10))
+        self.bars_ax.set_title("probabilities", fontsize=10)
+
+        canvas = fig.canvas
+        self._connections = [
+            canvas.mpl_connect("button_press_event", self.on_press),
+            canvas.mpl_connect("motion_notify_event", self.on_motion),
+            canvas.mpl_connect("button_release_event", self.on_release),
+            canvas.mpl_connect("key_press_event", self.on_key),
+        ]
+
+    # -- events
+
+    def on_press(self, event):
+        if event.inaxes is not self.pad_ax or event.xdata is None:
+            return
+        self.pen_down = True
+        self._last_point = (event.xdata, event.ydata)
+        self.stroke(self._last_point, self._last_point)  # a click leaves a dot
+        self._refresh(predict=False)
+
+    def on_motion(self, event):
+        if not self.pen_down:
+            return
+        if event.inaxes is not self.pad_ax or event.xdata is None:
+            self._last_point = None  # off the canvas: the stroke resumes where the pen comes back
+            return
+        point = (event.xdata, event.ydata)
+        self.stroke(self._last_point or point, point)
+        self._last_point = point
+        self._refresh(predict=time.monotonic() - self._predicted_at >= self.INTERVAL)
+
+    def on_release(self, event):
+        if self.pen_down:
+            self.pen_down = False
+            self._last_point = None
+            self._refresh(predict=True)
+
+    def on_key(self, event):
+        if event.key == "c":
+            self.clear()
+
+    # -- drawing and predicting
+
+    def stroke(self, start, end):
+        """Ink the segment from start to end (x, y in pixels) with a round, anti-aliased pen."""
+        (x0, y0), (x1, y1) = start, end
+        r = self.PEN_RADIUS + 1
+        top, bottom = max(int(min(y0, y1) - r), 0), min(int(max(y0, y1) + r) + 1, self.SIZE)
+        left, right = max(int(min(x0, x1) - r), 0), min(int(max(x0, x1) + r) + 1, self.SIZE)
+        if top >= bottom or left >= right:
+            return
+        y, x = np.mgrid[top:bottom, left:right]
+        dx, dy = x1 - x0, y1 - y0
+        length2 = dx * dx + dy * dy
+        # distance from each pixel to the nearest point of the segment
+        t = np.clip(((x - x0) * dx + (y - y0) * dy) / length2, 0, 1) if length2 > 0 else 0.0
+        distance = np.hypot(x - (x0 + t * dx), y - (y0 + t * dy))
+        ink = np.clip(self.PEN_RADIUS + 0.5 - distance, 0, 1)  # soft by one pixel at the edge
+        region = self.image[top:bottom, left:right]
+        np.maximum(region, ink, out=region)
+
+    def predict(self):
+        """Ask the network about the drawing (nothing drawn: no answer)."""
+        self._predicted_at = time.monotonic()
+        try:
+            self.seen = preprocess(self.image)
+        except NoInkError:
+            self.seen = np.zeros((SIZE, SIZE), np.float32)
+            self.probabilities = self.digit = None
+            return
+        self.probabilities = np.asarray(self.model(self.seen[np.newaxis])[0], np.float64)
+        self.digit = int(np.argmax(self.probabilities))
+
+    def clear(self):
+        self.image[:] = 0
+        self.pen_down = False
+        self._last_point = None
+        self._refresh(predict=True)
+
+    def _refresh(self, predict):
+        if predict:
+            self.predict()
+        self.pad_image.set_data(self.image)
+        self.seen_image.set_data(self.seen)
+        p = self.probabilities if self.probabilities is not None else np.zeros(10)
+        for d, bar in enumerate(self.bars):
+            bar.set_height(p[d])
+            bar.set_color("#0072b2" if d == self.digit else "#b0b0b0")
+        self.answer.set_text("?" if self.digit is None else str(self.digit))
+        self.answer_p.set_text("" if self.digit is None else f"p={p[self.digit]:.2f}")
+        self.fig.canvas.draw_idle()
+
+
+# --------------------------------------------------------------------- command line
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def parse_args(argv=None):
+    parser = _Parser(
+        prog="predict.py",
+        description="Classify your own pictures of handwritten digits (PNG or JPEG, any size, "
+                    "dark on light or light on dark) with a network trained by the lab's lessons, "
+                    "or draw digits with the mouse (--draw).")
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="pictures of one digit each")
+    parser.add_argument("--model", metavar="DIR",
+                        help="a saved model folder (default: the most recent one in models/ "
+                             "next to predict.py)")
+    parser.add_argument("--show", action="store_true",
+                        help="show the digits as the network sees them, and its probabilities, in a window")
+    parser.add_argument("--save-png", metavar="FILE", help="save that picture into FILE instead")
+    parser.add_argument("--draw", action="store_true",
+                        help="open a canvas to draw digits with the mouse, with live predictions")
+    args = parser.parse_args(argv)
+    if args.draw and (args.images or args.show or args.save_png):
+        parser.error("--draw takes no IMAGE, --show or --save-png")
+    if not args.draw and not args.images:
+        parser.error("give one or more IMAGE files, or --draw")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return _run(args)
+    except PredictError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args):
+    if args.draw:  # no window possible: say so before anything else
+        try:
+            window = open_window((10, 5.2), "predict.py --draw")
+        except PredictError as problem:
+            raise PredictError(f"{problem}: --draw needs a window to draw in") from None
+    folder = Path(args.model) if args.model else latest_model()
+    if not args.model:
+        print(f"using the most recent model: {folder}", file=sys.stderr)
+    check_model_folder(folder)
+    if args.save_png and not Path(args.save_png).resolve().parent.is_dir():
+        raise PredictError(f"--save-png {args.save_png}: no folder {Path(args.save_png).resolve().parent}")
+    if args.draw:
+        import matplotlib.pyplot as plt
+
+        pad = DrawingPad(load_model(folder), window)
+        plt.show()  # until the window is closed; `pad` stays referenced (matplotlib holds handlers weakly)
+        del pad
+        return 0
+
+    names, digits, failed = [], [], False
+    for name in args.images:  # a bad file gets one line and does not stop the others
+        try:
+            digits.append(read_image(name))
+            names.append(name)
+        except PredictError as error:
+            print(f"error: {name}: {error}", file=sys.stderr)
+            failed = True
+    if not digits:
+        return 1
+    model = load_model(folder)
+    probabilities = model(np.stack(digits))
+    for name, p in zip(names, probabilities):
+        (best, p_best), *others = top_digits(p)
+        print(f"{name}: {best} (p={p_best:.2f})")
+        print("  then " + ", ".join(f"{d} (p={q:.2f})" for d, q in others))
+    sys.stdout.flush()
+
+    if args.show or args.save_png:
+        shown = names[:SHOW_AT_MOST]
+        if len(names) > len(shown):
+            print(f"showing the first {len(shown)} of {len(names)} images", file=sys.stderr)
+        pictures = (shown, digits[:len(shown)], probabilities[:len(shown)])
+        if args.save_png:
+            save_png(args.save_png, *pictures)
+            print(f"saved {args.save_png}", file=sys.stderr)
+        else:
+            show(*pictures)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

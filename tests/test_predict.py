@@ -1,0 +1,657 @@
+"""predict.py: preprocessing like MNIST's, the command line on pictures made here, bad
+input, the saved model reloaded in a fresh process, and the drawing pad driven by
+synthetic mouse events.
+
+One short real training run (lesson 2.1, 600 steps, about 10 s) makes the model that the
+whole file uses; each predict.py run in a subprocess costs about 3 s (TensorFlow loads).
+"""
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import predict
+from conftest import ROOT
+
+FIRST_LINE = re.compile(r"^(?P<file>.+): (?P<digit>\d) \(p=(?P<p>[01]\.\d\d)\)$")
+THEN_LINE = re.compile(r"^  then (\d) \(p=([01]\.\d\d)\), (\d) \(p=([01]\.\d\d)\)$")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def environment(**extra):
+    """No display, no window: what CI has."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["MPLBACKEND"] = "Agg"
+    env.update(extra)
+    return env
+
+
+def run_predict(*args, cwd, script=ROOT / "predict.py", env=None):
+    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=cwd, env=env or environment(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def parse(stdout):
+    """predict.py's output -> {file: (digit, p, [(digit, p), (digit, p)])}; checks the format."""
+    lines = stdout.splitlines()
+    assert len(lines) % 2 == 0, stdout
+    found = {}
+    for first, then in zip(lines[::2], lines[1::2]):
+        match, alternatives = FIRST_LINE.match(first), THEN_LINE.match(then)
+        assert match and alternatives, (first, then)
+        a = alternatives.groups()
+        found[match["file"]] = (int(match["digit"]), float(match["p"]),
+                                [(int(a[0]), float(a[1])), (int(a[2]), float(a[3]))])
+    return found
+
+
+def drawn_digit(digit, size, dark_on_light=True, width=None):
+    """A digit drawn with PIL's lines and ellipses: 1 (a bar), 0 (an ellipse), 7 (two strokes)."""
+    paper, ink = (255, 0) if dark_on_light else (0, 255)
+    image = Image.new("L", (size, size), paper)
+    draw = ImageDraw.Draw(image)
+    width = width or max(2, size // 12)
+    s = size
+    if digit == 1:
+        draw.line([(s * 0.5, s * 0.15), (s * 0.5, s * 0.85)], fill=ink, width=width)
+    elif digit == 0:
+        draw.ellipse([s * 0.3, s * 0.15, s * 0.7, s * 0.85], outline=ink, width=width)
+    elif digit == 7:
+        draw.line([(s * 0.25, s * 0.2), (s * 0.75, s * 0.2), (s * 0.45, s * 0.85)], fill=ink, width=width,
+                  joint="curve")
+    else:
+        raise ValueError(digit)
+    return image
+
+
+def centre_of_mass(image):
+    rows, columns = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    return (rows * image).sum() / image.sum(), (columns * image).sum() / image.sum()
+
+
+def ink_box(image):
+    """(height, width) of the smallest box holding every non-zero pixel."""
+    rows, columns = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    return rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
+
+
+def similarity(a, b):
+    """Cosine similarity of two 28x28 digits, at the best shift of at most one pixel."""
+    best = 0.0
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            c = np.roll(a, (dy, dx), axis=(0, 1))
+            best = max(best, float((c * b).sum() / (np.linalg.norm(c) * np.linalg.norm(b))))
+    return best
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def mnist_test(mnist_dir):
+    """The first 200 MNIST test digits: images [200, 28, 28] float 0-1 and labels."""
+    import mnistdata
+
+    mnist = mnistdata.read_data_sets(mnist_dir, reshape=False, validation_size=0)
+    return mnist.test.images[:200, :, :, 0], mnist.test.labels[:200].astype(int)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, mnist_dir):
+    """A model saved by a short real run of lesson 2.1 (about 96 % test accuracy)."""
+    folder = tmp_path_factory.mktemp("trained")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "mnist_2.1_five_layers_relu.py"), "--no-vis", "--steps", "600",
+         "--save-model", str(folder / "model"), "--history", str(folder / "run.json")],
+        cwd=folder, env=environment(MNIST_DATA_DIR=mnist_dir), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "model"
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    """The saved model, loaded in this process by predict.load_model."""
+    return predict.load_model(model_dir)
+
+
+MNIST_VARIANTS = ["56x56_dark.png", "200x120_light.jpg", "300x300_corner_dark_rgb.jpg", "28x28_light.png"]
+
+
+def mnist_picture(digit, variant):
+    """An MNIST digit (float 28x28, light on dark) as a picture file would hold it."""
+    light = Image.fromarray((digit * 255).round().astype(np.uint8))
+    dark = Image.fromarray(255 - np.asarray(light))
+    if variant == "56x56_dark.png":
+        return dark.resize((56, 56), Image.Resampling.BICUBIC)
+    if variant == "200x120_light.jpg":  # padded on all sides, wider than tall
+        canvas = Image.new("L", (200, 120), 0)
+        canvas.paste(light.resize((100, 100), Image.Resampling.BICUBIC), (70, 10))
+        return canvas
+    if variant == "300x300_corner_dark_rgb.jpg":  # small, in the bottom left corner, colour JPEG
+        canvas = Image.new("RGB", (300, 300), (255, 255, 255))
+        canvas.paste(dark.resize((120, 120), Image.Resampling.BICUBIC).convert("RGB"), (10, 170))
+        return canvas
+    return light
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory, mnist_test):
+    """Picture files made here, and the digit each one shows: {file name: label}."""
+    folder = tmp_path_factory.mktemp("pictures")
+    images, labels = mnist_test
+    truth = {}
+    for i in range(20):
+        variant = MNIST_VARIANTS[i % len(MNIST_VARIANTS)]
+        name = f"mnist{i:02d}_{variant}"
+        picture = mnist_picture(images[i], variant)
+        picture.save(folder / name, **({"quality": 85} if name.endswith(".jpg") else {}))
+        truth[name] = int(labels[i])
+    for digit in (1, 0, 7):
+        for size in (40, 150, 500):
+            for dark in (True, False):
+                name = f"drawn{digit}_{size}_{'dark' if dark else 'light'}.png"
+                drawn_digit(digit, size, dark).save(folder / name)
+                truth[name] = digit
+    return folder, truth
+
+
+@pytest.fixture(scope="module")
+def classified(pictures, model_dir):
+    """One predict.py run on all the pictures: (CompletedProcess, names in order, parsed output)."""
+    folder, truth = pictures
+    names = list(truth)
+    result = run_predict("--model", model_dir, *names, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return result, names, parse(result.stdout)
+
+
+@pytest.fixture
+def no_tensorflow(tmp_path):
+    """PYTHONPATH with a 'tensorflow' that ends the process: proves predict.py never imported it."""
+    fake = tmp_path / "fake" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("import os\nos.write(1, b'TENSORFLOW IMPORTED')\nos._exit(99)\n")
+    return environment(PYTHONPATH=str(fake.parent))
+
+
+# ----------------------------------------------------------------- preprocess: units
+
+
+def test_preprocess_gives_28x28_float32_at_full_contrast():
+    paper, ink = 0.65, 0.35  # grey ink on grey paper: a dull photo
+    image = np.full((90, 70), paper, np.float32)
+    image[20:70, 30:38] = ink
+    image[20:28, 15:55] = ink
+    digit = predict.preprocess(image)
+    assert digit.shape == (28, 28) and digit.dtype == np.float32
+    assert digit.min() == 0.0 and digit.max() == pytest.approx(1.0)
+    assert np.all(digit[:, :2] == 0) and np.all(digit[:2] == 0)  # the field around the 20x20 box stays black
+
+
+def test_dark_on_light_and_light_on_dark_give_the_same_digit(mnist_test):
+    images, _ = mnist_test
+    for digit in images[:5]:
+        light = np.asarray(Image.fromarray((digit * 255).astype(np.uint8)).resize((100, 100), Image.Resampling.BICUBIC))
+        a, b = predict.preprocess(light), predict.preprocess(255 - light)
+        np.testing.assert_allclose(a, b, atol=1e-4)
+        assert a.max() == pytest.approx(1.0)
+
+
+def test_mnist_digits_come_out_nearly_as_they_are(mnist_test):
+    """MNIST's digits are already prepared: preprocessing them again changes little."""
+    images, _ = mnist_test
+    scores = np.array([similarity(predict.preprocess(d), d) for d in images])
+    assert np.mean(scores > 0.9) >= 0.95, np.sort(scores)[:10]
+    for d in images[:50]:
+        assert np.allclose(centre_of_mass(predict.preprocess(d)), (14, 14), atol=0.75)
+
+
+def test_small_digit_in_a_corner_is_centred_and_fills_the_box():
+    big = Image.new("L", (600, 400), 255)
+    corner = drawn_digit(7, 60)
+    big.paste(corner, (5, 335))  # bottom left
+    digit = predict.preprocess(big)
+    row, column = centre_of_mass(digit)
+    assert abs(row - 14) <= 0.75 and abs(column - 14) <= 0.75
+    height, width = ink_box(digit)
+    assert 19 <= max(height, width) <= 20 and min(height, width) <= 20
+    # the same as the same 7 drawn large in the middle of its own picture
+    assert similarity(digit, predict.preprocess(drawn_digit(7, 600))) > 0.9
+
+
+def test_aspect_ratio_is_kept():
+    tall = np.zeros((200, 200), np.float32)
+    tall[20:180, 96:104] = 1.0  # a "1": 160 high, 8 wide
+    height, width = ink_box(predict.preprocess(tall))
+    assert height in (19, 20) and width <= 3
+    wide = tall.T.copy()  # a dash: 160 wide, 8 high
+    height, width = ink_box(predict.preprocess(wide))
+    assert width in (19, 20) and height <= 3
+
+
+@pytest.mark.parametrize("picture", [
+    Image.new("L", (50, 50), 255),
+    Image.new("L", (50, 50), 0),
+    Image.new("RGB", (40, 60), (30, 200, 10)),
+    Image.new("RGBA", (50, 50), (0, 0, 0, 0)),  # fully transparent
+    np.clip(0.9 + np.random.default_rng(0).uniform(-0.03, 0.03, (80, 80)), 0, 1),  # only paper grain
+], ids=["white", "black", "green", "transparent", "faint-noise"])
+def test_blank_picture_raises_no_ink(picture):
+    with pytest.raises(predict.NoInkError, match="^no ink: "):
+        predict.preprocess(picture)
+
+
+def test_paper_grain_and_shading_do_not_count_as_ink():
+    """Noise below a quarter of the ink's contrast is dropped: the crop is the digit's."""
+    rng = np.random.default_rng(1)
+    paper = np.linspace(0.8, 0.95, 500)[None, :] + rng.uniform(-0.1, 0.1, (500, 500))
+    paper[200:260, 240:248] = 0.1  # a small "1", dark ink
+    digit = predict.preprocess(np.clip(paper, 0, 1))
+    height, width = ink_box(digit)
+    assert height in (19, 20) and width <= 4
+
+
+@pytest.mark.parametrize("convert", [
+    lambda im: im.convert("RGB"),
+    lambda im: Image.fromarray(np.asarray(im).astype(np.uint16) * 257),  # 16-bit grey
+    lambda im: Image.merge("RGBA", [im.point(lambda v: 0)] * 3 + [im.point(lambda v: 255 - v)]),  # ink on transparent
+    lambda im: np.asarray(im) / 255.0,  # an array of floats
+], ids=["rgb", "16-bit", "transparent-background", "float-array"])
+def test_colour_depth_and_transparency_do_not_change_the_digit(convert):
+    grey = drawn_digit(7, 120)
+    np.testing.assert_allclose(predict.preprocess(convert(grey)), predict.preprocess(grey), atol=1e-3)
+
+
+# ------------------------------------------------------- the command line on pictures
+
+
+def test_mnist_digits_resized_inverted_png_and_jpeg_are_mostly_right(classified, pictures):
+    _, truth = pictures
+    _, _, found = classified
+    for variant in MNIST_VARIANTS:
+        names = [n for n in truth if n.startswith("mnist") and n.endswith(variant)]
+        right = sum(found[n][0] == truth[n] for n in names)
+        assert right >= len(names) - 1, (variant, {n: (truth[n], found[n][0]) for n in names})
+    names = [n for n in truth if n.startswith("mnist")]
+    assert sum(found[n][0] == truth[n] for n in names) >= 18
+
+
+def test_digits_drawn_with_lines_and_ellipses_are_right(classified, pictures):
+    _, truth = pictures
+    _, _, found = classified
+    drawn = [n for n in truth if n.startswith("drawn")]
+    wrong = {n: found[n][0] for n in drawn if found[n][0] != truth[n]}
+    assert len(wrong) <= 1, wrong  # 18 pictures: 3 shapes, 3 sizes, 2 polarities
+
+
+def test_output_two_lines_per_image_in_order_and_nothing_on_stderr(classified):
+    result, names, found = classified
+    assert list(found) == names  # one entry per image, in the order given
+    for digit, p, alternatives in found.values():
+        assert p >= alternatives[0][1] >= alternatives[1][1]
+        assert len({digit, alternatives[0][0], alternatives[1][0]}) == 3
+        assert p + alternatives[0][1] + alternatives[1][1] <= 1.02
+    assert result.stderr == ""  # TensorFlow's start-up chatter stays hidden
+
+
+def test_bad_inputs_one_line_each_the_others_still_classified(model_dir, tmp_path):
+    drawn_digit(1, 100).save(tmp_path / "one.png")
+    drawn_digit(0, 100, dark_on_light=False).save(tmp_path / "zero.jpg")
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "text.png").write_text("not a picture\n")
+    Image.new("L", (64, 64), 255).save(tmp_path / "blank.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    data = (tmp_path / "one.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(data[:len(data) // 2])
+    bad = {
+        "missing.png": "no such file",
+        "a_folder": "is a folder",
+        "text.png": "not an image",
+        "blank.png": "no ink",
+        "empty.png": "empty file",
+        "truncated.png": "cannot read the image",
+    }
+    args = ["one.png", *list(bad)[:3], "zero.jpg", *list(bad)[3:]]
+    result = run_predict("--model", model_dir, *args, cwd=tmp_path)
+    assert result.returncode == 1
+    errors = result.stderr.splitlines()
+    assert len(errors) == len(bad), result.stderr
+    for line, (name, problem) in zip(errors, bad.items()):
+        assert line.startswith(f"error: {name}: ") and problem in line, line
+    found = parse(result.stdout)
+    assert list(found) == ["one.png", "zero.jpg"]
+    assert found["one.png"][0] == 1 and found["zero.jpg"][0] == 0
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--bogus"], 2, "predict.py: error: unrecognized arguments: --bogus"),
+    ([], 2, "predict.py: error: give one or more IMAGE files, or --draw"),
+    (["--draw", "x.png"], 2, "predict.py: error: --draw takes no IMAGE"),
+    (["--model", "nowhere", "x.png"], 1, "error: model nowhere: no such folder"),
+    (["--model", "pictures", "x.png"], 1, "error: model pictures: not a saved model (no saved_model.pb in it)"),
+    (["--model", "pictures/one.png", "x.png"], 1, "error: model pictures/one.png: is a file"),
+    (["--model", "MODEL", "missing.png", "pictures"], 1, "error: missing.png: no such file"),
+    (["--model", "MODEL", "--draw"], 1, "error: no display: --draw needs a window"),
+    (["x.png"], 1, "error: no trained model in "),  # no models/ next to predict.py
+])
+def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message, no_tensorflow, model_dir,
+                                                            tmp_path):
+    app = tmp_path / "app"  # a predict.py with no models/ folder beside it
+    app.mkdir()
+    shutil.copy(ROOT / "predict.py", app)
+    (tmp_path / "pictures").mkdir()
+    drawn_digit(1, 50).save(tmp_path / "pictures" / "one.png")
+    args = [str(model_dir) if a == "MODEL" else a for a in args]
+    result = run_predict(*args, cwd=tmp_path, script=app / "predict.py", env=no_tensorflow)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "TENSORFLOW IMPORTED" not in result.stdout
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(message), result.stderr
+    if args[-1:] == ["pictures"]:  # a missing file and a folder: one line each
+        assert lines[1] == "error: pictures: is a folder, not an image"
+    else:
+        assert len(lines) == 1, result.stderr
+
+
+def test_default_model_is_the_most_recently_saved(model_dir, tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    shutil.copy(ROOT / "predict.py", app)
+    for name, mtime in [("older", 1_000_000), ("newer", 2_000_000), (".newer.tmp123", 3_000_000)]:
+        shutil.copytree(model_dir, app / "models" / name)  # the hidden one: a model being written
+        os.utime(app / "models" / name / "saved_model.pb", (mtime, mtime))
+    (app / "models" / "notes").mkdir()
+    drawn_digit(1, 80).save(tmp_path / "one.png")
+    result = run_predict("one.png", cwd=tmp_path, script=app / "predict.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"using the most recent model: {app / 'models' / 'newer'}"]
+    assert parse(result.stdout)["one.png"][0] == 1
+
+
+def test_not_a_model_clear_one_line_errors(model, model_dir, tmp_path):
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.w = tf.Variable(2.0)
+    module.f = tf.function(lambda x: {"y": x * module.w},
+                           input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+    tf.saved_model.save(module, str(tmp_path / "foreign"), signatures={"serving_default": module.f})
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "saved_model.pb").write_bytes(b"not a protocol buffer")
+    (tmp_path / "no_weights").mkdir()
+    shutil.copy(model_dir / "saved_model.pb", tmp_path / "no_weights")
+    (tmp_path / "empty").mkdir()
+    cases = {
+        "foreign": "not a digit model saved by the lab",
+        "garbage": "cannot load it",
+        "no_weights": "cannot load it",
+        "empty": "not a saved model (no saved_model.pb in it)",
+        "missing": "no such folder",
+    }
+    for name, problem in cases.items():
+        with pytest.raises(predict.PredictError) as error:
+            predict.load_model(tmp_path / name)
+        message = str(error.value)
+        assert message.startswith(f"model {tmp_path / name}: ") and problem in message
+        assert "\n" not in message
+
+    drawn_digit(1, 50).save(tmp_path / "one.png")
+    result = run_predict("--model", "foreign", "one.png", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: model foreign: not a digit model saved by the lab")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_show_without_a_display_says_so_and_still_prints(model_dir, tmp_path):
+    drawn_digit(7, 90).save(tmp_path / "seven.png")
+    result = run_predict("--model", model_dir, "seven.png", "--show", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert parse(result.stdout)["seven.png"][0] == 7
+    assert result.stderr.startswith("no display: cannot show the pictures")
+    assert "--save-png" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_save_png_draws_each_digit_and_its_probabilities(model_dir, pictures, tmp_path):
+    folder, truth = pictures
+    names = [n for n in truth if n.startswith("drawn")][::3][:4]
+    result = run_predict("--model", model_dir, *[folder / n for n in names], "--save-png", tmp_path / "p.png",
+                         cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"saved {tmp_path / 'p.png'}\n"
+    with Image.open(tmp_path / "p.png") as picture:
+        assert picture.format == "PNG"
+        pixels = np.asarray(picture.convert("RGB")).astype(int)
+    assert pixels.shape[1] > 1000 and pixels.shape[0] > 400  # 3 columns, 2 rows
+    blue = np.all(np.abs(pixels - [0, 114, 178]) < 8, axis=2)  # the predicted digits' bars
+    assert blue.sum() > 4 * 300
+    black = np.all(pixels < 8, axis=2)  # the digits' black fields
+    assert black.sum() > 4 * 3000
+
+
+def test_save_png_to_a_missing_folder_fails_before_loading_tensorflow(no_tensorflow, model_dir, tmp_path):
+    drawn_digit(1, 50).save(tmp_path / "one.png")
+    result = run_predict("--model", model_dir, "one.png", "--save-png", "no/such/p.png", cwd=tmp_path,
+                         env=no_tensorflow)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: --save-png no/such/p.png: no folder")
+
+
+# -------------------------------------------------------- the saved model on its own
+
+
+def test_fresh_process_without_the_project_gives_the_same_digits(model, model_dir, classified, pictures,
+                                                                  tmp_path):
+    folder, _ = pictures
+    _, names, found = classified
+    names = names[::3]
+    digits = np.stack([predict.read_image(folder / n) for n in names])
+    np.save(tmp_path / "digits.npy", digits)
+    shutil.copytree(model_dir, tmp_path / "copied_model")
+    script = textwrap.dedent("""
+        import importlib.util, json, os
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import numpy as np
+        import tensorflow as tf
+        assert not any(importlib.util.find_spec(m) for m in ("lab", "predict", "mnistdata"))
+        model = tf.saved_model.load("copied_model")
+        out = model.signatures["serving_default"](images=tf.constant(np.load("digits.npy")))
+        probabilities = out["probabilities"].numpy()
+        also = model.serve(np.load("digits.npy"))["digits"].numpy()
+        print(json.dumps({"digits": out["digits"].numpy().tolist(), "argmax": probabilities.argmax(1).tolist(),
+                          "serve": also.tolist(), "sums": probabilities.sum(1).tolist()}))
+    """)
+    env = environment(PYTHONPATH="")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    cli = [found[n][0] for n in names]
+    in_process = model(digits).argmax(1).tolist()
+    assert out["digits"] == out["argmax"] == out["serve"] == cli == in_process
+    assert np.allclose(out["sums"], 1, atol=1e-5)
+
+
+# ------------------------------------------------------------------ the drawing pad
+
+
+class CountingModel:
+    """The real model, counting how often the pad asks it."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def __call__(self, images):
+        self.calls += 1
+        return self.model(images)
+
+
+@pytest.fixture
+def pad(model):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 5.2))
+    FigureCanvasAgg(fig)
+    return predict.DrawingPad(CountingModel(model), fig)
+
+
+def mouse(pad, name, x, y):
+    """A synthetic mouse event at pixel (x, y) of the pad's 280x280 canvas."""
+    from matplotlib.backend_bases import MouseEvent
+
+    canvas = pad.fig.canvas
+    display_x, display_y = pad.pad_ax.transData.transform((x, y))
+    canvas.callbacks.process(name, MouseEvent(name, canvas, display_x, display_y, button=1))
+
+
+def stroke(pad, points):
+    mouse(pad, "button_press_event", *points[0])
+    for point in points[1:]:
+        mouse(pad, "motion_notify_event", *point)
+    mouse(pad, "button_release_event", *points[-1])
+
+
+def test_pad_a_vertical_stroke_is_inked_and_read_as_a_one(pad, tmp_path):
+    assert pad.image.shape == (280, 280) and pad.image.max() == 0 and pad.digit is None
+    stroke(pad, [(140, y) for y in range(40, 241, 10)])
+    assert np.all(pad.image[40:241, 138:143] == 1.0)  # ink all along the stroke...
+    assert pad.image[:, :110].max() == 0 and pad.image[:, 171:].max() == 0  # ...and only there
+    assert pad.image[:20].max() == 0 and pad.image[261:].max() == 0
+    assert pad.digit == 1
+    assert pad.probabilities.sum() == pytest.approx(1, abs=1e-5)
+    np.testing.assert_array_equal(pad.seen, predict.preprocess(pad.image))
+    assert [bar.get_height() for bar in pad.bars] == pytest.approx(list(pad.probabilities))
+    assert pad.answer.get_text() == "1"
+    pad.fig.savefig(tmp_path / "pad.png")  # the figure draws
+
+
+def test_pad_predicts_at_a_bounded_rate_and_when_the_pen_lifts(pad):
+    points = [(140, y) for y in range(40, 241, 5)]
+    pad.INTERVAL = 3600  # a slow clock: while drawing, only the first motion predicts
+    stroke(pad, points)
+    assert pad.model.calls == 2  # the first motion, and the release
+    pad.INTERVAL = 0
+    stroke(pad, [(100, 60), (120, 60), (140, 60)])
+    assert pad.model.calls == 2 + 2 + 1
+
+
+def test_pad_ignores_moves_without_the_button_and_clicks_outside(pad):
+    mouse(pad, "motion_notify_event", 140, 140)
+    mouse(pad, "button_press_event", 400, 140)  # outside the canvas, on the bars side
+    mouse(pad, "motion_notify_event", 140, 140)
+    assert pad.image.max() == 0 and pad.model.calls == 0
+
+
+def test_pad_c_clears(pad):
+    from matplotlib.backend_bases import KeyEvent
+
+    stroke(pad, [(140, y) for y in range(40, 241, 10)])
+    assert pad.digit is not None
+    canvas = pad.fig.canvas
+    canvas.callbacks.process("key_press_event", KeyEvent("key_press_event", canvas, "c"))
+    assert pad.image.max() == 0 and pad.seen.max() == 0
+    assert pad.digit is None and pad.probabilities is None
+    assert all(bar.get_height() == 0 for bar in pad.bars) and pad.answer.get_text() == "?"
+
+
+# -------------------------------------------------------- the drawing pad, for real
+
+
+@pytest.fixture
+def xvfb():
+    """A private X server; its display name, e.g. ':3'."""
+    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
+        pytest.skip("Xvfb and xdotool are needed (apt-get install xvfb xdotool)")
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24",
+                               "-nolisten", "tcp"], pass_fds=[write_end],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        number = b""
+        while not number.endswith(b"\n") and select.select([read_end], [], [], 15)[0]:
+            chunk = os.read(read_end, 16)
+            if not chunk:
+                break
+            number += chunk
+        assert number.strip().isdigit(), "Xvfb did not start"
+        yield f":{number.decode().strip()}"
+    finally:
+        os.close(read_end)
+        server.terminate()
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def test_draw_in_a_real_window_on_xvfb(xvfb, model_dir, tmp_path):
+    """predict.py --draw in a Tk window: a mouse drag draws and is read, c clears, q closes."""
+    from PIL import ImageGrab
+
+    env = environment(DISPLAY=xvfb, MPLBACKEND="TkAgg")
+
+    def xdotool(*args):
+        return subprocess.run(["xdotool", *map(str, args)], env=env, capture_output=True, text=True,
+                              timeout=30).stdout
+
+    def wait_for(condition, what, seconds=30):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"predict.py --draw ended: {process.communicate()}"
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    process = subprocess.Popen([sys.executable, str(ROOT / "predict.py"), "--model", str(model_dir), "--draw"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window = wait_for(lambda: xdotool("search", "--onlyvisible", "--name", "predict.py --draw").split(),
+                          "the window")[0]
+        shape = dict(line.split("=") for line in xdotool("getwindowgeometry", "--shell", window).split())
+        left, top, width, height = (int(shape[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+
+        def screen():
+            picture = ImageGrab.grab(xdisplay=xvfb).crop((left, top, left + width, top + height))
+            pixels = np.asarray(picture.convert("RGB")).astype(int)
+            pad = pixels[int(0.2 * height):int(0.8 * height), int(0.06 * width):int(0.46 * width)]
+            bars = pixels[int(0.6 * height):int(0.9 * height), int(0.56 * width):int(0.97 * width)]
+            blue = np.all(np.abs(bars - [0, 114, 178]) < 12, axis=2)  # the predicted digit's bar
+            return int((pad.min(axis=2) > 200).sum()), int(blue.sum())
+
+        assert screen() == (0, 0)
+        x, y = left + 0.26 * width, top + 0.52 * height  # the middle of the drawing pad
+        xdotool("mousemove", int(x), int(y - 0.25 * height), "mousedown", 1)
+        for step in range(1, 21):
+            xdotool("mousemove", int(x), int(y - 0.25 * height + step * 0.025 * height))
+        xdotool("mouseup", 1)
+        def answered():
+            white, blue = screen()
+            return white if blue > 300 else None
+
+        white = wait_for(answered, "the stroke and its prediction")
+        assert white > 0.4 * height * 0.03 * height  # a stroke half the window high, a few percent wide
+        xdotool("key", "c")
+        wait_for(lambda: screen() == (0, 0), "the pad to clear")
+        xdotool("key", "q")
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert "Traceback" not in err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
