@@ -77,8 +77,8 @@ HISTORY_FORMAT = "mnist-lab-history/1"
 # How often the dashboard may redraw: at most MAX_FPS frames a second, and drawing may
 # take at most DRAW_BUDGET of the wall time. Between redraws, window events are
 # processed at most every EVENT_INTERVAL seconds.
-MAX_FPS = 10
-DRAW_BUDGET = 0.04
+MAX_FPS = 5  # enough to watch the curves grow; each frame also costs the X server CPU time
+DRAW_BUDGET = 0.02
 EVENT_INTERVAL = 0.05
 
 # Look: sized for a projector. The figure is 16 x 9 inches, fonts are large.
