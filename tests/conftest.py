@@ -1,6 +1,7 @@
 """Shared test fixtures.
 
-Real MNIST comes from the MNIST_DATA_DIR environment variable (CI sets it to ../shared/mnist).
+Real MNIST comes from the MNIST_DATA_DIR environment variable (CI sets it to ../shared/mnist),
+else from data/ next to the scripts, downloaded there if needed (a fresh machine with internet).
 When CI is set, a skipped test counts as a failure: everything must run there.
 """
 import os
@@ -22,12 +23,17 @@ os.environ["MPLBACKEND"] = "Agg"
 def mnist_dir():
     """The folder holding the four real MNIST files."""
     folder = os.environ.get("MNIST_DATA_DIR")
-    if not folder:
-        local = ROOT / "data"
-        if (local / "train-images-idx3-ubyte.gz").exists() or (local / "train-images-idx3-ubyte").exists():
-            return str(local)
-        pytest.skip("real MNIST not available: set MNIST_DATA_DIR to a folder with the four MNIST files")
-    return str(Path(folder).resolve())
+    if folder:
+        return str(Path(folder).resolve())
+    # No MNIST_DATA_DIR: the data/ folder next to the scripts, downloaded there on a fresh
+    # machine exactly as the lessons do it (once; later runs find the files).
+    import mnistdata
+
+    try:
+        mnistdata.read_data_sets()
+    except mnistdata.MnistError as error:
+        pytest.skip(f"real MNIST not available ({error}); set MNIST_DATA_DIR to a folder with the four MNIST files")
+    return str(mnistdata.data_folder())
 
 
 @pytest.fixture

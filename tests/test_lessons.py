@@ -275,8 +275,6 @@ def test_convolutional_batch_norm_normalises_each_channel_over_batch_and_positio
 
 def test_batch_norm_lessons_save_their_moving_averages(monkeypatch):
     """The moving averages are used at test time, so the saved model must carry them."""
-    import lab
-
     lesson = load_lesson("mnist_4.1_batchnorm_five_layers_relu.py", monkeypatch)
     traced = tf.function(lesson["model"]).get_concrete_function(tf.TensorSpec([None, 28, 28, 1]))
     saved = {v.ref() for v in traced.variables}
