@@ -1,0 +1,236 @@
+"""Dashboard overhead: a training run with the live window vs the same run with --no-vis.
+
+Starts its own X server (Xvfb, on a free display, stopped at the end) and runs lesson 2.1
+(five-layer ReLU, 10,000 steps by default) alternately with the live dashboard window
+(DISPLAY set, MPLBACKEND=TkAgg) and with --no-vis, --repeats times each. Measured per run:
+
+  train   final.wall_seconds of the run's history: from the start of the training loop
+          to its end, final test included. With the window, this includes opening it and
+          every redraw: it is the time the dashboard costs while training. THE ratio.
+  e2e     launch of the process until the line "final test accuracy" appears on stdout
+          (imports, data, training, saving the model): what the user waits for.
+
+A live run keeps its window open at the end ("Close the dashboard window to finish."):
+when that line appears (the history is already written), the script presses "q" in the
+window with xdotool (matplotlib's close key), and if the process has not exited 10 s
+later, sends it Ctrl-C (SIGINT), then kills it. Nothing after that line is measured.
+
+Prints the medians and the ratio median(live) / median(--no-vis); target (issue 2):
+train ratio <= 1.10. Writes JSON (default benchmarks/results/dashboard_overhead.json).
+
+Needs Xvfb (apt-get install xvfb) and, to close the window politely, xdotool.
+
+--variant NAME=DIR adds a third mode: the live window with the lessons, lab.py and
+tensorflowvisu.py of DIR (a patched copy of the repository), to measure a proposed change
+side by side; its ratio is also against the repository's --no-vis runs.
+
+Examples:
+  python benchmarks/dashboard_overhead.py                # 2 x 2 runs of 10,000 steps, ~2 minutes
+  python benchmarks/dashboard_overhead.py --repeats 4 --lesson 3.0 --steps 2000
+"""
+
+import argparse
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _bench as B
+
+TARGET_RATIO = 1.10
+CLOSE_LINE = "Close the dashboard window to finish."
+FINAL_LINE = "final test accuracy"
+
+
+class Xvfb:
+    """A private X server on a free display (Xvfb -displayfd picks it); stopped on exit."""
+
+    def __init__(self, size="1280x1024x24"):
+        if not B.which("Xvfb"):
+            raise SystemExit("error: Xvfb is not installed (apt-get install xvfb)")
+        read_end, write_end = os.pipe()
+        self.process = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", size, "-nolisten", "tcp"],
+            pass_fds=[write_end], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(write_end)
+        number = b""
+        try:
+            while not number.endswith(b"\n") and select.select([read_end], [], [], 15)[0]:
+                chunk = os.read(read_end, 16)
+                if not chunk:
+                    break
+                number += chunk
+        finally:
+            os.close(read_end)
+        if not number.strip().isdigit():
+            self.stop()
+            raise SystemExit("error: Xvfb did not start")
+        self.display = f":{number.decode().strip()}"
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def close_window(process, display, title, log):
+    """Close the lesson's window as a user would ('q'), else Ctrl-C, else kill. Returns how."""
+    env = dict(os.environ, DISPLAY=display)
+    if B.which("xdotool"):
+        found = subprocess.run(["xdotool", "search", "--name", title], env=env,
+                               capture_output=True, text=True).stdout.split()
+        for window in found:
+            subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True, timeout=10)
+            subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, capture_output=True, timeout=10)
+        try:
+            process.wait(10)
+            return "q key"
+        except subprocess.TimeoutExpired:
+            pass
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(10)
+        return "SIGINT"
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        log.append("the process had to be killed")
+        return "killed"
+
+
+def one_run(script, steps, live, display, mnist_dir):
+    """Run the lesson once; returns the measurements (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="mnist-dash-") as tmp:
+        history_path = Path(tmp) / "history.json"
+        command = [B.PYTHON, str(script), "--steps", str(steps), "--history", str(history_path),
+                   "--save-model", str(Path(tmp) / "model")]
+        if live:
+            env = B.lesson_env(mnist_dir, DISPLAY=display, MPLBACKEND="TkAgg")
+        else:
+            env = B.lesson_env(mnist_dir)
+            command.append("--no-vis")
+        errors = open(Path(tmp) / "stderr.txt", "w+")  # a file: a full pipe would block the lesson
+        start = time.perf_counter()
+        process = subprocess.Popen(command, cwd=tmp, env=env, stdout=subprocess.PIPE,
+                                   stderr=errors, text=True, bufsize=1)
+        e2e = close_line = None
+        closed_by = None
+        notes = []
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            now = time.perf_counter() - start
+            if line.startswith(FINAL_LINE) and e2e is None:
+                e2e = now
+            if line.strip() == CLOSE_LINE:
+                close_line = now
+                closed_by = close_window(process, display, script.stem, notes)
+                break
+        process.wait()
+        errors.seek(0)
+        stderr = errors.read()
+        errors.close()
+        if not history_path.exists():
+            raise RuntimeError(f"{' '.join(command)} failed (exit {process.returncode}):\n"
+                               + "\n".join(stderr.strip().splitlines()[-15:]))
+        history = json.loads(history_path.read_text())
+    final = history["final"]
+    window = "training without the live dashboard" not in stderr
+    if live and not window:
+        raise RuntimeError("the live run could not open its window:\n" + stderr.strip())
+    return {"live": live, "train_seconds": final["wall_seconds"], "e2e_seconds": round(e2e, 3) if e2e else None,
+            "close_line_seconds": round(close_line, 3) if close_line else None,
+            "training_seconds": final["training_seconds"], "test_seconds": final["test_seconds"],
+            "images_per_second": final["images_per_second"], "max_test_accuracy": final["max_test_accuracy"],
+            "closed_by": closed_by, "notes": notes}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lesson", default="2.1", help="lesson number (default: 2.1)")
+    p.add_argument("--steps", type=int, default=10000, help="training steps (default: 10000)")
+    p.add_argument("--repeats", type=int, default=2, help="runs of each mode (default: 2)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
+                   help="also run the live window from DIR, a patched copy of the repository (repeatable)")
+    p.add_argument("--data-dir", help="MNIST folder (default: $MNIST_DATA_DIR)")
+    p.add_argument("--json", metavar="FILE", help="where to write the results (default: "
+                   "benchmarks/results/dashboard_overhead.json)")
+    args = p.parse_args(argv)
+    mnist_dir = B.data_dir(args.data_dir)
+    script = B.lesson(args.lesson)
+    scripts = {"live": script, "no-vis": script}
+    for item in args.variant:
+        name, _, folder = item.partition("=")
+        if not name or not Path(folder).is_dir() or name in scripts:
+            p.error(f"--variant {item}: expected NAME=DIR with an existing DIR and a new NAME")
+        scripts[name] = B.lesson(args.lesson, Path(folder).resolve())
+    machine = B.start()  # the machine, and the load before the runs
+    if not B.which("xdotool"):
+        print("xdotool is not installed: live windows are closed with Ctrl-C", file=sys.stderr)
+
+    runs = {mode: [] for mode in scripts}
+    with Xvfb() as xvfb:
+        for r in range(args.repeats):
+            for mode in B.rotate(list(scripts), r):
+                result = one_run(scripts[mode], args.steps, mode != "no-vis", xvfb.display, mnist_dir)
+                runs[mode].append(result)
+                print(f"repeat {r + 1}/{args.repeats}  {mode:>6}: train {result['train_seconds']:6.2f} s  "
+                      f"e2e {result['e2e_seconds']:6.2f} s  ({result['images_per_second']} images/s"
+                      + (f", closed by {result['closed_by']}" if result["closed_by"] else "") + ")", flush=True)
+
+    med = {mode: {k: B.median([x[k] for x in rs]) for k in ("train_seconds", "e2e_seconds", "training_seconds",
+                                                             "test_seconds", "images_per_second")}
+           for mode, rs in runs.items()}
+    ratio_train = med["live"]["train_seconds"] / med["no-vis"]["train_seconds"]
+    ratio_e2e = med["live"]["e2e_seconds"] / med["no-vis"]["e2e_seconds"]
+    rows = [[mode, B.fmt(m["train_seconds"], 2), B.fmt(m["e2e_seconds"], 2), B.fmt(m["training_seconds"], 2),
+             B.fmt(m["test_seconds"], 2), B.fmt(m["images_per_second"])] for mode, m in med.items()]
+    variant_ratios = {}
+    for mode in scripts:
+        if mode != "no-vis":
+            variant_ratios[mode] = {k: round(med[mode][f"{k}_seconds"] / med["no-vis"][f"{k}_seconds"], 4)
+                                    for k in ("train", "e2e")}
+            rows.append([f"{mode}/no-vis", f"{variant_ratios[mode]['train']:.3f}",
+                         f"{variant_ratios[mode]['e2e']:.3f}", "", "", ""])
+    print(f"\n{script.name} --steps {args.steps}: live TkAgg window on Xvfb vs --no-vis, "
+          f"median of {args.repeats}")
+    print(B.table(["mode", "train s", "e2e s", "of which steps s", "tests s", "images/s"], rows))
+    verdict = "OK" if ratio_train <= TARGET_RATIO else "OVER TARGET"
+    print(f"\ndashboard overhead (train): x{ratio_train:.3f}, target <= x{TARGET_RATIO}: {verdict}")
+
+    data = {
+        "benchmark": "dashboard_overhead",
+        "description": "lesson with the live TkAgg window on Xvfb vs --no-vis; train = history "
+                       "final.wall_seconds (training loop start to end), e2e = launch to the "
+                       "'final test accuracy' line",
+        "target_ratio": TARGET_RATIO,
+        "ratio_train": round(ratio_train, 4),
+        "ratio_e2e": round(ratio_e2e, 4),
+        "ratios": variant_ratios,
+        "settings": {"lesson": args.lesson, "script": script.name, "steps": args.steps, "repeats": args.repeats,
+                     "variants": {m: str(scripts[m].parent) for m in scripts if m not in ("live", "no-vis")}},
+        "machine": machine,
+        "median": med,
+        "runs": runs,
+    }
+    B.save(data, args.json, "dashboard_overhead.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The whole lab's wall time, and every lesson's accuracy at its default number of steps.
+
+Runs the lessons one after another, as a student would, each at its default number of
+steps with --no-vis (history and model go to a temporary folder), and prints for each one:
+its wall time (process start to exit: imports, data loading, training, tests, saving), its
+training and test seconds, its training throughput, its max and final test accuracy, and
+the accuracy its docstring promises ("Max test accuracy about 98.9%"); then the total.
+
+  default   lessons 1.0, 2.0, 2.1, 2.2, 3.0: the issue's "whole lab", target < 180 s in total
+  --all     every mnist_*.py lesson present (3.1, 4.x, 5.x as they come): the accuracy table
+  --lessons a chosen list, e.g. --lessons 2.1,3.1
+
+Writes JSON (default benchmarks/results/lab_time.json, or lab_all.json with --all).
+
+Examples:
+  python benchmarks/lab_time.py                 # ~2-3 minutes
+  python benchmarks/lab_time.py --all           # every lesson: the accuracy table (longer)
+  python benchmarks/lab_time.py --repeats 3     # medians of 3 runs of the whole lab
+"""
+
+import argparse
+import re
+from pathlib import Path
+
+import _bench as B
+
+WHOLE_LAB = ["1.0", "2.0", "2.1", "2.2", "3.0"]
+TARGET_SECONDS = 180
+PROMISE = re.compile(r"accuracy\s+(?:about|of about|around|~)?\s*(\d+(?:\.\d+)?)\s*%", re.IGNORECASE)
+
+
+def promised_accuracy(path):
+    """The accuracy the lesson's docstring announces on its first line, as a fraction, or None."""
+    try:
+        first = Path(path).read_text(encoding="utf-8").lstrip("rRbBuU").lstrip("\"'").splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    match = PROMISE.search(first)
+    return float(match.group(1)) / 100 if match else None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="every mnist_*.py lesson present")
+    which.add_argument("--lessons", help="comma-separated lesson numbers (default: 1.0,2.0,2.1,2.2,3.0)")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each lesson; medians are shown (default: 1)")
+    p.add_argument("--steps", type=int, help="override every lesson's default number of steps (not the target's setting)")
+    p.add_argument("--data-dir", help="MNIST folder (default: $MNIST_DATA_DIR)")
+    p.add_argument("--json", metavar="FILE", help="where to write the results "
+                   "(default: benchmarks/results/lab_time.json, lab_all.json with --all)")
+    args = p.parse_args(argv)
+    mnist_dir = B.data_dir(args.data_dir)
+    available = B.lessons()
+    numbers = list(available) if args.all else (args.lessons.split(",") if args.lessons else WHOLE_LAB)
+    scripts = {n: B.lesson(n) for n in numbers}
+    machine = B.start()  # the machine, and the load before the runs
+
+    extra = ["--no-vis"] + (["--steps", str(args.steps)] if args.steps else [])
+    runs = {n: [] for n in numbers}
+    for r in range(args.repeats):
+        total = 0.0
+        for n in numbers:
+            run = B.run_lesson(scripts[n], extra, env=B.lesson_env(mnist_dir))
+            final = run["history"]["final"]
+            record = {
+                "wall_seconds": round(run["wall"], 3),  # process start to exit
+                "steps": final["steps"],
+                "training_seconds": final["training_seconds"],
+                "test_seconds": final["test_seconds"],
+                "lesson_wall_seconds": final["wall_seconds"],  # training loop start to end (history)
+                "images_per_second": final["images_per_second"],
+                "max_test_accuracy": final["max_test_accuracy"],
+                "final_test_accuracy": final["final_test_accuracy"],
+                "xla": run["history"]["config"].get("xla"),
+            }
+            runs[n].append(record)
+            total += run["wall"]
+            print(f"run {r + 1}/{args.repeats}  {n}: {run['wall']:6.1f} s  max test accuracy "
+                  f"{final['max_test_accuracy']:.4f}  final {final['final_test_accuracy']:.4f}", flush=True)
+        print(f"run {r + 1}/{args.repeats}  total: {total:.1f} s", flush=True)
+
+    results, rows = {}, []
+    for n in numbers:
+        rs = runs[n]
+        med = {k: B.median([x[k] for x in rs]) for k in
+               ("wall_seconds", "training_seconds", "test_seconds", "images_per_second",
+                "max_test_accuracy", "final_test_accuracy")}
+        promised = promised_accuracy(scripts[n])
+        results[n] = {"script": scripts[n].name, "steps": rs[0]["steps"], "xla": rs[0]["xla"],
+                      "promised_max_test_accuracy": promised, "median": med, "runs": rs}
+        rows.append([n, scripts[n].stem.split("_", 2)[2], rs[0]["steps"], B.fmt(med["wall_seconds"], 1),
+                     B.fmt(med["training_seconds"], 1), B.fmt(med["test_seconds"], 1),
+                     B.fmt(med["images_per_second"]), "-" if promised is None else f"{promised:.3f}",
+                     f"{med['max_test_accuracy']:.4f}", f"{med['final_test_accuracy']:.4f}"])
+    totals = [sum(runs[n][r]["wall_seconds"] for n in numbers) for r in range(args.repeats)]
+    total = B.median(totals)
+    rows.append(["total", "", "", B.fmt(total, 1), "", "", "", "", "", ""])
+    print(f"\nLessons at {'--steps ' + str(args.steps) if args.steps else 'their default steps'}, --no-vis"
+          + (f", median of {args.repeats} runs" if args.repeats > 1 else ""))
+    print(B.table(["lesson", "name", "steps", "wall s", "train s", "test s", "images/s",
+                   "promised", "max acc", "final acc"], rows))
+    whole_lab = not args.steps and set(WHOLE_LAB) <= set(numbers)
+    if whole_lab:
+        lab_total = B.median([sum(runs[n][r]["wall_seconds"] for n in WHOLE_LAB) for r in range(args.repeats)])
+        verdict = "OK" if lab_total < TARGET_SECONDS else "OVER TARGET"
+        print(f"\nthe whole lab ({', '.join(WHOLE_LAB)}): {lab_total:.1f} s, target < {TARGET_SECONDS} s: {verdict}")
+    else:
+        lab_total = None
+    below = [n for n in numbers if results[n]["promised_max_test_accuracy"] is not None
+             and results[n]["median"]["max_test_accuracy"] < results[n]["promised_max_test_accuracy"] - 0.002]
+    if below and not args.steps:
+        print("max test accuracy more than 0.2 points below the docstring's promise: " + ", ".join(below))
+
+    data = {
+        "benchmark": "lab_time",
+        "description": "each lesson at its default steps with --no-vis, run one after another; "
+                       "wall = process start to exit",
+        "target_seconds": TARGET_SECONDS,
+        "whole_lab": WHOLE_LAB,
+        "whole_lab_seconds": lab_total,
+        "total_seconds": total,
+        "total_seconds_per_run": totals,
+        "settings": {"lessons": numbers, "repeats": args.repeats, "steps": args.steps},
+        "machine": machine,
+        "results": results,
+    }
+    B.save(data, args.json, "lab_all.json" if args.all else "lab_time.json")
+
+
+if __name__ == "__main__":
+    main()
