@@ -4,6 +4,7 @@ Real MNIST comes from the MNIST_DATA_DIR environment variable (CI sets it to ../
 else from data/ next to the scripts, downloaded there if needed (a fresh machine with internet).
 When CI is set, a skipped test counts as a failure: everything must run there.
 """
+import functools
 import os
 import subprocess
 import sys
@@ -27,13 +28,24 @@ def mnist_dir():
         return str(Path(folder).resolve())
     # No MNIST_DATA_DIR: the data/ folder next to the scripts, downloaded there on a fresh
     # machine exactly as the lessons do it (once; later runs find the files).
+    problem = _fetch_mnist()
+    if problem:
+        pytest.skip(f"real MNIST not available: {problem}")
+    import mnistdata
+
+    return str(mnistdata.data_folder())
+
+
+@functools.lru_cache(maxsize=None)
+def _fetch_mnist():
+    """Find or download MNIST into data/, once per session; the problem, or None."""
     import mnistdata
 
     try:
         mnistdata.read_data_sets()
     except mnistdata.MnistError as error:
-        pytest.skip(f"real MNIST not available ({error}); set MNIST_DATA_DIR to a folder with the four MNIST files")
-    return str(mnistdata.data_folder())
+        return str(error)
+    return None
 
 
 @pytest.fixture
