@@ -633,7 +633,7 @@ def test_draw_in_a_real_window_on_xvfb(xvfb, model_dir, tmp_path):
             blue = np.all(np.abs(bars - [0, 114, 178]) < 12, axis=2)  # the predicted digit's bar
             return int((pad.min(axis=2) > 200).sum()), int(blue.sum())
 
-        assert screen() == (0, 0)
+        wait_for(lambda: screen() == (0, 0), "the empty pad")  # visible is not yet painted
         x, y = left + 0.26 * width, top + 0.52 * height  # the middle of the drawing pad
         xdotool("mousemove", int(x), int(y - 0.25 * height), "mousedown", 1)
         for step in range(1, 21):
