@@ -77,11 +77,6 @@ class LabError(Exception):
 # ---------------------------------------------------------------------------- flags
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line instead of argparse's usage block
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
-
-
 def _count(text):
     try:
         value = int(text)
@@ -117,7 +112,7 @@ def parse_args(doc, steps, argv=None):
     lesson creates its variables, so that the same --seed gives the same run.
     """
     name = script_name()
-    parser = _Parser(
+    parser = tensorflowvisu.ArgumentParser(
         prog=f"{name}.py",
         description=(doc or "").strip().split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

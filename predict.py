@@ -48,7 +48,6 @@ else in the frame (a shadow or the edge of the sheet counts as ink and shrinks t
 digit). --show displays the 28x28 digit the network actually gets.
 """
 
-import argparse
 import contextlib
 import math
 import os
@@ -59,6 +58,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+import tensorflowvisu
 
 ROOT = Path(__file__).resolve().parent
 MODELS = ROOT / "models"  # where the lessons save their networks (lab.py: --save-model)
@@ -367,9 +368,9 @@ def save_png(path, names, digits, probabilities):
     FigureCanvasAgg(fig)
     plot_predictions(fig, names, digits, probabilities)
     try:
-        fig.savefig(path, format="png")
-    except OSError as error:
-        raise PredictError(f"--save-png {path}: cannot write it ({error.strerror or error})") from None
+        tensorflowvisu.save_figure(fig, path, dpi=100)
+    except tensorflowvisu.VisuError as error:
+        raise PredictError(f"--save-png: {error}") from None
 
 
 def open_window(figsize, title):
@@ -546,13 +547,8 @@ class DrawingPad:
 # --------------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line instead of argparse's usage block
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
-
-
 def parse_args(argv=None):
-    parser = _Parser(
+    parser = tensorflowvisu.ArgumentParser(
         prog="predict.py",
         description="Classify your own pictures of handwritten digits (PNG or JPEG, any size, "
                     "dark on light or light on dark) with a network trained by the lab's lessons, "

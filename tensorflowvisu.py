@@ -37,8 +37,8 @@ This is the one matplotlib module of the lab. It has three parts.
    Closing the window stops training as Ctrl-C does.
 
    Drawing the figure takes 30 to 100 milliseconds, as long as dozens of training steps,
-   so the dashboard draws rarely: at most 10 frames a second, and at most 4 % of the
-   time (it measures how long each redraw takes and waits 25 times as long before the
+   so the dashboard draws rarely: at most 5 frames a second, and at most 2 % of the
+   time (it measures how long each redraw takes and waits 50 times as long before the
    next one). Between redraws it only lets the window handle its events (keys, clicks,
    resizing), at most every 50 ms. The same code shows a window, updates a picture in a
    Jupyter notebook, or, without a display, trains without a dashboard.
@@ -178,9 +178,19 @@ def _write_atomically(path, write):
         raise
 
 
-def _save_figure(fig, path, dpi=PNG_DPI):
-    """Save a figure as a PNG file, atomically."""
+def save_figure(fig, path, dpi=PNG_DPI):
+    """Save a figure as a PNG file, atomically. Raises VisuError if it cannot be written."""
     _write_atomically(path, lambda file: fig.savefig(file, format="png", dpi=dpi))
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported in one line instead of the usage block.
+
+    Shared by every command line of the lab: the lessons, predict.py and this module.
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
 # --------------------------------------------------------------------------- history
@@ -641,7 +651,7 @@ class Dashboard:
         """Save the dashboard as it is now into a PNG file (1600 x 900), atomically."""
         self._ensure_figure()
         self._update_artists()
-        _save_figure(self.figure, path)
+        save_figure(self.figure, path)
 
     def finish(self, wait=True):
         """End the run's pictures: finish the movie, draw the final state, close the figure.
@@ -1114,7 +1124,7 @@ def _show_or_save(draw, figsize, save_png):
     if save_png:
         fig = _offscreen_figure(figsize, SCREEN_DPI)
         draw(fig)
-        _save_figure(fig, save_png)
+        save_figure(fig, save_png)
         print(f"Saved {save_png}")
         return
     if _no_display():
@@ -1131,7 +1141,7 @@ def _show_or_save(draw, figsize, save_png):
 
 def main(argv=None):
     """The command line: python tensorflowvisu.py {compare,confusion} ... (-h for help)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="tensorflowvisu.py", description="Look at finished MNIST lab runs (the runs/*.json files).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{compare,confusion}")
     compare = commands.add_parser(

@@ -8,7 +8,6 @@ whole file uses; each predict.py run in a subprocess costs about 3 s (TensorFlow
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -350,7 +349,8 @@ def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message,
                                                             tmp_path):
     app = tmp_path / "app"  # a predict.py with no models/ folder beside it
     app.mkdir()
-    shutil.copy(ROOT / "predict.py", app)
+    for module in ("predict.py", "tensorflowvisu.py"):  # predict.py and the module it uses
+        shutil.copy(ROOT / module, app)
     (tmp_path / "pictures").mkdir()
     drawn_digit(1, 50).save(tmp_path / "pictures" / "one.png")
     args = [str(model_dir) if a == "MODEL" else a for a in args]
@@ -368,7 +368,8 @@ def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message,
 def test_default_model_is_the_most_recently_saved(model_dir, tmp_path):
     app = tmp_path / "app"
     app.mkdir()
-    shutil.copy(ROOT / "predict.py", app)
+    for module in ("predict.py", "tensorflowvisu.py"):  # predict.py and the module it uses
+        shutil.copy(ROOT / module, app)
     for name, mtime in [("older", 1_000_000), ("newer", 2_000_000), (".newer.tmp123", 3_000_000)]:
         shutil.copytree(model_dir, app / "models" / name)  # the hidden one: a model being written
         os.utime(app / "models" / name / "saved_model.pb", (mtime, mtime))
@@ -569,37 +570,12 @@ def test_pad_c_clears(pad):
 # -------------------------------------------------------- the drawing pad, for real
 
 
-@pytest.fixture
-def xvfb():
-    """A private X server; its display name, e.g. ':3'."""
-    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
-        pytest.skip("Xvfb and xdotool are needed (apt-get install xvfb xdotool)")
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24",
-                               "-nolisten", "tcp"], pass_fds=[write_end],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    try:
-        number = b""
-        while not number.endswith(b"\n") and select.select([read_end], [], [], 15)[0]:
-            chunk = os.read(read_end, 16)
-            if not chunk:
-                break
-            number += chunk
-        assert number.strip().isdigit(), "Xvfb did not start"
-        yield f":{number.decode().strip()}"
-    finally:
-        os.close(read_end)
-        server.terminate()
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
 def test_draw_in_a_real_window_on_xvfb(xvfb, model_dir, tmp_path):
     """predict.py --draw in a Tk window: a mouse drag draws and is read, c clears, q closes."""
     from PIL import ImageGrab
+
+    if not shutil.which("xdotool"):
+        pytest.skip("xdotool is needed to move the mouse (apt-get install xdotool)")
 
     env = environment(DISPLAY=xvfb, MPLBACKEND="TkAgg")
 

@@ -7,7 +7,6 @@ private Xvfb server.
 import json
 import math
 import os
-import select
 import shutil
 import subprocess
 import sys
@@ -555,34 +554,6 @@ def test_no_display_trains_without_dashboard_and_says_why(tmp_path):
     assert result.stderr.startswith("no display: training without the live dashboard")
     assert result.stderr.count("\n") == 1
     assert_picture(tmp_path / "d.png")
-
-
-@pytest.fixture
-def xvfb():
-    """A private X server; its display name, e.g. ':3'."""
-    if not shutil.which("Xvfb"):
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24",
-                               "-nolisten", "tcp"], pass_fds=[write_end],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    try:
-        number = b""
-        while not number.endswith(b"\n") and select.select([read_end], [], [], 15)[0]:
-            chunk = os.read(read_end, 16)
-            if not chunk:
-                break
-            number += chunk
-        assert number.strip().isdigit(), "Xvfb did not start"
-        yield f":{number.decode().strip()}"
-    finally:
-        os.close(read_end)
-        server.terminate()
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def test_real_window_on_xvfb(xvfb, tmp_path):
