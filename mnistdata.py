@@ -39,6 +39,7 @@ Where the files come from, first match wins:
 2. the `MNIST_DATA_DIR` environment variable,
 3. the `data/` folder next to this file (not the current directory).
 
+A relative folder (data_dir or MNIST_DATA_DIR) is relative to the current directory.
 That folder may hold the four files gzipped (`train-images-idx3-ubyte.gz`, ...)
 or uncompressed (same names without `.gz`; preferred when both are there). It is
 only read: a read-only folder is fine. Missing files are downloaded into it from
@@ -204,9 +205,10 @@ def read_data_sets(data_dir=None, one_hot=False, reshape=True, validation_size=5
 
 
 def data_folder(data_dir=None) -> Path:
-    """The folder read_data_sets uses: data_dir, else $MNIST_DATA_DIR, else data/ next to this file."""
+    """The folder read_data_sets uses: data_dir, else $MNIST_DATA_DIR, else data/ next to
+    this file. Absolute: a relative one is relative to the current folder."""
     chosen = data_dir if data_dir is not None else os.environ.get("MNIST_DATA_DIR")
-    return Path(chosen).expanduser() if chosen else DEFAULT_DATA_DIR
+    return Path(os.path.abspath(Path(chosen).expanduser())) if chosen else DEFAULT_DATA_DIR
 
 
 def _load(name, folder, mirrors, checksums) -> np.ndarray:
@@ -219,17 +221,19 @@ def _load(name, folder, mirrors, checksums) -> np.ndarray:
                 data = path.read_bytes()
             except OSError as error:
                 raise MnistError(f"{where}: cannot read it: {error.strerror or error}") from None
-            return _decode(data, filename.endswith(".gz"), name, where, checksums)
+            return _decode(data, filename.endswith(".gz"), name, where, checksums,
+                           damaged="a damaged or interrupted download? Delete it, and the next run downloads it again")
     return _download(name, folder, mirrors, checksums)
 
 
-def _decode(data: bytes, gzipped: bool, name, where, checksums) -> np.ndarray:
-    """Decompress and check one file's bytes; `where` says where they came from (for errors)."""
+def _decode(data: bytes, gzipped: bool, name, where, checksums, damaged="") -> np.ndarray:
+    """Decompress and check one file's bytes; `where` says where they came from, `damaged`
+    what to do about a gzip file that does not decompress (for errors)."""
     if gzipped:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as error:
-            raise MnistError(f"{where}: not a gzip file (corrupt or truncated download?): {error}") from None
+            raise MnistError(f"{where}: not a complete gzip file ({error})" + (f": {damaged}" if damaged else "")) from None
     array = _parse_idx(data, name, where)
     expected = checksums.get(name)
     if expected:
@@ -278,14 +282,16 @@ def _download(name, folder, mirrors, checksums) -> np.ndarray:
         mirrors = mirrors.split()
     offline = (f"to work offline, put the four MNIST files ({', '.join(f + '.gz' for f in FILES)}, "
                f"gzipped or not) in {folder} or point MNIST_DATA_DIR (or data_dir) at a folder holding them")
+    folder_text = str(folder)
+    if not folder.is_dir():
+        folder_text += " (no such folder"
+        source = os.environ.get("MNIST_DATA_DIR")
+        if source and not Path(source).expanduser().is_absolute() and folder == data_folder():
+            folder_text += f"; MNIST_DATA_DIR={source} is relative to the current folder"
+        folder_text += ")"
     if not mirrors:
-        raise MnistError(f"{filename} is missing from {folder} and there are no mirrors to download "
+        raise MnistError(f"{filename} is missing from {folder_text} and there are no mirrors to download "
                          f"it from; {offline}")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise MnistError(f"{filename} is missing and cannot be downloaded into {folder}: "
-                         f"{error.strerror or error}; {offline}") from None
 
     failures = []
     for base in mirrors:
@@ -302,7 +308,7 @@ def _download(name, folder, mirrors, checksums) -> np.ndarray:
             print(f"mnistdata: downloaded {url} ({_size(len(data))}) into {folder}", file=sys.stderr)
             return array
         print(f"mnistdata: {failures[-1]}", file=sys.stderr)
-    raise MnistError(f"{filename} is missing from {folder} and could not be downloaded: "
+    raise MnistError(f"{filename} is missing from {folder_text} and could not be downloaded: "
                      f"{'; '.join(failures)}; {offline}")
 
 
@@ -346,9 +352,11 @@ def _describe(error) -> str:
 
 
 def _save(data: bytes, target: Path):
-    """Write a verified download atomically: a temporary file in the same folder, then rename."""
+    """Write a verified download atomically: a temporary file in the same folder, then rename.
+    The folder is created now, and only now: a failed download leaves nothing behind."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
         os.replace(tmp, target)  # other programs see either no file or the whole file
     except OSError as error:

@@ -394,7 +394,8 @@ def test_bad_gzip(tmp_path, damage):
     with pytest.raises(MnistError) as error:
         read_data_sets(tmp_path, mirrors=[], checksums=checksums, validation_size=0)
     message = str(error.value)
-    assert f"t10k-images-idx3-ubyte.gz in {tmp_path}: not a gzip file" in message
+    assert f"t10k-images-idx3-ubyte.gz in {tmp_path}: not a complete gzip file" in message
+    assert message.endswith("Delete it, and the next run downloads it again")
     assert "\n" not in message
     assert path.read_bytes() == data  # a user's file is never deleted
 
@@ -548,7 +549,7 @@ def test_download_skips_bad_mirrors(tmp_path, server, capfd):
         tried = [path.split("/")[1] for path in server.requests if path.endswith("/" + name + ".gz")]
         assert tried == ["missing", "forbidden", "garbage", "short", "wrong", "good"]
     log = capfd.readouterr().err
-    for problem in ["HTTP 404", "HTTP 403", "not a gzip file", "download incomplete", "checksum mismatch"]:
+    for problem in ["HTTP 404", "HTTP 403", "not a complete gzip file", "download incomplete", "checksum mismatch"]:
         assert problem in log
     assert f"downloaded {server.url}/good/train-images-idx3-ubyte.gz" in log
     # Once there, the files are read locally: no more requests.
@@ -591,7 +592,22 @@ def test_connection_refused_gives_the_offline_message(tmp_path):
     assert f"http://127.0.0.1:{port}/second/train-images-idx3-ubyte.gz: connection refused" in message
     assert "to work offline, put the four MNIST files" in message
     assert f"in {folder} or point MNIST_DATA_DIR" in message
-    assert list(folder.iterdir()) == []
+    assert f"missing from {folder} (no such folder)" in message
+    assert not folder.exists(), "a folder is made only to save a verified download in it"
+
+
+def test_a_relative_mnist_data_dir_is_named_absolute_and_never_created(tmp_path, monkeypatch):
+    """The workshop's MNIST_DATA_DIR=../shared/mnist, used from another folder."""
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setenv("MNIST_DATA_DIR", "../shared/mnist")
+    assert mnistdata.data_folder() == tmp_path / "shared" / "mnist"
+    with pytest.raises(MnistError) as error:
+        read_data_sets(mirrors=[f"http://127.0.0.1:{closed_port()}/"])
+    message = str(error.value)
+    assert (f"missing from {tmp_path / 'shared' / 'mnist'} (no such folder; MNIST_DATA_DIR=../shared/mnist "
+            "is relative to the current folder)") in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]
 
 
 def test_mnist_mirrors_environment_variable(tmp_path, server, monkeypatch):
