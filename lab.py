@@ -1,21 +1,23 @@
 """lab.py: everything the lessons share, written once.
 
-A lesson (mnist_1.0_softmax.py, mnist_2.0_..., ...) is about one model. It defines the
-weights and biases, the model as a function, the optimizer and the training step, then
-hands them to `lab.train`, which does the rest:
+A lesson (mnist_1.0_softmax.py, mnist_2.0_..., ...) is about one model. It reads its
+flags, defines the weights and biases, the model as a function, the optimizer and the
+training step, then hands them to `lab.train`, which does the rest:
 
-    args = lab.parse_args(__doc__, steps=2000)    # the flags, shared by every lesson
-    ...                                           # the lesson: variables, model, train_step
+    import lab
+    args = lab.parse_args(__doc__, steps=2000)  # the flags, checked before TensorFlow loads
+    import tensorflow as tf
+    ...                                         # the lesson: variables, model, train_step
     lab.train(args, model, train_step, optimizer)
 
-`lab.train` loads MNIST (mnistdata.py), runs the training loop under the dashboard
-(tensorflowvisu.py), prints progress, and at the end writes the run's history (JSON),
-the evaluation report, the trained model (a SavedModel) and, on request, TensorBoard logs.
+`lab.train` loads MNIST (mnistdata.py), runs the training loop (its documentation shows
+the loop written plainly), feeds the dashboard (tensorflowvisu.py), prints progress, and
+at the end writes the run's history (JSON), the evaluation report, the trained model (a
+SavedModel) and, on request, TensorBoard logs. In a notebook, `lab.run(lesson, steps=...)`
+runs a lesson and returns its history.
 
-For speed the training data stays in TensorFlow as tensors, and one compiled call
-(`tf.function`, with XLA for dense models) runs all the steps between two dashboard
-updates: Python is out of the inner loop. This is what TF1's Session.run with a
-feed_dict per step could not do.
+Importing lab does not import TensorFlow: that takes seconds, so the flags are checked
+first (`parse_args`), then `load_tensorflow` chooses the engine and imports it.
 """
 
 import argparse
@@ -23,7 +25,10 @@ import contextlib
 import datetime
 import math
 import os
+import platform
+import runpy
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,47 +36,22 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warning logs: off
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Hide what TensorFlow's C++ core prints while it loads and looks for GPUs.
-
-    Those lines come before TF_CPP_MIN_LOG_LEVEL is read (or are CUDA errors on machines
-    without a GPU), so they are caught by pointing the process's stderr at a temporary
-    file; they are shown only if something fails.
-    """
-    with tempfile.TemporaryFile() as log:
-        saved = os.dup(2)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-with _quiet_stderr():
-    import tensorflow as tf
-
-    GPUS = tf.config.list_logical_devices("GPU")  # initialises the devices
-
 import mnistdata
 import tensorflowvisu
 
 ROOT = Path(__file__).resolve().parent  # runs/, models/ and data/ live next to the scripts
-TRAIN_EVERY = 20  # training figures (accuracy, loss on the current batch) every 20 steps
-TEST_EVERY = 100  # test figures (accuracy, loss on the 10,000 test images) every 100 steps
+TRAIN_EVERY = 20  # metrics of the current training batch every 20 steps
+TEST_EVERY = 100  # metrics of the 10,000 test images every 100 steps
+TEST_BATCH = 1000  # the test images go through the model 1,000 at a time (faster than 10,000 at once)
+
+tf = None  # TensorFlow, once load_tensorflow() has imported it
 
 
 class LabError(Exception):
     """A problem the user can fix: the message says how. Scripts print it as one line."""
+
+    def _render_traceback_(self):  # IPython (notebooks) shows this instead of a traceback
+        return [f"error: {self}"]
 
 
 # ---------------------------------------------------------------------------- flags
@@ -105,11 +85,13 @@ def script_name():
 
 
 def parse_args(doc, steps, argv=None):
-    """Parse the flags shared by every lesson and seed the random generators.
+    """Parse the flags shared by every lesson, check them, load TensorFlow, seed it.
 
     `doc` is the lesson's docstring (its first paragraph becomes the -h description),
-    `steps` its default number of training steps. Seeding happens here, before the
-    lesson creates its variables, so that the same --seed gives the same run.
+    `steps` its default number of training steps. Everything that can be checked without
+    TensorFlow is checked first, so that a typo is reported in a fraction of a second.
+    Seeding happens here, before the lesson creates its variables, so that the same
+    --seed gives the same run.
     """
     name = script_name()
     parser = tensorflowvisu.ArgumentParser(
@@ -146,106 +128,215 @@ def parse_args(doc, steps, argv=None):
     args.name = name
     args.history = args.history or str(ROOT / "runs" / f"{name}.json")
     args.save_model = args.save_model or str(ROOT / "models" / name)
+    _check_outputs(args)
+    load_tensorflow()
+    tf.random.set_seed(args.seed)
+    return args
+
+
+def _check_outputs(args):
+    """Fail before training, not after, when outputs cannot be written: all of them in one line."""
     if args.logdir:
-        try:
-            import tensorboard  # noqa: F401  (tf.summary writes through it)
-        except ImportError:
-            raise SystemExit("error: --logdir needs TensorBoard: pip install tensorboard") from None
-        _check_writable(Path(args.logdir) / "run", "--logdir")
-    for flag in ("history", "save_png", "save_movie", "save_model"):
-        path = getattr(args, flag)
-        if path:
-            _check_writable(path, "--" + flag.replace("_", "-"))
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise SystemExit("error: --logdir needs TensorBoard: pip install tensorboard")
+    if args.save_movie:
+        problem = tensorflowvisu.Movie.check_name(args.save_movie)
+        if problem:
+            raise SystemExit(f"error: --save-movie {args.save_movie}: {problem}")
     model_dir = Path(args.save_model)
     if model_dir.exists() and not (model_dir / "saved_model.pb").exists() and \
             (not model_dir.is_dir() or any(model_dir.iterdir())):
         raise SystemExit(f"error: --save-model {model_dir}: exists and is not a saved model; "
                          "choose a new or empty folder (a saved model there is replaced)")
-    tf.random.set_seed(args.seed)
-    return args
+    outputs = [("--history", args.history, "file"), ("--save-model", args.save_model, "folder"),
+               ("--save-png", args.save_png, "file"), ("--save-movie", args.save_movie, "file"),
+               ("--logdir", args.logdir, "folder")]
+    problems = []
+    for flag, path, kind in outputs:
+        problem = path and tensorflowvisu.cannot_write(path, folder=kind == "folder")
+        if problem:
+            problems.append(f"{flag} {path} ({problem})")
+    if problems:
+        raise SystemExit(f"error: cannot write {'; '.join(problems)}: choose other places with "
+                         f"{'these flags' if len(problems) > 1 else 'this flag'}")
 
 
-def _check_writable(path, flag):
-    """Fail before training, not after, when an output cannot be written."""
-    folder = Path(path).resolve().parent
+# ---------------------------------------------------------------- TensorFlow, engine
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Hide what TensorFlow's C++ core prints while it loads and looks for GPUs.
+
+    Those lines come before TF_CPP_MIN_LOG_LEVEL is read (or are CUDA errors on machines
+    without a GPU), so they are caught by pointing the process's stderr at a temporary
+    file; they are shown only if something fails.
+    """
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def load_tensorflow():
+    """Import TensorFlow with the lab's settings, quietly, once; returns the module.
+
+    The settings must be in the environment before the import, which reads them:
+    - oneDNN on x86-64 CPUs. TensorFlow 2.21 uses Intel's oneDNN library for convolutions
+      and matrix products only on CPUs with AVX-512 VNNI, BF16 or AMX; everywhere else
+      (AMD processors, most laptops) it runs Eigen's kernels, 2 to 5 times slower for
+      the convolutional lessons (measured: benchmarks/throughput.py). The user's own
+      TF_ENABLE_ONEDNN_OPTS (0 or 1) always wins.
+    - TensorFlow's C++ info and warning lines: off (TF_CPP_MIN_LOG_LEVEL=2).
+    """
+    global tf
+    if tf is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if platform.machine().lower() in ("x86_64", "amd64"):
+            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+        with quiet_stderr():
+            import tensorflow
+
+            tensorflow.config.list_logical_devices("GPU")  # initialises the devices (and CUDA's complaints)
+        # Its Python logger prints INFO lines in interactive sessions (notebooks): warnings only.
+        tensorflow.get_logger().setLevel("WARNING")
+        tf = tensorflow
+    return tf
+
+
+def engine():
+    """What runs the computations: 'CPU, oneDNN', 'CPU, Eigen' or 'GPU (...)'."""
+    gpus = load_tensorflow().config.list_logical_devices("GPU")
+    if gpus:
+        return f"GPU ({gpus[0].name})"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()  # the only sure test: write a file there
-    except OSError as error:
-        raise SystemExit(f"error: {flag} {path}: cannot write in {folder} "
-                         f"({error.strerror or error}): choose another place") from None
+        from tensorflow.python.util import _pywrap_util_port  # what TensorFlow itself decided
+
+        onednn = _pywrap_util_port.IsMklEnabled()
+    except (ImportError, AttributeError):
+        onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"
+    return "CPU, oneDNN" if onednn else "CPU, Eigen"
 
 
-# ------------------------------------------------------------------------- schedules
+# SIMD instruction sets that decide how fast TensorFlow's CPU kernels can be.
+_CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16",
+              "amx_bf16", "amx_int8", "amx_tile")
 
 
-class ExponentialDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
-    """The lab's learning-rate decay: lr(step) = floor + start * e^(-step / decay_steps).
+def cpu():
+    """This machine's processor: {"model", "cores", "flags"}, e.g. {"model": "AMD EPYC
+    (family 23, model 1)", "cores": 2, "flags": ["avx", "avx2", "fma"]}. On x86 the family
+    and model numbers tell processor generations apart (Zen 1 is 23/1, Zen 3 is 25/1)."""
+    info = {"model": platform.processor() or platform.machine(), "cores": os.cpu_count(), "flags": []}
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        first = ""
+    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    if "model name" in fields:
+        info["model"] = fields["model name"]
+        if "cpu family" in fields:
+            info["model"] += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+        flags = set(fields.get("flags", "").split())
+        info["flags"] = [f for f in _CPU_FLAGS if f in flags]
+    elif sys.platform == "darwin":
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            info["model"] = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                           text=True, timeout=5).stdout.strip() or info["model"]
+    return info
 
-    Starts fast (big steps while far from a good solution) and ends slow (small steps
-    to settle in a minimum instead of bouncing around it). TF1: floor +
-    tf.train.exponential_decay(start, step, decay_steps, 1/math.e).
-    """
 
-    def __init__(self, start, decay_steps, floor):
-        self.start, self.decay_steps, self.floor = start, decay_steps, floor
-
-    def __call__(self, step):
-        return self.floor + self.start * tf.exp(-tf.cast(step, tf.float32) / self.decay_steps)
-
-    def get_config(self):
-        return {"start": self.start, "decay_steps": self.decay_steps, "floor": self.floor}
+# ------------------------------------------------------- schedules and batch norm
 
 
-class BatchNorm(tf.Module):
-    """Batch normalisation of one layer, at the low level (Ioffe and Szegedy, 2015).
+def __getattr__(name):
+    """lab.ExponentialDecay and lab.BatchNorm extend TensorFlow classes, so they are made
+    when a lesson first asks for them (after parse_args has loaded TensorFlow)."""
+    if name in ("ExponentialDecay", "BatchNorm"):
+        globals().update(_tensorflow_classes())
+        return globals()[name]
+    raise AttributeError(f"module 'lab' has no attribute {name!r}")
 
-    In training, the layer's weighted sums (before the activation function) are
-    normalised with the mean and variance of the current batch, neuron by neuron (for a
-    convolutional layer, channel by channel, over the batch and all positions):
 
-        Ybn = scale * (Ylogits - batch mean) / sqrt(batch variance + 1e-5) + offset
+def _tensorflow_classes():
+    load_tensorflow()
 
-    so every layer gets inputs centred on 0 with a spread of 1, whatever the layers
-    before it do: training can use much higher learning rates. `offset` (beta) and
-    `scale` (gamma) are trainable variables of the lesson: the offset takes over the
-    role of the bias (a bias added before the normalisation would be subtracted again
-    with the mean), the scale is only worth having before a sigmoid (a ReLU does not care
-    about the scale of its input).
+    class ExponentialDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
+        """The lab's learning-rate decay: lr(step) = floor + start * e^(-step / decay_steps).
 
-    At test time there is no batch to average over (or a batch of one), so the layer
-    uses moving averages of the training batches' means and variances, updated at every
-    training step; they are variables too (not trained, but saved with the model). Like
-    TF1's tf.train.ExponentialMovingAverage(decay, step), the average forgets fast at
-    first (decay (1 + n) / (10 + n) at update n), then with `decay`.
-    """
+        Starts fast (big steps while far from a good solution) and ends slow (small steps
+        to settle in a minimum instead of bouncing around it). TF1: floor +
+        tf.train.exponential_decay(start, step, decay_steps, 1/math.e).
+        """
 
-    def __init__(self, size, decay=0.999):
-        super().__init__()
-        self.decay = decay
-        self.moving_mean = tf.Variable(tf.zeros([size]), trainable=False)
-        self.moving_variance = tf.Variable(tf.ones([size]), trainable=False)
-        self.updates = tf.Variable(0.0, trainable=False)
+        def __init__(self, start, decay_steps, floor):
+            self.start, self.decay_steps, self.floor = start, decay_steps, floor
 
-    def __call__(self, Ylogits, offset, scale=None, training=False):
-        if training:
-            axes = list(range(len(Ylogits.shape) - 1))  # [0] for a dense layer, [0, 1, 2] for a convolution
-            mean, variance = tf.nn.moments(Ylogits, axes)
-            decay = tf.minimum(self.decay, (1 + self.updates) / (10 + self.updates))
-            self.moving_mean.assign(decay * self.moving_mean + (1 - decay) * mean)
-            self.moving_variance.assign(decay * self.moving_variance + (1 - decay) * variance)
-            self.updates.assign_add(1)
-        else:
-            mean, variance = self.moving_mean, self.moving_variance
-        return tf.nn.batch_normalization(Ylogits, mean, variance, offset, scale, variance_epsilon=1e-5)
+        def __call__(self, step):
+            return self.floor + self.start * tf.exp(-tf.cast(step, tf.float32) / self.decay_steps)
+
+        def get_config(self):
+            return {"start": self.start, "decay_steps": self.decay_steps, "floor": self.floor}
+
+    class BatchNorm(tf.Module):
+        """Batch normalisation of one layer, at the low level (Ioffe and Szegedy, 2015).
+
+        In training, the layer's weighted sums (before the activation function) are
+        normalised with the mean and variance of the current batch, neuron by neuron (for a
+        convolutional layer, channel by channel, over the batch and all positions):
+
+            Ybn = scale * (Ylogits - batch mean) / sqrt(batch variance + 1e-5) + offset
+
+        so every layer gets inputs centred on 0 with a spread of 1, whatever the layers
+        before it do: training can use much higher learning rates. `offset` (beta) and
+        `scale` (gamma) are trainable variables of the lesson: the offset takes over the
+        role of the bias (a bias added before the normalisation would be subtracted again
+        with the mean), the scale is only worth having before a sigmoid (a ReLU does not care
+        about the scale of its input).
+
+        At test time there is no batch to average over (or a batch of one), so the layer
+        uses moving averages of the training batches' means and variances, updated at every
+        training step; they are variables too (not trained, but saved with the model). Like
+        TF1's tf.train.ExponentialMovingAverage(decay, step), the average forgets fast at
+        first (decay (1 + n) / (10 + n) at update n), then with `decay`.
+        """
+
+        def __init__(self, size, decay=0.999):
+            super().__init__()
+            self.decay = decay
+            self.moving_mean = tf.Variable(tf.zeros([size]), trainable=False)
+            self.moving_variance = tf.Variable(tf.ones([size]), trainable=False)
+            self.updates = tf.Variable(0.0, trainable=False)
+
+        def __call__(self, Ylogits, offset, scale=None, training=False):
+            if training:
+                axes = list(range(len(Ylogits.shape) - 1))  # [0] for a dense layer, [0, 1, 2] for a convolution
+                mean, variance = tf.nn.moments(Ylogits, axes)
+                decay = tf.minimum(self.decay, (1 + self.updates) / (10 + self.updates))
+                self.moving_mean.assign(decay * self.moving_mean + (1 - decay) * mean)
+                self.moving_variance.assign(decay * self.moving_variance + (1 - decay) * variance)
+                self.updates.assign_add(1)
+            else:
+                mean, variance = self.moving_mean, self.moving_variance
+            return tf.nn.batch_normalization(Ylogits, mean, variance, offset, scale, variance_epsilon=1e-5)
+
+    return {"ExponentialDecay": ExponentialDecay, "BatchNorm": BatchNorm}
 
 
 # ------------------------------------------------------------------------ evaluation
-
-
-def cross_entropy(Ylogits, Y_):
-    """Mean cross-entropy of a batch, computed stably from the logits."""
-    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=Y_, logits=Ylogits))
 
 
 def report(labels, predictions):
@@ -287,8 +378,11 @@ def format_report(rep):
 # ---------------------------------------------------------------------- the training
 
 
+_last_history = None  # the history of the latest lab.train, for lab.run
+
+
 def train(args, model, train_step, optimizer, *, panels=None, augment=None):
-    """Train `model` with `train_step`, driven by the dashboard, then report and save.
+    """Train `model` with `train_step`, show it on the dashboard, then report and save.
 
     model(X, training=False) -> logits [batch, 10], for images X [batch, 28, 28, 1].
     train_step(X, Y_) runs one optimisation step on a batch with one-hot labels Y_.
@@ -296,31 +390,54 @@ def train(args, model, train_step, optimizer, *, panels=None, augment=None):
     panels(X) -> {title: values, title: values}: what the dashboard's panels 4 and 5
         show for a training batch X (default: all the weights and all the biases).
     augment(X) -> X: applied to every training batch before train_step (and before
-        the training figures, so the dashboard shows the digits the network sees).
-    Problems the user can fix end the script with one line and a non-zero exit.
+        the training metrics, so the dashboard shows the digits the network sees).
+    Returns the run's tensorflowvisu.History. Problems the user can fix end the script
+    with one line and a non-zero exit; Ctrl-C ends it with exit status 130 after saving.
+
+    Written plainly, without the dashboard, the reports and the speed-ups, the training
+    loop is this (lesson 1.0 has it as plain_training_loop; a test runs both):
+
+        mnist = mnistdata.read_data_sets(args.data_dir, one_hot=True, reshape=False, validation_size=0)
+        for i in range(args.steps + 1):
+            if i % 100 == 0 or i == args.steps:  # how well does the model read the test digits?
+                Ylogits = model(mnist.test.images)
+                correct = tf.equal(tf.argmax(Ylogits, 1), tf.argmax(mnist.test.labels, 1))
+                print(f"step {i}: test accuracy {float(tf.reduce_mean(tf.cast(correct, tf.float32))):.4f}")
+            if i < args.steps:
+                batch_X, batch_Y = mnist.train.next_batch(args.batch_size)
+                train_step(batch_X, batch_Y)  # TF1: sess.run(train_step, feed_dict={X: batch_X, Y_: batch_Y})
+
+    What `_Training.run` adds to it, for speed: the training images stay in TensorFlow as
+    one tensor, and a single compiled call (tf.function, with XLA for dense models) runs
+    the 20 steps between two measurements, so Python is out of the inner loop (TF1's
+    Session.run with a feed_dict per step could not do that); the test images go through
+    the model 1,000 at a time.
     """
+    global _last_history
     try:
-        run = _Run(args, model, train_step, optimizer, panels, augment)
-        run.train()
-    except (LabError, mnistdata.MnistError, tensorflowvisu.VisuError) as e:
-        raise SystemExit(f"error: {e}") from None
-    except KeyboardInterrupt:  # before training started, or a second Ctrl-C while saving
-        raise SystemExit("interrupted") from None
-    if run.interrupted:
+        history = _Training(args, model, train_step, optimizer, panels, augment).run()
+    except (LabError, mnistdata.MnistError, tensorflowvisu.VisuError) as error:
+        raise SystemExit(f"error: {error}") from None
+    except KeyboardInterrupt:  # before training started
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    _last_history = history
+    if history.final["interrupted"] and not _in_notebook():
         raise SystemExit(130)
+    return history
 
 
-class _Run:
-    """One training run: the data as tensors, the compiled loop, the records."""
+class _Training:
+    """One training run: MNIST as tensors, the compiled calls, and the loop (run)."""
 
     def __init__(self, args, model, train_step, optimizer, panels, augment):
+        load_tensorflow()
         self.args, self.model, self.optimizer = args, model, optimizer
-        self.interrupted = False
 
         # The data, as in the lab: all 60,000 training images (no validation split) with
         # one-hot labels; the 10,000 test images measure how well the model generalises.
         # TF1 fed every batch through placeholders with feed_dict. Here the whole training
-        # set is one tensor, and batches are gathered from it inside the compiled loop.
+        # set is one tensor, and batches are gathered from it inside the compiled call.
         self.mnist = mnistdata.read_data_sets(args.data_dir, one_hot=True, reshape=False,
                                               validation_size=0, seed=args.seed)
         train_set, test_set = self.mnist.train, self.mnist.test
@@ -338,194 +455,231 @@ class _Run:
         traced = tf.function(model).get_concrete_function(
             tf.TensorSpec([None, 28, 28, 1], tf.float32), training=False)
         self.variables = list(traced.variables)
-        trainable = list(traced.trainable_variables)
-        self.weights = [v for v in trainable if len(v.shape) >= 2]
-        self.biases = [v for v in trainable if len(v.shape) < 2]
+        self.trainable = list(traced.trainable_variables)
+        self.weights = [v for v in self.trainable if len(v.shape) >= 2]
+        self.biases = [v for v in self.trainable if len(v.shape) < 2]
         self.variable_names = _variable_names(self.variables)
         convolutional = any(len(v.shape) == 4 for v in self.weights)
         self.xla = args.xla == "on" or (args.xla == "auto" and not convolutional)
-
-        self.device = f"GPU ({GPUS[0].name})" if GPUS else "CPU"
-
-        @tf.function(jit_compile=self.xla, input_signature=[tf.TensorSpec([None, None], tf.int32)])
-        def train_steps(indices):
-            """Several training steps in one compiled call, one row of indices per batch,
-            then the figures on the last batch: accuracy, loss, predicted digits."""
-            for k in tf.range(tf.shape(indices)[0]):
-                train_step(batch_images(indices[k]), tf.gather(self.train_labels, indices[k]))
-            images = batch_images(indices[-1])
-            return (images, *self._figures(images, tf.gather(self.train_labels, indices[-1])))
+        self.engine = engine()
 
         def batch_images(indices):
             images = tf.gather(self.train_images, indices)
             return augment(images) if augment else images
 
-        @tf.function(jit_compile=self.xla)
-        def figures(images, labels):
-            return self._figures(images, labels)
+        @tf.function(jit_compile=self.xla, input_signature=[tf.TensorSpec([None, None], tf.int32)])
+        def train_on(batches):
+            """train_step on each batch (a row of indices), in one compiled call; then the
+            last batch (as trained on: augmented, if it is) and the model's metrics on it."""
+            for k in tf.range(tf.shape(batches)[0]):
+                train_step(batch_images(batches[k]), tf.gather(self.train_labels, batches[k]))
+            images = batch_images(batches[-1])
+            return (images, *self._metrics(images, tf.gather(self.train_labels, batches[-1])))
 
-        self.train_steps, self.figures = train_steps, figures
+        @tf.function(jit_compile=self.xla, input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32),
+                                                            tf.TensorSpec([None, 10], tf.float32)])
+        def metrics(images, labels):
+            return self._metrics(images, labels)
+
+        @tf.function(input_signature=[])
+        def test_metrics():  # without XLA: faster here for every lesson (benchmarks/README)
+            n = self.test_images.shape[0]
+            logits = tf.concat([model(self.test_images[k:k + TEST_BATCH], training=False)
+                                for k in range(0, n, TEST_BATCH)], axis=0)
+            return _accuracy_loss_predictions(logits, self.test_labels)
+
+        self.train_on, self.metrics, self.test_metrics = train_on, metrics, test_metrics
 
         # Panels 4 and 5 of the dashboard: all weights and all biases, unless the lesson
         # shows something else there (the batch-norm lessons show activations).
         if panels:
-            self.panels = tf.function(panels)
-            self.panel_titles = list(self.panels(self.train_images[:2]))
+            self.panel_values = tf.function(panels, input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+            self.panel_titles = list(self.panel_values(self.train_images[:2]))
         else:
-            self.panels = lambda images: {"weights": _flat(self.weights), "biases": _flat(self.biases)}
+            self.panel_values = lambda images: {"weights": _flat(self.weights), "biases": _flat(self.biases)}
             self.panel_titles = ["weights", "biases"]
-        self.history = tensorflowvisu.History(args.name, {
+
+    def _metrics(self, images, labels):
+        return _accuracy_loss_predictions(self.model(images, training=False), labels)
+
+    # -- the loop
+
+    def run(self):
+        """Train, measuring every TRAIN_EVERY steps; pass the measurements on to the history,
+        the terminal, the dashboard, the movie and TensorBoard; then finish."""
+        args = self.args
+        machine = cpu()
+        self.history = history = tensorflowvisu.History(args.name, {
             "script": f"{args.name}.py", "steps": args.steps, "batch_size": args.batch_size,
-            "seed": args.seed, "xla": self.xla, "device": self.device,
+            "seed": args.seed, "xla": self.xla, "engine": self.engine, "cpu": machine,
             "tensorflow": tf.__version__, "date": datetime.datetime.now().isoformat(timespec="seconds"),
         })
-        self.writer = None
-        if args.logdir:
-            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            self.logdir = Path(args.logdir) / f"{args.name}-{stamp}"
-            self.writer = tf.summary.create_file_writer(str(self.logdir))
-
-    def _figures(self, images, labels):
-        Ylogits = self.model(images, training=False)
-        predictions = tf.argmax(Ylogits, axis=1, output_type=tf.int32)
-        correct = tf.equal(predictions, tf.argmax(labels, axis=1, output_type=tf.int32))
-        return tf.reduce_mean(tf.cast(correct, tf.float32)), cross_entropy(Ylogits, labels), predictions
-
-    # -- the loop, driven by the dashboard
-
-    def train(self):
-        args = self.args
+        self.dashboard = dashboard = tensorflowvisu.Dashboard(
+            history, title=args.name, panel4_title=self.panel_titles[0], panel5_title=self.panel_titles[1],
+            live=not args.no_vis)
         print(f"{args.name}: {args.steps} steps of {args.batch_size} images, "
-              f"{self.mnist.train.num_examples} training and {self.mnist.test.num_examples} test images, "
-              f"training on {self.device}{' with XLA' if self.xla else ''}", flush=True)
-        self.dashboard = tensorflowvisu.Dashboard(
-            self.history, title=args.name, panel4_title=self.panel_titles[0],
-            panel5_title=self.panel_titles[1], live=not args.no_vis, movie=args.save_movie)
+              f"{self.mnist.train.num_examples} training and {self.mnist.test.num_examples} test images; "
+              f"{self.engine}{', XLA' if self.xla else ''} ({machine['model']}, {machine['cores']} cores)",
+              flush=True)
+        if dashboard.not_live:
+            hint = "" if args.save_png else " (use --save-png FILE to keep a picture)"
+            print(f"{dashboard.not_live}: training without the live dashboard{hint}", file=sys.stderr, flush=True)
+        self.movie = tensorflowvisu.Movie(args.save_movie) if args.save_movie else None
+        self.tensorboard = _TensorBoard(args, self.variables, self.variable_names) if args.logdir else None
         # Digits and histograms are only worth computing when something will show them.
-        self.pictures = self.dashboard.live or self.dashboard.recording or bool(args.save_png)
+        pictures = dashboard.live or bool(self.movie or args.save_png)
+
         self.done = 0  # steps trained so far
         self.start = time.perf_counter()
         self.train_seconds = self.test_seconds = 0.0
         self.warmup_seconds = None  # the first compiled call includes tracing and compilation
         # Long runs test less often: about 100 test points per run, at least every 100 steps.
         test_every = max(TEST_EVERY, args.steps // 100 // TRAIN_EVERY * TRAIN_EVERY)
+        interrupted = False
+        initial_values = [v.numpy() for v in self.trainable]  # to spot variables train_step never changes
         try:
-            self.dashboard.animate(self.step, args.steps, TRAIN_EVERY, test_every, more_tests_at_start=True)
+            for i in [*range(0, args.steps, TRAIN_EVERY), args.steps]:
+                images, accuracy, loss, predictions = self.train_until(i)
+                if initial_values and i > 0:
+                    self.warn_unchanged(initial_values, i)
+                    initial_values = None
+                history.append_train(i, accuracy, loss, self.learning_rate(), self.clock())
+                if pictures:
+                    dashboard.set_training_digits(images.numpy(), self.batch_labels, predictions.numpy())
+                if self.tensorboard:
+                    self.tensorboard.train(i, accuracy, loss, self.learning_rate())
+                # the curves move fastest at first: test at every measurement of the first 200 steps
+                if i % test_every == 0 or i == args.steps or i < 10 * TRAIN_EVERY:
+                    self.test(i, images if pictures else None)
+                dashboard.refresh(i, args.steps)  # draws when due; raises KeyboardInterrupt if closed
         except KeyboardInterrupt:
-            self.interrupted = True
+            interrupted = True
             print(f"\ninterrupted at step {self.done} of {args.steps}: saving what was learned so far", flush=True)
-        self.finish()
+        self.finish(interrupted)
+        return history
 
-    def step(self, i, update_train, update_test):
-        """Train until step i, then compute the figures the dashboard asked for."""
-        t = time.perf_counter()
+    def train_until(self, i):
+        """Train up to step i in one compiled call; then the model's metrics on the last batch.
+
+        Returns the last batch's images (as trained on), accuracy, loss and predictions.
+        At step 0 nothing is trained: the untrained model, on the first batch.
+        """
+        start = time.perf_counter()
+        batch_size = self.args.batch_size
         if i > self.done:
-            indices = np.stack([self.mnist.train.next_batch_indices(self.args.batch_size)
-                                for _ in range(i - self.done)])
-            images, accuracy, loss, predictions = self.train_steps(indices)
-            loss = float(loss)  # waits for the compiled call to finish
-            batch = indices[-1]
-            self.done = i
-        else:  # step 0: the untrained model, on the first batch
-            batch = np.arange(self.args.batch_size)
+            batches = np.stack([self.mnist.train.next_batch_indices(batch_size) for _ in range(i - self.done)])
+            images, accuracy, loss, predictions = self.train_on(batches)
+            batch = batches[-1]
+        else:
+            batch = np.arange(batch_size)
             images = tf.gather(self.train_images, batch)
-            accuracy, loss, predictions = self.figures(images, tf.gather(self.train_labels, batch))
-            loss = float(loss)
-        self.batch_images = images  # the digits the network just saw (augmented, if it is)
-        elapsed = time.perf_counter() - t
+            accuracy, loss, predictions = self.metrics(images, tf.gather(self.train_labels, batch))
+        loss = float(loss)  # waits for the compiled call to finish
+        self.batch_labels = self.mnist.train.labels[batch].argmax(1)  # digits, for the dashboard
+        elapsed = time.perf_counter() - start
         self.train_seconds += elapsed
         if self.warmup_seconds is None and i > 0:
             self.warmup_seconds = elapsed
+        self.done = i
         if not math.isfinite(loss):
             raise LabError(
                 f"the loss became {loss} at step {i}: training diverged. The learning rate "
                 f"({self.learning_rate():.4g}) is probably too high for this model: lower it and run again")
-        if update_train:
-            self.history.append_train(i, round(float(accuracy), 6), loss, self.learning_rate(), self.wall_time())
-            if self.pictures:
-                self.dashboard.set_training_digits(images.numpy(), self.mnist.train.labels[batch].argmax(1),
-                                                   predictions.numpy())
-            if self.writer:
-                with self.writer.as_default(step=i):
-                    tf.summary.scalar("train/accuracy", accuracy)
-                    tf.summary.scalar("train/loss", loss)
-                    tf.summary.scalar("learning_rate", self.learning_rate())
-        if update_test:
-            self.test(i)
+        return images, round(float(accuracy), 6), loss, predictions
 
-    def test(self, i):
-        t = time.perf_counter()
-        _, loss, predictions = self.figures(self.test_images, self.test_labels)
+    def warn_unchanged(self, initial_values, i):
+        """The classic mistake when adding a layer: its variables missing from the list that
+        train_step differentiates. They never change; say so after the first compiled call."""
+        for variable, initial in zip(self.trainable, initial_values):
+            if np.array_equal(variable.numpy(), initial):
+                print(f"warning: {self.variable_names[variable.ref()]} {variable.shape.as_list()} did not change "
+                      f"in the first {i} training steps: is it missing from the variables that train_step "
+                      "updates (tape.gradient(loss, [...]))?", file=sys.stderr, flush=True)
+
+    def test(self, i, images=None):
+        """Measure the model on the 10,000 test images; record, print and show it.
+        images: the last training batch, for panels 4 and 5 (None: no pictures)."""
+        start = time.perf_counter()
+        _, loss, predictions = self.test_metrics()
         loss, self.test_predictions = float(loss), predictions.numpy()
         accuracy = float(np.mean(self.test_predictions == self.test_digits))  # exact, not float32
-        self.test_seconds += time.perf_counter() - t
-        self.history.append_test(i, accuracy, loss, self.wall_time())
+        self.test_seconds += time.perf_counter() - start
+        self.history.append_test(i, accuracy, loss, self.clock())
         train = self.history.train
         epoch = i * self.args.batch_size / self.mnist.train.num_examples
         print(f"step {i:>6} (epoch {epoch:5.2f}): train accuracy {train['accuracy'][-1]:.4f} "
               f"loss {train['loss'][-1]:.4f} | test accuracy {accuracy:.4f} loss {loss:.4f} "
               f"| lr {train['learning_rate'][-1]:.3g}", flush=True)
-        if self.pictures:
+        if images is not None:
             self.dashboard.set_test_digits(self.mnist.test.images, self.test_digits, self.test_predictions)
-            panel4, panel5 = (np.asarray(values) for values in self.panels(self.batch_images).values())
+            panel4, panel5 = (np.asarray(values) for values in self.panel_values(images).values())
             self.dashboard.append_histograms(i, panel4, panel5)
-        if self.writer:
-            with self.writer.as_default(step=i):
-                tf.summary.scalar("test/accuracy", accuracy)
-                tf.summary.scalar("test/loss", loss)
-                for v in self.variables:
-                    tf.summary.histogram(self.variable_names[v.ref()], v)
-                if i % 1000 == 0 or i == self.args.steps:
-                    wrong = self.test_predictions != self.test_digits
-                    grid = tensorflowvisu.digit_grid(self.mnist.test.images[wrong], self.test_digits[wrong],
-                                                     self.test_predictions[wrong], count=100, lines=10)
-                    tf.summary.image("misrecognised test digits", grid[None], max_outputs=1)
+            if self.movie:
+                self.movie.add_frame(self.dashboard.picture(), i)
+        if self.tensorboard:
+            self.tensorboard.test(i, accuracy, loss, self.mnist.test.images, self.test_digits,
+                                  self.test_predictions, final=i == self.args.steps)
 
     def learning_rate(self):
         return float(self.optimizer.learning_rate)
 
-    def wall_time(self):
+    def clock(self):
         return round(time.perf_counter() - self.start, 3)
 
     # -- the end of the run
 
-    def finish(self):
+    def finish(self, interrupted):
+        """Final test, report and outputs. Ctrl-C is held back meanwhile (a second Ctrl-C
+        after the one that stopped training waits until the files are written), so the
+        history and the model are always a pair from this run."""
         args, history = self.args, self.history
-        if not history.test["iteration"] or history.test["iteration"][-1] != self.done:
-            self.test(self.done)  # an interrupted run still gets its final test figures
-        rep = report(self.test_digits, self.test_predictions)
-        history.report = rep
-        timed_steps = self.done - (TRAIN_EVERY if self.warmup_seconds is not None else 0)
-        timed_seconds = self.train_seconds - (self.warmup_seconds or 0.0)
-        history.final = {
-            "steps": self.done,
-            "interrupted": self.interrupted,
-            "max_test_accuracy": history.max_test_accuracy,
-            "final_test_accuracy": history.test["accuracy"][-1],
-            "training_seconds": round(self.train_seconds, 3),
-            "test_seconds": round(self.test_seconds, 3),
-            "wall_seconds": self.wall_time(),
-            "images_per_second": round(timed_steps * args.batch_size / timed_seconds) if timed_steps > 0 and timed_seconds > 0 else None,
-        }
-        print(f"\ntrained {self.done} steps in {self.wall_time():.1f} s "
-              f"({self.train_seconds:.1f} s training, {self.test_seconds:.1f} s testing)")
-        print(format_report(rep))
-        history.save(args.history)
-        save_model(self.model, self.variables, args.save_model)
         saved = [args.history, args.save_model]
-        if args.save_png:
-            self.dashboard.save_png(args.save_png)
-            saved.append(args.save_png)
-        self.dashboard.finish(wait=False)  # the movie is complete; a window stays open
-        if args.save_movie:
-            saved.append(self.dashboard.movie_path)
-        if self.writer:
-            self.writer.close()
-            saved.append(str(self.logdir))
+        with tensorflowvisu.ctrl_c_held() as ctrl_c:
+            if history.test["iteration"][-1:] != [self.done]:
+                self.test(self.done)  # an interrupted run still gets its final test metrics
+            history.report = report(self.test_digits, self.test_predictions)
+            timed_steps = self.done - (TRAIN_EVERY if self.warmup_seconds is not None else 0)
+            timed_seconds = self.train_seconds - (self.warmup_seconds or 0.0)
+            history.final = {
+                "steps": self.done,
+                "interrupted": interrupted,
+                "max_test_accuracy": history.max_test_accuracy,
+                "final_test_accuracy": history.test["accuracy"][-1],
+                "training_seconds": round(self.train_seconds, 3),
+                "test_seconds": round(self.test_seconds, 3),
+                "warmup_seconds": round(self.warmup_seconds or 0.0, 3),
+                "wall_seconds": self.clock(),
+                "images_per_second": round(timed_steps * args.batch_size / timed_seconds)
+                if timed_steps > 0 and timed_seconds > 0 else None,
+            }
+            print(f"\ntrained {self.done} steps in {self.clock():.1f} s "
+                  f"({self.train_seconds:.1f} s training, {self.test_seconds:.1f} s testing)")
+            print(format_report(history.report), flush=True)
+            history.save(args.history)
+            save_model(self.model, self.variables, args.save_model)
+            if args.save_png:
+                self.dashboard.save_png(args.save_png)
+                saved.append(args.save_png)
+            if self.movie:
+                self.movie.finish(self.dashboard.picture(), self.done)
+                saved.append(self.movie.path)
+            if self.tensorboard:
+                self.tensorboard.close()
+                saved.append(str(self.tensorboard.folder))
         print("saved: " + ", ".join(saved))
+        if ctrl_c.pressed:
+            print("Ctrl-C while saving: it waited until the files above were complete", file=sys.stderr)
+            history.final["interrupted"] = True  # for the exit status (the file says how training ended)
         print(f"max test accuracy: {history.max_test_accuracy:.4f}")
         print(f"final test accuracy: {history.test['accuracy'][-1]:.4f}", flush=True)
-        self.dashboard.finish(wait=not self.interrupted)  # a window stays until the user closes it
+        self.dashboard.finish(wait=not history.final["interrupted"])  # a window stays until the user closes it
+
+
+def _accuracy_loss_predictions(Ylogits, labels):
+    predictions = tf.argmax(Ylogits, axis=1, output_type=tf.int32)
+    correct = tf.equal(predictions, tf.argmax(labels, axis=1, output_type=tf.int32))
+    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=Ylogits))
+    return tf.reduce_mean(tf.cast(correct, tf.float32)), loss, predictions
 
 
 def _flat(variables):
@@ -533,7 +687,7 @@ def _flat(variables):
 
 
 def _variable_names(variables):
-    """Name variables after the lesson's globals (W1, B1, BN1.moving_mean...) for TensorBoard."""
+    """Name variables after the lesson's globals (W1, B1, BN1.moving_mean...)."""
     main = sys.modules.get("__main__")
     by_id = {}
     for key, value in (vars(main).items() if main else ()):
@@ -541,6 +695,37 @@ def _variable_names(variables):
         if isinstance(value, tf.Module):  # e.g. a BatchNorm: its moving averages
             by_id.update({id(v): f"{key}.{attr}" for attr, v in vars(value).items() if isinstance(v, tf.Variable)})
     return {v.ref(): by_id.get(id(v), v.name.split(":")[0]) for v in variables}
+
+
+class _TensorBoard:
+    """TensorBoard logs of one run, in their own sub-folder of --logdir: scalars, weight
+    histograms and a picture of the misrecognised test digits (every 1,000 steps)."""
+
+    def __init__(self, args, variables, names):
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.folder = Path(args.logdir) / f"{args.name}-{stamp}"
+        self.writer = tf.summary.create_file_writer(str(self.folder))
+        self.variables, self.names = variables, names
+
+    def train(self, i, accuracy, loss, learning_rate):
+        with self.writer.as_default(step=i):
+            tf.summary.scalar("train/accuracy", accuracy)
+            tf.summary.scalar("train/loss", loss)
+            tf.summary.scalar("learning_rate", learning_rate)
+
+    def test(self, i, accuracy, loss, images, digits, predictions, final=False):
+        with self.writer.as_default(step=i):
+            tf.summary.scalar("test/accuracy", accuracy)
+            tf.summary.scalar("test/loss", loss)
+            for v in self.variables:
+                tf.summary.histogram(self.names[v.ref()], v)
+            if i % 1000 == 0 or final:
+                wrong = predictions != digits
+                grid = tensorflowvisu.digit_grid(images[wrong], digits[wrong], predictions[wrong], count=100, lines=10)
+                tf.summary.image("misrecognised test digits", grid[None], max_outputs=1)
+
+    def close(self):
+        self.writer.close()
 
 
 # ------------------------------------------------------------------- the saved model
@@ -580,3 +765,57 @@ def save_model(model, variables, path):
             tmp.rename(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------ notebooks
+
+
+def _in_notebook():
+    """True in a Jupyter kernel (JupyterLab, Notebook, VS Code, Colab)."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return bool(shell) and hasattr(shell, "kernel")
+
+
+def run(lesson, **flags):
+    """Run a lesson in this Python process, e.g. from a notebook; returns its History.
+
+        history = lab.run("mnist_2.1_five_layers_relu.py", steps=2000)
+        history = lab.run("2.1", steps=2000, seed=1, no_vis=True)
+
+    lesson: a lesson's file name (found next to lab.py), path, or number ("2.1").
+    flags: the lesson's command-line flags, with _ for -: steps=2000 is --steps 2000,
+    no_vis=True is --no-vis (False or None leaves a flag out). In a notebook the dashboard
+    is drawn under the cell. Raises LabError when the lesson stops with an error.
+    """
+    path = _lesson_path(lesson)
+    argv = [str(path)]
+    for key, value in flags.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value not in (False, None):
+            argv += [flag, str(value)]
+    saved_argv, sys.argv = sys.argv, argv
+    global _last_history
+    _last_history = None
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as stop:
+        if stop.code not in (None, 0, 130):
+            raise LabError(str(stop.code).removeprefix("error: ") if isinstance(stop.code, str)
+                           else f"{path.name} stopped with exit status {stop.code}") from None
+    finally:
+        sys.argv = saved_argv
+    return _last_history
+
+
+def _lesson_path(lesson):
+    lesson = str(lesson)
+    for candidate in (Path(lesson), ROOT / lesson):
+        if candidate.is_file():
+            return candidate.resolve()
+    numbered = sorted(ROOT.glob(f"mnist_{lesson}_*.py"))
+    if len(numbered) == 1:
+        return numbered[0]
+    lessons = ", ".join(p.name for p in sorted(ROOT.glob("mnist_*.py")))
+    raise LabError(f"no lesson {lesson!r}: choose one of {lessons}")

@@ -15,9 +15,11 @@ The model:  Y = softmax(X . W + b)
 """
 
 import lab  # the shared machinery: flags, data, training loop, dashboard, reports
-import tensorflow as tf
+import mnistdata  # the MNIST loader (TF1's input_data.read_data_sets)
 
-args = lab.parse_args(__doc__, steps=2000)
+args = lab.parse_args(__doc__, steps=2000)  # the flags first: a typo is reported at once
+
+import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
 
 # The model's parameters, what training learns. Zero is a fine start for a single layer.
 # (TF1 created them the same way, then needed Session.run(tf.global_variables_initializer()).)
@@ -54,5 +56,20 @@ def train_step(X, Y_):
     optimizer.apply_gradients(zip(gradients, [W, b]))  # W -= 0.5 * d(loss)/dW, same for b
 
 
+def plain_training_loop():
+    """The training loop, plainly: what lab.train runs, without its dashboard, its reports
+    and its speed-ups (20 steps per compiled call, the images kept in TensorFlow).
+    In TF1, train_step(...) was sess.run(train_step, feed_dict={X: batch_X, Y_: batch_Y})."""
+    mnist = mnistdata.read_data_sets(args.data_dir, one_hot=True, reshape=False, validation_size=0)
+    for i in range(args.steps + 1):
+        if i % 100 == 0 or i == args.steps:  # how well does the model read the test digits?
+            Ylogits = model(mnist.test.images)
+            correct = tf.equal(tf.argmax(Ylogits, 1), tf.argmax(mnist.test.labels, 1))
+            print(f"step {i}: test accuracy {float(tf.reduce_mean(tf.cast(correct, tf.float32))):.4f}")
+        if i < args.steps:
+            batch_X, batch_Y = mnist.train.next_batch(args.batch_size)
+            train_step(batch_X, batch_Y)
+
+
 if __name__ == "__main__":
-    lab.train(args, model, train_step, optimizer)
+    lab.train(args, model, train_step, optimizer)  # plain_training_loop(), with the dashboard and reports

@@ -20,9 +20,10 @@ because sigmoids squash the signal and their gradients are small.
 """
 
 import lab  # the shared machinery: flags, data, training loop, dashboard, reports
-import tensorflow as tf
 
-args = lab.parse_args(__doc__, steps=10000)
+args = lab.parse_args(__doc__, steps=10000)  # the flags first: a typo is reported at once
+
+import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
 
 # Weights start as small random values: if they were all equal, all the neurons of a
 # layer would compute the same thing and learn the same thing.

@@ -21,9 +21,10 @@ keeps falling. The network memorises the training images: overfitting (lesson 2.
 """
 
 import lab  # the shared machinery: flags, data, training loop, dashboard, reports
-import tensorflow as tf
 
-args = lab.parse_args(__doc__, steps=10000)
+args = lab.parse_args(__doc__, steps=10000)  # the flags first: a typo is reported at once
+
+import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
 
 W1 = tf.Variable(tf.random.truncated_normal([784, 200], stddev=0.1))
 B1 = tf.Variable(tf.ones([200]) / 10)  # 0.1: a small positive bias keeps the ReLUs alive

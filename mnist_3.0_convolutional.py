@@ -19,9 +19,10 @@ With fewer weights than lesson 2 it gets further: about 99%.
 """
 
 import lab  # the shared machinery: flags, data, training loop, dashboard, reports
-import tensorflow as tf
 
-args = lab.parse_args(__doc__, steps=10000)
+args = lab.parse_args(__doc__, steps=10000)  # the flags first: a typo is reported at once
+
+import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
 
 K, L, M, N = 4, 8, 12, 200  # filters in the three convolutional layers, neurons in the dense one
 

@@ -24,9 +24,10 @@ activations after it stay a clean spread between 0 and 1.
 """
 
 import lab  # the shared machinery: flags, data, training loop, dashboard, reports
-import tensorflow as tf
 
-args = lab.parse_args(__doc__, steps=10000)
+args = lab.parse_args(__doc__, steps=10000)  # the flags first: a typo is reported at once
+
+import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
 
 # Batch-normalised layers have no bias: an offset O and a scale S per neuron instead.
 W1 = tf.Variable(tf.random.truncated_normal([784, 200], stddev=0.1))

@@ -20,9 +20,10 @@ convolutional and for the dense layer: batch norm keeps them in one tidy range.
 """
 
 import lab  # the shared machinery: flags, data, training loop, dashboard, reports
-import tensorflow as tf
 
-args = lab.parse_args(__doc__, steps=10000)
+args = lab.parse_args(__doc__, steps=10000)  # the flags first: a typo is reported at once
+
+import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
 
 K, L, M, N = 24, 48, 64, 200
 

@@ -24,9 +24,10 @@ longer (30 epochs), with more dropout (keep 0.5) on its dense layer.
 import math
 
 import lab  # the shared machinery: flags, data, training loop, dashboard, reports
-import tensorflow as tf
 
-args = lab.parse_args(__doc__, steps=18000)
+args = lab.parse_args(__doc__, steps=18000)  # the flags first: a typo is reported at once
+
+import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
 
 
 def augment(X):
@@ -49,9 +50,8 @@ def augment(X):
     b2 = c - b0 * c - b1 * c - shift_y
     zeros = tf.zeros([n])
     transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)  # one row per image
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=X, transforms=transforms, output_shape=[28, 28], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT")
+    return tf.keras.ops.image.affine_transform(X, transforms, interpolation="bilinear",
+                                               fill_mode="constant", fill_value=0.0)
 
 
 K, L, M, N = 24, 48, 64, 200

@@ -48,17 +48,15 @@ else in the frame (a shadow or the edge of the sheet counts as ink and shrinks t
 digit). --show displays the 28x28 digit the network actually gets.
 """
 
-import contextlib
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+import lab  # loads TensorFlow with the lab's settings (lab.load_tensorflow); light to import
 import tensorflowvisu
 
 ROOT = Path(__file__).resolve().parent
@@ -220,28 +218,6 @@ def read_image(path):
 # ---------------------------------------------------------------------- the model
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Hide what TensorFlow's C++ core prints while it loads (before it reads
-    TF_CPP_MIN_LOG_LEVEL): the process's stderr goes to a temporary file, which is
-    shown only if something unexpected fails."""
-    with tempfile.TemporaryFile() as log:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        except Exception as error:
-            if not isinstance(error, PredictError):
-                os.dup2(saved, 2)
-                log.seek(0)
-                sys.stderr.write(log.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def check_model_folder(folder):
     """Fail fast, before TensorFlow loads, when `folder` cannot be a SavedModel."""
     folder = Path(folder)
@@ -264,17 +240,18 @@ def load_model(folder):
     `probabilities` [N, 10] and `digits` [N]. Raises PredictError.
     """
     check_model_folder(folder)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warnings: off
-    with _quiet_stderr():
-        try:
-            import tensorflow as tf
-        except ImportError as error:
-            raise PredictError(f"cannot import TensorFlow ({error}): pip install -r requirements.txt") from None
+    try:
+        tf = lab.load_tensorflow()
+    except ImportError as error:
+        raise PredictError(f"cannot import TensorFlow ({error}): pip install -r requirements.txt") from None
+    problem = None
+    with lab.quiet_stderr():  # a damaged folder makes TensorFlow's C++ core complain at length
         try:
             saved = tf.saved_model.load(str(folder))
         except Exception as error:  # a damaged or foreign folder: TensorFlow says why
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise PredictError(f"model {folder}: cannot load it ({reason})") from None
+            problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if problem:
+        raise PredictError(f"model {folder}: cannot load it ({problem})")
     serve = saved.signatures.get("serving_default")
     if serve is None:
         raise PredictError(f"model {folder}: not a digit model saved by the lab (it has no serving_default signature)")
@@ -361,11 +338,7 @@ def _figure_size(count):
 
 def save_png(path, names, digits, probabilities):
     """Draw the predictions into a PNG file (no window). Raises PredictError."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=_figure_size(len(names)), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = tensorflowvisu.offscreen_figure(_figure_size(len(names)), dpi=100)
     plot_predictions(fig, names, digits, probabilities)
     try:
         tensorflowvisu.save_figure(fig, path, dpi=100)
@@ -373,33 +346,15 @@ def save_png(path, names, digits, probabilities):
         raise PredictError(f"--save-png: {error}") from None
 
 
-def open_window(figsize, title):
-    """A pyplot figure in a window. Raises PredictError when no window can open here."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise PredictError("no display")
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context({"toolbar": "None"}):  # no zoom and pan tools: in the pad, dragging draws
-        fig = plt.figure(figsize=figsize)
-    if fig.canvas.required_interactive_framework is None:  # Agg and other file-only backends
-        plt.close(fig)
-        raise PredictError(f"the matplotlib backend {plt.get_backend()!r} cannot open windows")
-    fig.canvas.manager.set_window_title(title)
-    return fig
-
-
 def show(names, digits, probabilities):
-    """Show the predictions in a window until it is closed; without one, say so (one line)."""
+    """Show the predictions: under the cell in a notebook, else in a window until it is
+    closed; without either, say so (one line)."""
     try:
-        fig = open_window(_figure_size(len(names)), "predict.py")
-    except PredictError as problem:
+        tensorflowvisu.show_figure(lambda fig: plot_predictions(fig, names, digits, probabilities),
+                                   _figure_size(len(names)), "predict.py")
+    except tensorflowvisu.VisuError as problem:
         print(f"{problem}: cannot show the pictures (the predictions are above); "
               "add --save-png FILE to save them in a file", file=sys.stderr)
-        return
-    import matplotlib.pyplot as plt
-
-    plot_predictions(fig, names, digits, probabilities)
-    plt.show()
 
 
 # --------------------------------------------------------------------- drawing pad
@@ -584,8 +539,8 @@ def main(argv=None):
 def _run(args):
     if args.draw:  # no window possible: say so before anything else
         try:
-            window = open_window((10, 5.2), "predict.py --draw")
-        except PredictError as problem:
+            window = tensorflowvisu.window_figure((10, 5.2), "predict.py --draw", dpi=100, toolbar=False)
+        except tensorflowvisu.VisuError as problem:  # no zoom and pan tools: in the pad, dragging draws
             raise PredictError(f"{problem}: --draw needs a window to draw in") from None
     folder = Path(args.model) if args.model else latest_model()
     if not args.model:

@@ -1,13 +1,15 @@
-"""Watching a neural network learn: the lab's dashboard, run history and run comparisons.
+"""Watching a neural network learn: the lab's dashboard, run history, movies and run comparisons.
 
-This is the one matplotlib module of the lab. It has three parts.
+The lab's pictures live here (predict.py draws its own, with the figure helpers below).
 
 1. ``History``: what one training run measured, saved as JSON (``runs/NAME.json``).
-   Every 20 iterations the training loop records the accuracy and the cross-entropy
-   loss on the current training batch; every 100 iterations it records the same two
-   figures on the 10,000 test digits, which the network never trains on.
+   Every 20 steps the training loop records the accuracy and the cross-entropy loss on
+   the current training batch; every 100 steps it records the same two on the 10,000
+   test digits, which the network never trains on.
 
-2. ``Dashboard``: six live panels, redrawn while the network trains::
+2. ``Dashboard``: six live panels, a view of the training. The training loop (lab.py)
+   pushes what it measured (into the History, and the digits and histograms into the
+   dashboard) and calls ``refresh()``; the dashboard decides when it is worth drawing::
 
        1 accuracy          2 cross-entropy loss      3 training digits
        4 weights           5 biases                  6 test digits
@@ -40,16 +42,19 @@ This is the one matplotlib module of the lab. It has three parts.
    so the dashboard draws rarely: at most 5 frames a second, and at most 2 % of the
    time (it measures how long each redraw takes and waits 50 times as long before the
    next one). Between redraws it only lets the window handle its events (keys, clicks,
-   resizing), at most every 50 ms. The same code shows a window, updates a picture in a
-   Jupyter notebook, or, without a display, trains without a dashboard.
+   resizing), at most every 50 ms. In a Jupyter notebook (or Colab, or VS Code) it is a
+   picture under the cell, replaced in place (at most 5 % of the time: a picture costs
+   more than a window redraw); with ``%matplotlib widget`` (ipympl) it is the live
+   interactive figure. Without a display it draws nothing until asked for a picture.
 
-   save_png(FILE) keeps a picture of the dashboard; a movie (MP4 with ffmpeg, else GIF)
-   gets a frame at every test update.
+3. ``Movie``: the dashboard recorded into an MP4 (with ffmpeg) or GIF file, a frame at
+   every test measurement. ``save_png(FILE)`` keeps a picture of the dashboard.
 
-3. A command line to look at finished runs::
+4. Finished runs, from the command line or a notebook::
 
        python tensorflowvisu.py compare runs/sigmoid.json runs/relu.json --save-png cmp.png
        python tensorflowvisu.py confusion runs/relu.json
+       tensorflowvisu.compare(history1, "runs/relu.json")    # in a notebook: under the cell
 
 Importing this module imports neither TensorFlow nor matplotlib.pyplot: pyplot is
 imported only when a window is opened, so a run without a window never touches it.
@@ -59,14 +64,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import math
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -75,10 +83,12 @@ import numpy as np
 HISTORY_FORMAT = "mnist-lab-history/1"
 
 # How often the dashboard may redraw: at most MAX_FPS frames a second, and drawing may
-# take at most DRAW_BUDGET of the wall time. Between redraws, window events are
-# processed at most every EVENT_INTERVAL seconds.
+# take at most DRAW_BUDGET of the wall time (NOTEBOOK_BUDGET for a picture in a notebook,
+# which is a whole PNG each time). Between redraws, window events are processed at most
+# every EVENT_INTERVAL seconds.
 MAX_FPS = 5  # enough to watch the curves grow; each frame also costs the X server CPU time
 DRAW_BUDGET = 0.02
+NOTEBOOK_BUDGET = 0.05
 EVENT_INTERVAL = 0.05
 
 # Look: sized for a projector. The figure is 16 x 9 inches, fonts are large.
@@ -120,6 +130,9 @@ GLYPHS = GLYPHS.repeat(2, axis=1).repeat(2, axis=2)  # 10 glyphs of 10 x 6 pixel
 PERCENTILES = np.linspace(0, 100, 11)
 HISTOGRAM_SAMPLE = 20_000
 
+# The accuracy axis: its lower end (see _accuracy_floor) -> the distance between its ticks.
+ACCURACY_TICKS = {0.0: 0.2, 0.8: 0.05, 0.9: 0.02, 0.95: 0.01, 0.98: 0.005}
+
 # Dashboard keys: which panels each one shows.
 VIEWS = {"1": (1,), "2": (2,), "3": (3,), "4": (4,), "5": (5,), "6": (6,),
          "7": (1, 2), "8": (4, 5), "9": (3, 6), "0": (1, 2, 3, 4, 5, 6)}
@@ -129,6 +142,9 @@ PAUSE_KEY = " "
 
 class VisuError(Exception):
     """A problem the user can fix; the message is one line that says what to do."""
+
+    def _render_traceback_(self):  # IPython (notebooks) shows this instead of a traceback
+        return [f"error: {self}"]
 
 
 # --------------------------------------------------------------------------- files
@@ -147,6 +163,12 @@ def _plain(value):
     return value
 
 
+def _temporary_name(path):
+    """A hidden name next to path, with path's suffix (writers choose the format by it)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
 def _write_atomically(path, write):
     """Write a file so that nobody ever sees half of it.
 
@@ -155,7 +177,7 @@ def _write_atomically(path, write):
     are created.
     """
     path = Path(path)
-    temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    temp = _temporary_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
@@ -178,9 +200,47 @@ def _write_atomically(path, write):
         raise
 
 
+def cannot_write(path, folder=False):
+    """Why `path` cannot be written, or None if it can. Creates nothing.
+
+    `path` is a file to write (or, with folder=True, a folder to create or replace);
+    missing folders on the way will be created when it is written, so the nearest one
+    that exists must take new files: the only sure test is to write one there.
+    """
+    path = Path(path).absolute()
+    if path.exists() and path.is_dir() != folder:
+        return "it is a folder" if path.is_dir() else "it is a file"
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file"
+    try:
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as error:
+        return f"cannot write in {parent}: {error.strerror or error}"
+    return None
+
+
 def save_figure(fig, path, dpi=PNG_DPI):
     """Save a figure as a PNG file, atomically. Raises VisuError if it cannot be written."""
     _write_atomically(path, lambda file: fig.savefig(file, format="png", dpi=dpi))
+
+
+@contextlib.contextmanager
+def ctrl_c_held():
+    """Hold Ctrl-C back while the block runs, for work that must not stop half-way
+    (a file being written, a movie frame going to ffmpeg). Yields an object whose
+    `pressed` tells, after the block, whether Ctrl-C came meanwhile."""
+    held = types.SimpleNamespace(pressed=False)
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = signal.signal(signal.SIGINT, lambda *args: setattr(held, "pressed", True))
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -199,9 +259,9 @@ class ArgumentParser(argparse.ArgumentParser):
 class History:
     """Everything one training run measured; saved as JSON, read back by the CLI.
 
-    train and test are columns of numbers (one list per figure, one entry per update);
-    config describes the run (model, learning rate...); final and report are filled by
-    the caller at the end (see the lab's documentation for their keys).
+    train and test are columns of numbers (one list per measurement, one entry per
+    update); config describes the run (model, engine, CPU...); final and report are filled
+    by the caller at the end (see lab.py for their keys).
     """
 
     def __init__(self, name: str, config: dict | None = None):
@@ -213,12 +273,12 @@ class History:
         self.report = None
 
     def append_train(self, iteration, accuracy, loss, learning_rate, wall_time):
-        """Record the figures measured on the current training batch."""
+        """Record what was measured on the current training batch."""
         for key, value in zip(self.train, (iteration, accuracy, loss, learning_rate, wall_time)):
             self.train[key].append(int(value) if key == "iteration" else float(value))
 
     def append_test(self, iteration, accuracy, loss, wall_time):
-        """Record the figures measured on the test digits."""
+        """Record what was measured on the test digits."""
         for key, value in zip(self.test, (iteration, accuracy, loss, wall_time)):
             self.test[key].append(int(value) if key == "iteration" else float(value))
 
@@ -329,31 +389,7 @@ def digit_grid(images, labels, predictions, count=100, lines=10):
     return tiles.reshape(lines, per_line, 28, 28, 3).swapaxes(1, 2).reshape(lines * 28, per_line * 28, 3)
 
 
-# --------------------------------------------------------------------------- schedule
-
-
-def update_schedule(iterations, train_every=20, test_every=100, more_tests_at_start=True):
-    """The iterations at which the dashboard asks for figures: [(i, update_train, update_test)].
-
-    - i = 0, before any training: both;
-    - every multiple of train_every: training figures; of test_every: test figures;
-    - more_tests_at_start: during the first 10 training updates (i < 10 * train_every)
-      each training update is also a test update, because the curves move fastest then;
-    - the last iteration, i = iterations: both.
-    """
-    if iterations < 0 or train_every < 1 or test_every < 1:
-        raise ValueError("iterations must be >= 0, train_every and test_every >= 1")
-    schedule = []
-    for i in range(iterations + 1):
-        update_train = i % train_every == 0 or i == iterations
-        update_test = (i % test_every == 0 or i == iterations
-                       or (more_tests_at_start and update_train and i < 10 * train_every))
-        if update_train or update_test:
-            schedule.append((i, update_train, update_test))
-    return schedule
-
-
-# --------------------------------------------------------------------------- matplotlib helpers
+# --------------------------------------------------------------------------- figures: where they show
 
 
 def _chosen_backend():
@@ -373,12 +409,27 @@ def _no_display():
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def in_notebook():
+    """True in a Jupyter kernel (JupyterLab, Notebook, VS Code, Colab)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython and hasattr(ipython, "get_ipython") else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
 def _is_notebook_widget(backend):
     return any(word in backend for word in ("ipympl", "widget", "nbagg"))
 
 
-def _offscreen_figure(figsize, dpi):
-    """A figure that is only rendered to files (no pyplot, no window)."""
+def _notebook_pictures():
+    """True where figures should be pictures under a notebook cell: a Jupyter kernel with
+    its default (inline) backend, or none chosen; not with %matplotlib widget."""
+    backend = _chosen_backend()
+    return in_notebook() and not _is_notebook_widget(backend) and (
+        "inline" in backend or backend in ("", "agg"))
+
+
+def offscreen_figure(figsize, dpi=SCREEN_DPI):
+    """A figure that is only rendered to files or pictures (no pyplot, no window)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -387,21 +438,53 @@ def _offscreen_figure(figsize, dpi):
     return fig
 
 
-def _window_figure(figsize, dpi, title):
-    """A pyplot figure that will show in a window (or an ipympl widget).
+def window_figure(figsize, title, dpi=SCREEN_DPI, toolbar=True):
+    """A pyplot figure that will show in a window (or an ipympl widget in a notebook).
 
-    Raises VisuError("...") with the reason when the backend cannot show windows.
+    Raises VisuError with the reason when no window can open here ("no display", or a
+    backend that cannot show windows).
     """
+    if _no_display() and not _is_notebook_widget(_chosen_backend()):
+        raise VisuError("no display")
     import matplotlib.pyplot as plt
 
-    backend = plt.get_backend()
-    fig = plt.figure(figsize=figsize, dpi=dpi)
-    if fig.canvas.required_interactive_framework is None and not _is_notebook_widget(backend.lower()):
+    with plt.rc_context({} if toolbar else {"toolbar": "None"}):
+        fig = plt.figure(figsize=figsize, dpi=dpi)
+    if fig.canvas.required_interactive_framework is None and not _is_notebook_widget(plt.get_backend().lower()):
         plt.close(fig)
-        raise VisuError(f"the matplotlib backend {backend!r} cannot open windows")
+        raise VisuError(f"the matplotlib backend {plt.get_backend()!r} cannot open windows")
     fig.stale_callback = None  # we decide when to draw, not pyplot's interactive mode
     fig.canvas.manager.set_window_title(title)
     return fig
+
+
+def png_bytes(fig, dpi=SCREEN_DPI):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def show_figure(draw, figsize, title="MNIST lab"):
+    """Show a picture: under the cell in a notebook, else in a window until it is closed.
+
+    draw(fig) draws on the figure. Raises VisuError("no display") and the like when
+    neither is possible (callers suggest --save-png).
+    """
+    if _notebook_pictures():
+        from IPython.display import Image, display
+
+        fig = offscreen_figure(figsize)
+        draw(fig)
+        display(Image(data=png_bytes(fig), format="png"))
+        return
+    fig = window_figure(figsize, title)
+    draw(fig)
+    import matplotlib.pyplot as plt
+
+    plt.show()
+
+
+# --------------------------------------------------------------------------- axes
 
 
 def _accuracy_floor(accuracies):
@@ -451,11 +534,14 @@ def _finite_range(values, positive=False):
 
 
 def _format_accuracy_axis(ax, floor):
-    """Accuracy in per cent, from floor to 100 %."""
-    from matplotlib.ticker import PercentFormatter
+    """Accuracy in per cent, from floor to 100 %, with ticks on round values that their
+    labels give exactly (98.5 %, not 98 %)."""
+    from matplotlib.ticker import MultipleLocator, PercentFormatter
 
+    step = ACCURACY_TICKS[floor]
     ax.set_ylim(floor, 1.0)
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1 if floor >= 0.95 else 0))
+    ax.yaxis.set_major_locator(MultipleLocator(step))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0 if round(step * 100, 6).is_integer() else 1))
 
 
 def _set_loss_range(ax, low, high):
@@ -469,23 +555,527 @@ def _set_loss_range(ax, low, high):
     ax.minorticks_off()
 
 
-@contextlib.contextmanager
-def _ctrl_c_after_block():
-    """Hold Ctrl-C back until the block is done, then deliver it.
+# --------------------------------------------------------------------------- the dashboard's panels
 
-    Used while a movie frame goes to ffmpeg: half a frame would garble the movie.
+
+# The six panels on a 16 x 9 figure: (left, bottom, width, height) in figure fractions.
+_PANEL_BOXES = [(left, bottom, 0.26, 0.36) for bottom in (0.53, 0.065) for left in (0.055, 0.38, 0.705)]
+
+
+class _Panels:
+    """The six panels drawn on one matplotlib Figure, from the run's data.
+
+    The artists are made once and updated in place (update), never recreated. The ones
+    that change at every redraw are "animated": matplotlib leaves them out of its own
+    drawing, and after every full draw (ours, the window's, savefig's) _on_draw adds
+    them, keeping the picture of everything else (axes, ticks, titles) as the background
+    for cheap redraws ("blits", see render).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda *args: received.append(True))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            signal.raise_signal(signal.SIGINT)
+
+    def __init__(self, fig, history, title, panel_titles):
+        self.fig, self.history = fig, history
+        self.iteration = self.iterations = None  # shown at the top right
+        self.paused = False  # shows the PAUSED overlay
+        self.train_digits = self.test_digits = None  # (images, labels, predictions)
+        self.digits_changed = [False, False]
+        self.histogram_iterations, self.percentiles = [], ([], [])  # panels 4 and 5
+        self.view = VIEWS["0"]  # the panels shown
+        # y ranges, which only grow (see _round_limits); the loss range starts where
+        # MNIST losses are (from 2.3 down to a few hundredths), so it rarely changes
+        self.limits = {"loss": (0.02, 5.0)}
+        self.tick_totals = {}  # digit panel -> number of digits its accuracy ticks were made for
+        self.background = self.background_layout = None  # for blitting
+        fig.canvas.mpl_connect("draw_event", self._on_draw)
+        self._build(title, panel_titles)
+        self.show(*self.view)
+
+    # -- the data
+
+    def append_histograms(self, iteration, panel4_values, panel5_values):
+        self.histogram_iterations.append(int(iteration))
+        for values, store in zip((panel4_values, panel5_values), self.percentiles):
+            values = np.asarray(values, dtype=np.float32).reshape(-1)
+            if values.size == 0:
+                store.append(np.full(len(PERCENTILES), np.nan))
+                continue
+            sample = np.sort(values[::max(1, values.size // HISTOGRAM_SAMPLE)])
+            store.append(sample[np.round(PERCENTILES / 100 * (sample.size - 1)).astype(int)])
+
+    def data_state(self):
+        """Something that changes when there is new data to show."""
+        return (len(self.history.train["iteration"]), len(self.history.test["iteration"]),
+                len(self.histogram_iterations), self.iteration, tuple(self.digits_changed))
+
+    # -- layout
+
+    def show(self, *panels):
+        """Show one panel, two side by side, or all six."""
+        if len(panels) not in (1, 2, 6) or not set(panels) <= {1, 2, 3, 4, 5, 6}:
+            raise ValueError(f"show_panels takes 1, 2 or 6 panel numbers from 1 to 6, not {panels}")
+        self.view = panels
+        if len(panels) == 6:
+            boxes = _PANEL_BOXES
+        elif len(panels) == 2:
+            boxes = [(0.055, 0.07, 0.42, 0.82), (0.555, 0.07, 0.42, 0.82)]
+        else:
+            boxes = [(0.06, 0.07, 0.9, 0.82)]
+        for ax in self.axes:
+            ax.set_visible(False)
+        for number, box in zip(panels, boxes):
+            self.axes[number - 1].set_position(box)
+            self.axes[number - 1].set_visible(True)
+
+    def _build(self, title, panel_titles):
+        from matplotlib.collections import PolyCollection
+        from matplotlib.patches import Patch
+
+        fig = self.fig
+        fig.set_facecolor("white")
+        # Header: the title on the left, the legend of panels 1 and 2 in the middle (where
+        # no curve can cover it), the iteration on the right.
+        fig.text(0.01, 0.985, title if len(title) <= 34 else title[:33] + "…", fontsize=TITLE_SIZE,
+                 weight="bold", va="top")
+        self.status = fig.text(0.99, 0.985, "", fontsize=TITLE_SIZE, ha="right", va="top")
+        self.paused_text = fig.text(0.5, 0.5, "PAUSED: press space to resume", fontsize=32,
+                                    ha="center", va="center", visible=False,
+                                    bbox=dict(facecolor="white", edgecolor="#0072b2", linewidth=3, pad=12))
+        self.axes = [fig.add_axes(box) for box in _PANEL_BOXES]
+        for ax, name in zip(self.axes, panel_titles):
+            # Fixed positions for titles and axis labels: matplotlib would otherwise
+            # measure all the tick labels at every draw to place them.
+            ax.set_title(name[:1].upper() + name[1:], fontsize=TITLE_SIZE, y=1.0, pad=8)
+            ax.xaxis.set_label_coords(0.5, -0.03)
+            ax.yaxis.set_label_coords(-0.12, 0.5)
+            ax.tick_params(labelsize=TEXT_SIZE, length=6, width=1.5)
+            ax.grid(True, color="#dddddd", linewidth=1)
+            ax.set_axisbelow(True)
+        accuracy, loss, train_ax, panel4, panel5, test_ax = self.axes
+        self.accuracy_floor = 0.0
+        _format_accuracy_axis(accuracy, self.accuracy_floor)
+        _set_loss_range(loss, *self.limits["loss"])
+
+        self.lines = {}
+        for ax, measure in ((accuracy, "accuracy"), (loss, "loss")):
+            self.lines["train", measure], = ax.plot([], [], **TRAIN_STYLE)
+            self.lines["test", measure], = ax.plot([], [], **TEST_STYLE)
+        fig.legend(handles=[self.lines["train", "accuracy"], self.lines["test", "accuracy"]],
+                   loc="upper center", bbox_to_anchor=(0.54, 1.003), ncols=2, fontsize=TEXT_SIZE,
+                   frameon=False)
+
+        self.bands = []
+        for ax, colour in ((panel4, PANEL4_COLOUR), (panel5, PANEL5_COLOUR)):
+            bands = [PolyCollection([], facecolors=colour, alpha=0.22, edgecolors="none") for _ in range(5)]
+            for band in bands:
+                ax.add_collection(band, autolim=False)
+            median, = ax.plot([], [], color=colour, linewidth=2)
+            self.bands.append((bands, median))
+            ax.legend([median, Patch(color=colour, alpha=0.6), Patch(color=colour, alpha=0.22)],
+                      ["median", "40-60 %", "min-max"], loc="upper left", ncols=3,
+                      fontsize=TEXT_SIZE - 2, handlelength=1.5, columnspacing=1)
+
+        self.images = []
+        for ax, (count, lines) in ((train_ax, (100, 10)), (test_ax, (1000, 25))):
+            blank = np.full((lines * 28, count // lines * 28, 4), 255, np.uint8)
+            self.images.append(ax.imshow(blank, interpolation="antialiased"))
+            ax.set_xticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            ax.set_xlabel("red: misrecognised  (correct | predicted)", fontsize=TEXT_SIZE - 2, va="top")
+        self.digit_axes = (train_ax, test_ax)
+
+        self.moving = [*self.lines.values(), *[a for bands, median in self.bands for a in (*bands, median)],
+                       *self.images, accuracy.title, self.status, self.paused_text]
+        for artist in self.moving:
+            artist.set_animated(True)
+
+    # -- updating and drawing
+
+    def update(self):
+        """Copy the current data into the artists."""
+        history, axes = self.history, self.axes
+        for series, columns in (("train", history.train), ("test", history.test)):
+            for measure in ("accuracy", "loss"):
+                self.lines[series, measure].set_data(columns["iteration"], columns[measure])
+        best = history.max_test_accuracy
+        axes[0].title.set_text("Accuracy" if best is None else f"Accuracy (test max {best:.2%})")
+        floor = _accuracy_floor([best])
+        if floor != self.accuracy_floor:
+            _format_accuracy_axis(axes[0], floor)
+            self.accuracy_floor = floor
+        # The loss range follows the test loss: the training loss of a network that
+        # learns its training digits by heart falls towards 0 and may leave the panel.
+        loss_range = _finite_range(history.test["loss"] or history.train["loss"], positive=True)
+        if loss_range:
+            limits = _round_limits(*loss_range, self.limits.get("loss"), log=True)
+            if limits != self.limits.get("loss"):
+                _set_loss_range(axes[1], *limits)
+                self.limits["loss"] = limits
+
+        x = np.asarray(self.histogram_iterations, dtype=float)
+        for ax, (bands, median), percentiles in zip(axes[3:5], self.bands, self.percentiles):
+            if not percentiles:
+                continue
+            p = np.asarray(percentiles)  # one row per call, 11 columns
+            for k, band in enumerate(bands):  # band k: from percentile 10k to 100-10k
+                band.set_verts([np.concatenate([np.column_stack([x, p[:, k]]),
+                                                np.column_stack([x[::-1], p[::-1, 10 - k]])])])
+            median.set_data(x, p[:, 5])
+            value_range = _finite_range(p)
+            if value_range:  # with room above the values for the legend
+                low, high = value_range
+                self.limits[ax] = _round_limits(low, high + 0.3 * (high - low), self.limits.get(ax))
+                ax.set_ylim(*self.limits[ax])
+
+        right = max([1, self.iterations or 0, *history.train["iteration"][-1:],
+                     *history.test["iteration"][-1:], *self.histogram_iterations[-1:]])
+        for ax in (axes[0], axes[1], axes[3], axes[4]):
+            ax.set_xlim(0, right)
+
+        for k, (digits, (count, lines)) in enumerate(((self.train_digits, (100, 10)),
+                                                      (self.test_digits, (1000, 25)))):
+            if digits is None or not self.digits_changed[k]:
+                continue
+            grid = digit_grid(*digits, count=count, lines=lines)
+            rgba = np.full((*grid.shape[:2], 4), 255, np.uint8)  # matplotlib draws RGBA bytes fastest
+            rgba[..., :3] = grid * 255 + 0.5
+            self.images[k].set_data(rgba)
+            self._set_accuracy_ticks(self.digit_axes[k], len(digits[1]), count // lines, lines)
+            self.digits_changed[k] = False
+
+        status = ""
+        if self.iteration is not None:
+            status = f"iteration {self.iteration:,}" + (f" / {self.iterations:,}" if self.iterations else "")
+        self.status.set_text(status)
+        self.paused_text.set_visible(self.paused)
+
+    def _set_accuracy_ticks(self, ax, total, per_line, lines):
+        """Label every few lines of a digit grid with the accuracy at which red would reach it."""
+        rows = np.arange(0, lines + 1, 5 if lines > 10 else 2)
+        ticks = rows * 28 - 0.5
+        if not np.array_equal(ax.get_yticks(), ticks) or self.tick_totals.get(ax) != total:
+            ax.set_yticks(ticks, [f"{1 - r * per_line / total:.0%}" for r in rows])
+            self.tick_totals[ax] = total
+
+    def layout(self):
+        """What the static picture depends on: visible panels, axis ranges, ticks, size."""
+        return (self.view, self.fig.bbox.bounds, tuple(self.tick_totals.values()),
+                *[(ax.get_xlim(), ax.get_ylim(), tuple(ax.get_yticks())) for ax in self.axes])
+
+    def render(self):
+        """Draw on the screen: everything when the layout changed, else only the moving
+        artists over the kept background (a blit, several times faster)."""
+        canvas = self.fig.canvas
+        if self.background is None or self.layout() != self.background_layout or not canvas.supports_blit:
+            canvas.draw()  # everything; _on_draw keeps the new background
+        else:
+            canvas.restore_region(self.background)
+            self._draw_moving(canvas.get_renderer())
+            canvas.blit(self.fig.bbox)
+
+    def _on_draw(self, event):
+        if not event.canvas.is_saving():
+            self.background = event.canvas.copy_from_bbox(self.fig.bbox)
+            self.background_layout = self.layout()
+        self._draw_moving(event.renderer)
+
+    def _draw_moving(self, renderer):
+        for artist in self.moving:
+            if artist.axes is None or artist.axes.get_visible():
+                artist.draw(renderer)
+
+
+# --------------------------------------------------------------------------- the dashboard
+
+
+class Dashboard:
+    """The lab's six live panels (see the module documentation): a view of the training.
+
+    history: the run's History; panels 1 and 2 read their curves from it.
+    live: show a window (or, in a notebook, a picture under the cell) if possible; `live`
+    then tells whether it does, and `not_live` why not ("no display", ...). A dashboard
+    that is not live draws nothing until a picture is asked for (save_png, picture).
+
+    The training loop pushes the digits and histograms (set_training_digits,
+    set_test_digits, append_histograms: references are kept, pass fresh arrays) and
+    calls refresh(i) after each measurement. It must call finish() at the end.
+    """
+
+    def __init__(self, history, *, title="", panel4_title="weights", panel5_title="biases", live=True):
+        self.history = history
+        self.title = title or "MNIST lab"
+        self.panel_titles = ["Accuracy", "Cross-entropy loss", "Training digits", panel4_title,
+                             panel5_title, "Test digits"]
+        self.mode = None  # "window" (a GUI window or notebook widget), "notebook" (pictures) or None
+        self.not_live = ""  # why live was asked for and is not possible
+        self.paused = False
+        self.closed = False  # the user closed the window
+        self.draw_times = []  # seconds each live redraw took (to check the drawing budget)
+        self._panels = None  # built when first needed (a live view, data pushed, a picture asked for)
+        self._iteration = self._iterations = None
+        self._training = True  # until the last refresh: space pauses, closing stops
+        self._close_requested = False
+        self._shown = False  # the window has appeared
+        self._next_draw = self._next_events = 0.0
+        self._drawn_state = None  # the data the screen shows
+        self._display = None  # a notebook picture's display handle
+        if live:
+            self._open()
+
+    @property
+    def live(self):
+        """True while a window (or a notebook picture) shows the dashboard."""
+        return self.mode is not None and not self.closed
+
+    @property
+    def figure(self):
+        """The matplotlib Figure (None until something needed it)."""
+        return self._panels.fig if self._panels else None
+
+    # ----- what the training loop pushes
+
+    def set_training_digits(self, images, labels, predictions):
+        """The current training batch (100 digits), with the network's predictions."""
+        self._ensure_panels()
+        self._panels.train_digits = (images, labels, predictions)
+        self._panels.digits_changed[0] = True
+
+    def set_test_digits(self, images, labels, predictions):
+        """All the test digits with the network's predictions; the panel shows 1000."""
+        self._ensure_panels()
+        self._panels.test_digits = (images, labels, predictions)
+        self._panels.digits_changed[1] = True
+
+    def append_histograms(self, iteration, panel4_values, panel5_values):
+        """Record how the values of panels 4 and 5 (e.g. all weights, all biases) spread."""
+        self._ensure_panels()
+        self._panels.append_histograms(iteration, panel4_values, panel5_values)
+
+    # ----- the training loop asks
+
+    def refresh(self, iteration, iterations=None):
+        """The loop measured at `iteration` (of `iterations`): redraw if due (within the
+        budget), else let the window handle its events; wait while paused. At the last
+        iteration, draws the final state. Raises KeyboardInterrupt once if the user
+        closed the window during training."""
+        self._iteration, self._iterations = iteration, iterations
+        if self._panels:
+            self._panels.iteration, self._panels.iterations = iteration, iterations
+        last = iteration == iterations
+        if self.live:
+            now = time.perf_counter()
+            if now >= self._next_draw or last:
+                self._draw()
+            elif now >= self._next_events:
+                self._process_events()
+            while self.paused and self.live and not last:
+                time.sleep(EVENT_INTERVAL)
+                self._process_events()
+        if last:
+            self._training = self.paused = False
+        if self._close_requested:
+            self._close_requested = False
+            raise KeyboardInterrupt("the dashboard window was closed")
+
+    def picture(self):
+        """The figure, up to date (for a movie frame)."""
+        self._ensure_panels()
+        self._panels.update()
+        return self._panels.fig
+
+    def save_png(self, path):
+        """Save the dashboard as it is now into a PNG file (1600 x 900), atomically."""
+        save_figure(self.picture(), path)
+
+    def show_panels(self, *panels):
+        """Show one panel, two side by side, or all six: show_panels(3), show_panels(1, 2), show_panels(1, 2, 3, 4, 5, 6)."""
+        self._ensure_panels()
+        self._panels.show(*panels)
+
+    def finish(self, wait=True):
+        """Draw the final state; with wait and a window on screen, print a hint and keep the
+        window open until the user closes it; then close it. Safe to call twice."""
+        self._training = self.paused = False
+        try:
+            if not self.live:
+                return
+            if self._drawn_state != self._panels.data_state():
+                self._draw()
+            if wait and self.mode == "window" and not _is_notebook_widget(_chosen_backend()):
+                print("Close the dashboard window to finish.", flush=True)
+                while self.live:
+                    time.sleep(EVENT_INTERVAL)
+                    self._process_events()
+        finally:
+            if self.mode == "window" and not self.closed and not _is_notebook_widget(_chosen_backend()):
+                import matplotlib.pyplot as plt
+
+                plt.close(self.figure)
+            self.mode = None
+
+    # ----- showing: window, notebook or nothing
+
+    def _open(self):
+        try:
+            if _notebook_pictures():  # a picture under the cell, replaced in place
+                from IPython.display import Image, display
+
+                self._ensure_panels()
+                self._panels.update()
+                self._display = display(Image(data=png_bytes(self.figure), format="png"), display_id=True)
+                self.mode = "notebook"
+                return
+            self._ensure_panels(window=True)  # the window appears at the first draw
+            self.mode = "window"
+            print("Dashboard keys: space pause, 1-6 one panel, 7 curves, 8 panels 4+5, "
+                  "9 digits, 0 all six.", flush=True)
+        except Exception as error:  # no window: training goes on without
+            self.not_live = str(error) if isinstance(error, VisuError) else \
+                f"could not open a window ({type(error).__name__}: {error})"
+            if self._panels is not None and self.mode is None and self._panels.fig.canvas.manager:
+                import matplotlib.pyplot as plt
+
+                plt.close(self._panels.fig)
+            self._panels = None  # half made: an offscreen one is built if needed
+
+    def _ensure_panels(self, window=False):
+        if self._panels is not None:
+            return
+        if window:
+            fig = window_figure(FIGURE_SIZE, self.title)
+            fig.canvas.mpl_connect("close_event", self._on_close)
+            manager = fig.canvas.manager
+            if getattr(manager, "key_press_handler_id", None) is not None:
+                # Our handler passes the keys it does not use on to matplotlib's.
+                fig.canvas.mpl_disconnect(manager.key_press_handler_id)
+        else:
+            fig = offscreen_figure(FIGURE_SIZE)
+        fig.canvas.mpl_connect("key_press_event", self._on_key)
+        self._panels = _Panels(fig, self.history, self.title, self.panel_titles)
+        self._panels.iteration, self._panels.iterations = self._iteration, self._iterations
+
+    def _draw(self):
+        """Redraw now, measure the cost, and plan the next redraw within the budget."""
+        start = time.perf_counter()
+        panels = self._panels
+        panels.paused = self.paused
+        panels.update()
+        first = self.mode == "window" and not self._shown
+        if self.mode == "notebook":
+            from IPython.display import Image
+
+            self._display.update(Image(data=png_bytes(self.figure), format="png"))
+        else:
+            if first:
+                self._show_window()
+            panels.render()
+            self._process_events()
+        cost = time.perf_counter() - start
+        self.draw_times.append(cost)
+        self._drawn_state = panels.data_state()
+        # The first draw also loads fonts and the like, once: like opening the window,
+        # it is not part of the budget.
+        budget = NOTEBOOK_BUDGET if self.mode == "notebook" else DRAW_BUDGET
+        self._next_draw = start + max(1 / MAX_FPS, 0 if first else cost / budget)
+
+    def _show_window(self):
+        """Show the window, cheaply: while it appears, it draws itself (often twice), so
+        hide the panels until then, and then draw them once."""
+        for ax in self.figure.axes:
+            ax.set_visible(False)
+        self.figure.show()
+        self._process_events()
+        self._shown = True
+        self._panels.show(*self._panels.view)
+
+    def _process_events(self):
+        """Let the window handle clicks, keys and resizing (this runs our key handler)."""
+        if self.mode == "window" and not self.closed:
+            self.figure.canvas.flush_events()
+        self._next_events = time.perf_counter() + EVENT_INTERVAL
+
+    def _on_close(self, event):
+        self.closed = True
+        self._close_requested = self._training
+
+    def _on_key(self, event):
+        """Dashboard keys; every other key goes to matplotlib's usual handler (zoom, save...)."""
+        from matplotlib.backend_bases import key_press_handler
+
+        if event.key == PAUSE_KEY:
+            if not self._training:
+                return
+            self.paused = not self.paused
+        elif event.key in VIEWS:
+            self._panels.show(*VIEWS[event.key])
+        else:
+            if self.mode == "window":
+                key_press_handler(event)
+            return
+        self._panels.paused = self.paused
+        if self.live:  # redraw soon, with the latest data
+            self._panels.update()
+            self.figure.canvas.draw_idle()
+
+
+# --------------------------------------------------------------------------- movies
+
+
+class Movie:
+    """The dashboard recorded into a movie: MP4 (H.264, with ffmpeg) or GIF (Pillow).
+
+    A frame is added at every add_frame (the lab adds one at every test measurement);
+    finish adds the final state if it is new and moves the complete file into place, so
+    the file at `path` is never half-written. Without ffmpeg, an .mp4 becomes a .gif.
+    """
+
+    @staticmethod
+    def check_name(path):
+        """What is wrong with this movie file name, or None."""
+        if Path(path).suffix not in (".mp4", ".gif"):
+            return "a movie file name must end in .mp4 or .gif"
+        return cannot_write(path)
+
+    def __init__(self, path):
+        from matplotlib import animation
+
+        path = Path(path)
+        problem = self.check_name(path)
+        if problem:
+            raise VisuError(f"cannot record the movie {path} ({problem}): choose another file name or folder")
+        if path.suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
+            path = path.with_suffix(".gif")
+            print(f"ffmpeg not found: the movie will be {path} (install ffmpeg for MP4)", file=sys.stderr)
+        self.path = str(path)
+        self._temp = _temporary_name(path)
+        self._writer = None
+        self.frames = 0
+        self._last_iteration = None
+
+    def add_frame(self, figure, iteration):
+        if self._writer is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._writer, dpi = _movie_writer(Path(self.path))
+            self._writer.setup(figure, str(self._temp), dpi=dpi)
+        with ctrl_c_held() as ctrl_c:  # half a frame would garble the movie
+            self._writer.grab_frame()
+        self.frames += 1
+        self._last_iteration = iteration
+        if ctrl_c.pressed:
+            raise KeyboardInterrupt
+
+    def finish(self, figure, iteration):
+        """Add the final state (if it is new), close the movie file and move it into place."""
+        try:
+            if self.frames == 0 or iteration != self._last_iteration:
+                self.add_frame(figure, iteration)
+            self._writer.finish()
+            os.replace(self._temp, self.path)
+        except (OSError, subprocess.CalledProcessError) as error:
+            raise VisuError(f"cannot write the movie {self.path} ({error})") from None
+        finally:
+            with contextlib.suppress(OSError):
+                self._temp.unlink()
 
 
 def _movie_writer(path):
@@ -508,536 +1098,6 @@ def _movie_writer(path):
                 start_new_session=True, creationflags=animation.subprocess_creation_flags)
 
     return FFMpegWriterOwnSession(fps=MOVIE_FPS, codec="h264"), MP4_DPI
-
-
-# --------------------------------------------------------------------------- dashboard
-
-
-class Dashboard:
-    """The lab's six live panels (see the module documentation).
-
-    history: the run's History; panels 1 and 2 read their curves from it, so the
-    training step appends to the history, and the dashboard draws what is there.
-    live: show a window (or, in a notebook, the figure under the cell) if possible;
-    False draws nothing unless save_png is called or a movie is recorded.
-    movie: record the run into this .mp4 (ffmpeg) or .gif file, one frame per test
-    update; missing folders are created, as for every file this module writes.
-
-    The set_* methods keep references to the arrays (no copies) and turn them into
-    pictures only when the dashboard is drawn: pass fresh arrays each time.
-
-    How it stays fast: the artists are made once and updated in place; most redraws
-    are "blits": the picture of everything that does not move (axes, ticks, titles) is
-    kept, and only the curves, bands and digits are drawn again on top of it. A full
-    redraw happens only when an axis range changes, and axis ranges move in steps
-    (0.1, 0.2, 0.5, 1, ...) so that this is rare.
-    """
-
-    def __init__(self, history, *, title="", panel4_title="weights", panel5_title="biases",
-                 live=True, movie=None):
-        self.history = history
-        self.title = title or "MNIST lab"
-        self.panel_titles = ["Accuracy", "Cross-entropy loss", "Training digits",
-                             panel4_title[:1].upper() + panel4_title[1:],
-                             panel5_title[:1].upper() + panel5_title[1:], "Test digits"]
-        self.paused = False
-        self.figure = None  # the matplotlib Figure, built when first needed
-        self.draw_times = []  # seconds each live redraw took (to check the drawing budget)
-        self._mode = "off"  # "window" (GUI window or notebook widget), "inline" (notebook picture) or "off"
-        self._closed = False  # the user closed the window
-        self._stop_requested = False  # ... during animate, which must stop
-        self._shown = False  # the window has appeared
-        self._animating = False
-        self._iteration = None  # the last iteration computed
-        self._iterations = None  # how many animate runs
-        self._train_digits = self._test_digits = None  # (images, labels, predictions)
-        self._digits_changed = [False, False]
-        self._tick_totals = {}  # digit panel -> number of digits its accuracy ticks were made for
-        # y ranges, which only grow (see _round_limits); the loss range starts where
-        # MNIST losses are (from 2.3 down to a few hundredths), so it rarely changes
-        self._limits = {"loss": (0.02, 5.0)}
-        self._histogram_iterations, self._panel4, self._panel5 = [], [], []
-        self._panels = VIEWS["0"]
-        self._next_draw = self._next_events = 0.0
-        self._background = None  # the picture of the static artists, for blitting
-        self._background_layout = None  # the axis ranges and view it was drawn with
-        self._drawn_state = None  # the data the window shows (see _data_state)
-
-        self.movie_path = None  # str: where the movie goes (.mp4 becomes .gif without ffmpeg)
-        self._movie_writer = self._movie_temp = self._movie_state = None
-        self._movie_frames = 0
-        if movie:
-            self._check_movie_target(Path(movie))
-        if live:
-            self._open_live_view()
-
-    # ----- what the caller pushes
-
-    def set_training_digits(self, images, labels, predictions):
-        """The current training batch (100 digits), with the network's predictions."""
-        self._train_digits = (images, labels, predictions)
-        self._digits_changed[0] = True
-
-    def set_test_digits(self, images, labels, predictions):
-        """All the test digits with the network's predictions; the panel shows 1000."""
-        self._test_digits = (images, labels, predictions)
-        self._digits_changed[1] = True
-
-    def append_histograms(self, iteration, panel4_values, panel5_values):
-        """Record how the values of panels 4 and 5 (e.g. all weights, all biases) spread."""
-        self._histogram_iterations.append(int(iteration))
-        for values, store in ((panel4_values, self._panel4), (panel5_values, self._panel5)):
-            values = np.asarray(values, dtype=np.float32).reshape(-1)
-            if values.size == 0:
-                store.append(np.full(len(PERCENTILES), np.nan))
-                continue
-            sample = np.sort(values[::max(1, values.size // HISTOGRAM_SAMPLE)])
-            store.append(sample[np.round(PERCENTILES / 100 * (sample.size - 1)).astype(int)])
-
-    # ----- the training loop
-
-    @property
-    def recording(self):
-        """True while a movie is being recorded (from __init__ until finish)."""
-        return self._movie_temp is not None
-
-    @property
-    def live(self):
-        """True while a window (or a notebook output) shows the dashboard."""
-        return self._mode != "off" and not self._closed
-
-    def animate(self, training_step, iterations, train_every=20, test_every=100, more_tests_at_start=True):
-        """Run the training, calling training_step(i, update_train, update_test) when figures are due.
-
-        training_step trains until iteration i (it runs the steps in between itself),
-        then computes the requested figures and pushes them into the history and the
-        dashboard. The calls follow update_schedule(iterations, train_every, test_every,
-        more_tests_at_start). Ctrl-C (KeyboardInterrupt) goes through; closing the
-        window raises KeyboardInterrupt too. The dashboard stays usable afterwards.
-        """
-        self._iterations = iterations
-        self._animating = True
-        try:
-            for i, update_train, update_test in update_schedule(
-                    iterations, train_every, test_every, more_tests_at_start):
-                training_step(i, update_train, update_test)
-                self._iteration = i
-                if update_test and self.recording:
-                    self._record_frame()
-                if self.live:
-                    self._between_steps()
-                if self._stop_requested:  # the user closed the window
-                    self._stop_requested = False
-                    raise KeyboardInterrupt("the dashboard window was closed")
-            if self.live:
-                self._draw()  # the final state, always
-        finally:
-            self._animating = False
-
-    def _between_steps(self):
-        """Redraw if due, else let the window process its events; wait while paused."""
-        now = time.perf_counter()
-        if now >= self._next_draw:
-            self._draw()
-        elif now >= self._next_events:
-            self._process_events()
-        while self.paused and self.live:
-            time.sleep(EVENT_INTERVAL)
-            self._process_events()
-
-    # ----- pictures and the end
-
-    def save_png(self, path):
-        """Save the dashboard as it is now into a PNG file (1600 x 900), atomically."""
-        self._ensure_figure()
-        self._update_artists()
-        save_figure(self.figure, path)
-
-    def finish(self, wait=True):
-        """End the run's pictures: finish the movie, draw the final state, close the figure.
-
-        With wait and a window on screen: print a hint and keep the window open until
-        the user closes it. finish(wait=False) leaves a window on screen, so that the
-        caller can print its summary and then call finish(wait=True). Safe to call twice.
-        """
-        try:
-            if self.recording:
-                self._finish_movie()
-            if not self.live:
-                return
-            if self._drawn_state != self._data_state():
-                self._draw()
-            if not wait:
-                return
-            if self._mode == "window" and not _is_notebook_widget(_chosen_backend()):
-                print("Close the dashboard window to finish.", flush=True)
-                while self.live:
-                    time.sleep(EVENT_INTERVAL)
-                    self._process_events()
-        except BaseException:
-            wait = True  # an error or Ctrl-C: close the window too
-            raise
-        finally:
-            if wait or not self.live:
-                self._close()
-
-    def _close(self):
-        if self._mode == "window" and not self._closed:
-            import matplotlib.pyplot as plt
-
-            plt.close(self.figure)
-        self._mode = "off"
-
-    # ----- showing: window, notebook or nothing
-
-    def _open_live_view(self):
-        backend = _chosen_backend()
-        try:
-            if "inline" in backend:  # Jupyter's default: a picture under the cell, updated
-                from IPython.display import display
-
-                self._ensure_figure()
-                self._update_artists()
-                self._display = display(self.figure, display_id=True)
-                self._mode = "inline"
-                return
-            if _no_display() and not _is_notebook_widget(backend):
-                raise VisuError("no display")
-            self._ensure_figure(window=True)  # the window appears at the first draw
-            self._mode = "window"
-            print("Dashboard keys: space pause, 1-6 one panel, 7 curves, 8 panels 4+5, "
-                  "9 digits, 0 all six.", flush=True)
-        except Exception as error:  # no window: training goes on without
-            reason = str(error) if isinstance(error, VisuError) else \
-                f"could not open a window ({type(error).__name__}: {error})"
-            print(f"{reason}: training without the live dashboard "
-                  "(use --save-png FILE to keep a picture)", file=sys.stderr, flush=True)
-            self._mode = "off"
-            if self.figure is not None and "inline" not in backend:
-                import matplotlib.pyplot as plt
-
-                plt.close(self.figure)
-                self.figure = None  # half made: an offscreen one is built if needed
-
-    def _draw(self):
-        """Redraw now, measure the cost, and plan the next redraw within the budget."""
-        start = time.perf_counter()
-        self._update_artists()
-        canvas = self.figure.canvas
-        first = self._mode == "window" and not self._shown
-        if first:
-            self._show_window()
-        if self._mode == "inline":
-            self._display.update(self.figure)
-        elif self._background is None or self._layout() != self._background_layout \
-                or not canvas.supports_blit:
-            canvas.draw()  # everything; _on_draw keeps the new background
-            self._process_events()
-        else:  # blit: the kept background, the moving artists on top, then show it
-            canvas.restore_region(self._background)
-            self._draw_moving_artists(canvas.get_renderer())
-            canvas.blit(self.figure.bbox)
-            self._process_events()
-        cost = time.perf_counter() - start
-        self.draw_times.append(cost)
-        self._drawn_state = self._data_state()
-        # The first draw also loads fonts and the like, once: like opening the window,
-        # it is not part of the budget.
-        self._next_draw = start + max(1 / MAX_FPS, 0 if first else cost / DRAW_BUDGET)
-
-    def _show_window(self):
-        """Show the window, cheaply: while it appears, it draws itself (often twice), so
-        hide the panels until then, and then draw them once."""
-        for ax in self.figure.axes:
-            ax.set_visible(False)
-        self.figure.show()
-        self._process_events()
-        self._shown = True
-        self.show_panels(*self._panels)
-
-    def _on_draw(self, event):
-        """After every full draw (ours, the window's, savefig's): add the moving artists.
-
-        They are "animated" artists, which matplotlib leaves out of its own drawing.
-        Before adding them to a screen draw, keep the picture as the blit background.
-        """
-        if not event.canvas.is_saving():
-            self._background = event.canvas.copy_from_bbox(self.figure.bbox)
-            self._background_layout = self._layout()
-        self._draw_moving_artists(event.renderer)
-
-    def _draw_moving_artists(self, renderer):
-        for artist in self._moving:
-            if artist.axes is None or artist.axes.get_visible():
-                artist.draw(renderer)
-
-    def _layout(self):
-        """What the static picture depends on: visible panels, axis ranges, ticks, size."""
-        return (self._panels, self.figure.bbox.bounds, tuple(self._tick_totals.values()),
-                *[(ax.get_xlim(), ax.get_ylim(), tuple(ax.get_yticks())) for ax in self.figure.axes])
-
-    def _process_events(self):
-        """Let the window handle clicks, keys and resizing (this runs our key handler)."""
-        if self._mode == "window" and not self._closed:
-            self.figure.canvas.flush_events()
-        self._next_events = time.perf_counter() + EVENT_INTERVAL
-
-    def _on_close(self, event):
-        self._closed = True
-        self._stop_requested = self._animating
-
-    def _on_key(self, event):
-        """Dashboard keys; every other key goes to matplotlib's usual handler (zoom, save...)."""
-        from matplotlib.backend_bases import key_press_handler
-
-        if event.key == PAUSE_KEY:
-            if not self._animating:
-                return
-            self.paused = not self.paused
-        elif event.key in VIEWS:
-            self.show_panels(*VIEWS[event.key])
-        else:
-            if self._mode == "window":
-                key_press_handler(event)
-            return
-        if self.live:  # redraw soon, with the latest data
-            self._update_artists()
-            self.figure.canvas.draw_idle()
-
-    def show_panels(self, *panels):
-        """Show one panel, two side by side, or all six: show_panels(3), show_panels(1, 2), show_panels(1, 2, 3, 4, 5, 6)."""
-        if len(panels) not in (1, 2, 6) or not set(panels) <= {1, 2, 3, 4, 5, 6}:
-            raise ValueError(f"show_panels takes 1, 2 or 6 panel numbers from 1 to 6, not {panels}")
-        self._panels = panels
-        self._ensure_figure()
-        axes = self.figure.axes[:6]
-        if len(panels) == 6:
-            boxes = _PANEL_BOXES
-        elif len(panels) == 2:
-            boxes = [(0.055, 0.07, 0.42, 0.82), (0.555, 0.07, 0.42, 0.82)]
-        else:
-            boxes = [(0.06, 0.07, 0.9, 0.82)] * len(panels)
-        for ax in axes:
-            ax.set_visible(False)
-        for number, box in zip(panels, boxes):
-            axes[number - 1].set_position(box)
-            axes[number - 1].set_visible(True)
-
-    # ----- the figure
-
-    def _ensure_figure(self, window=False):
-        if self.figure is not None:
-            return
-        if window:
-            self.figure = _window_figure(FIGURE_SIZE, SCREEN_DPI, self.title)
-            self.figure.canvas.mpl_connect("close_event", self._on_close)
-            manager = self.figure.canvas.manager
-            if getattr(manager, "key_press_handler_id", None) is not None:
-                # Our handler passes the keys it does not use on to matplotlib's.
-                self.figure.canvas.mpl_disconnect(manager.key_press_handler_id)
-        else:
-            self.figure = _offscreen_figure(FIGURE_SIZE, SCREEN_DPI)
-        self.figure.canvas.mpl_connect("key_press_event", self._on_key)
-        self.figure.canvas.mpl_connect("draw_event", self._on_draw)
-        self._build_panels()
-        self.show_panels(*self._panels)
-
-    def _build_panels(self):
-        from matplotlib.collections import PolyCollection
-        from matplotlib.patches import Patch
-
-        fig = self.figure
-        fig.set_facecolor("white")
-        # Header: the title on the left, the legend of panels 1 and 2 in the middle (where
-        # no curve can cover it), the iteration on the right.
-        title = self.title if len(self.title) <= 34 else self.title[:33] + "…"
-        fig.text(0.01, 0.985, title, fontsize=TITLE_SIZE, weight="bold", va="top")
-        self._status = fig.text(0.99, 0.985, "", fontsize=TITLE_SIZE, ha="right", va="top")
-        self._paused_text = fig.text(0.5, 0.5, "PAUSED: press space to resume", fontsize=32,
-                                     ha="center", va="center", visible=False,
-                                     bbox=dict(facecolor="white", edgecolor="#0072b2", linewidth=3, pad=12))
-        axes = [fig.add_axes(box) for box in _PANEL_BOXES]
-        for ax, title in zip(axes, self.panel_titles):
-            # Fixed positions for titles and axis labels: matplotlib would otherwise
-            # measure all the tick labels at every draw to place them.
-            ax.set_title(title, fontsize=TITLE_SIZE, y=1.0, pad=8)
-            ax.xaxis.set_label_coords(0.5, -0.03)
-            ax.yaxis.set_label_coords(-0.12, 0.5)
-            ax.tick_params(labelsize=TEXT_SIZE, length=6, width=1.5)
-            ax.grid(True, color="#dddddd", linewidth=1)
-            ax.set_axisbelow(True)
-        accuracy, loss, train_ax, panel4, panel5, test_ax = axes
-        self._accuracy_floor = 0.0
-        _format_accuracy_axis(accuracy, self._accuracy_floor)
-        _set_loss_range(loss, *self._limits["loss"])
-
-        self._lines = {}
-        for ax, figure_name in ((accuracy, "accuracy"), (loss, "loss")):
-            self._lines["train", figure_name], = ax.plot([], [], **TRAIN_STYLE)
-            self._lines["test", figure_name], = ax.plot([], [], **TEST_STYLE)
-        fig.legend(handles=[self._lines["train", "accuracy"], self._lines["test", "accuracy"]],
-                   loc="upper center", bbox_to_anchor=(0.54, 1.003), ncols=2, fontsize=TEXT_SIZE,
-                   frameon=False)
-
-        self._bands = []
-        for ax, colour in ((panel4, PANEL4_COLOUR), (panel5, PANEL5_COLOUR)):
-            bands = [PolyCollection([], facecolors=colour, alpha=0.22, edgecolors="none") for _ in range(5)]
-            for band in bands:
-                ax.add_collection(band, autolim=False)
-            median, = ax.plot([], [], color=colour, linewidth=2)
-            self._bands.append((bands, median))
-            ax.legend([median, Patch(color=colour, alpha=0.6), Patch(color=colour, alpha=0.22)],
-                      ["median", "40-60 %", "min-max"], loc="upper left", ncols=3,
-                      fontsize=TEXT_SIZE - 2, handlelength=1.5, columnspacing=1)
-
-        self._images = []
-        for ax, (count, lines) in ((train_ax, (100, 10)), (test_ax, (1000, 25))):
-            blank = np.full((lines * 28, count // lines * 28, 4), 255, np.uint8)
-            self._images.append(ax.imshow(blank, interpolation="antialiased"))
-            ax.set_xticks([])
-            ax.grid(False)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            ax.set_xlabel("red: misrecognised  (correct | predicted)", fontsize=TEXT_SIZE - 2, va="top")
-        self._digit_axes = (train_ax, test_ax)
-
-        # The artists that change at each redraw (see _on_draw).
-        self._moving = [*self._lines.values(), *[a for bands, median in self._bands for a in (*bands, median)],
-                        *self._images, accuracy.title, self._status, self._paused_text]
-        for artist in self._moving:
-            artist.set_animated(True)
-
-    def _update_artists(self):
-        """Copy the current data into the artists (they are updated in place, never recreated)."""
-        history = self.history
-        axes = self.figure.axes
-        for series, columns in (("train", history.train), ("test", history.test)):
-            for figure_name in ("accuracy", "loss"):
-                self._lines[series, figure_name].set_data(columns["iteration"], columns[figure_name])
-        best = history.max_test_accuracy
-        axes[0].title.set_text("Accuracy" if best is None else f"Accuracy (test max {best:.2%})")
-        floor = _accuracy_floor([best])
-        if floor != self._accuracy_floor:
-            _format_accuracy_axis(axes[0], floor)
-            self._accuracy_floor = floor
-        # The loss range follows the test loss: the training loss of a network that
-        # learns its training digits by heart falls towards 0 and may leave the panel.
-        loss_range = _finite_range(history.test["loss"] or history.train["loss"], positive=True)
-        if loss_range:
-            limits = _round_limits(*loss_range, self._limits.get("loss"), log=True)
-            if limits != self._limits.get("loss"):
-                _set_loss_range(axes[1], *limits)
-                self._limits["loss"] = limits
-
-        x = np.asarray(self._histogram_iterations, dtype=float)
-        for ax, (bands, median), percentiles in zip(axes[3:5], self._bands, (self._panel4, self._panel5)):
-            if not percentiles:
-                continue
-            p = np.asarray(percentiles)  # one row per call, 11 columns
-            for k, band in enumerate(bands):  # band k: from percentile 10k to 100-10k
-                band.set_verts([np.concatenate([np.column_stack([x, p[:, k]]),
-                                                np.column_stack([x[::-1], p[::-1, 10 - k]])])])
-            median.set_data(x, p[:, 5])
-            value_range = _finite_range(p)
-            if value_range:  # with room above the values for the legend
-                low, high = value_range
-                self._limits[ax] = _round_limits(low, high + 0.3 * (high - low), self._limits.get(ax))
-                ax.set_ylim(*self._limits[ax])
-
-        right = max([1, self._iterations or 0, *history.train["iteration"][-1:],
-                     *history.test["iteration"][-1:], *self._histogram_iterations[-1:]])
-        for ax in (axes[0], axes[1], axes[3], axes[4]):
-            ax.set_xlim(0, right)
-
-        for k, (digits, (count, lines)) in enumerate(((self._train_digits, (100, 10)),
-                                                      (self._test_digits, (1000, 25)))):
-            if digits is None or not self._digits_changed[k]:
-                continue
-            grid = digit_grid(*digits, count=count, lines=lines)
-            rgba = np.full((*grid.shape[:2], 4), 255, np.uint8)  # matplotlib draws RGBA bytes fastest
-            rgba[..., :3] = grid * 255 + 0.5
-            self._images[k].set_data(rgba)
-            self._set_accuracy_ticks(self._digit_axes[k], len(digits[1]), count // lines, lines)
-            self._digits_changed[k] = False
-        self._show_status()
-
-    def _set_accuracy_ticks(self, ax, total, per_line, lines):
-        """Label every few lines of a digit grid with the accuracy at which red would reach it."""
-        rows = np.arange(0, lines + 1, 5 if lines > 10 else 2)
-        ticks = rows * 28 - 0.5
-        if not np.array_equal(ax.get_yticks(), ticks) or self._tick_totals.get(ax) != total:
-            ax.set_yticks(ticks, [f"{1 - r * per_line / total:.0%}" for r in rows])
-            self._tick_totals[ax] = total
-
-    def _show_status(self):
-        if self.figure is None:
-            return
-        status = ""
-        if self._iteration is not None:
-            status = f"iteration {self._iteration:,}" + (f" / {self._iterations:,}" if self._iterations else "")
-        self._status.set_text(status)
-        self._paused_text.set_visible(self.paused)
-        if self._mode == "window" and not self._closed:
-            self.figure.canvas.manager.set_window_title(self.title + (" (paused)" if self.paused else ""))
-
-    # ----- the movie
-
-    def _check_movie_target(self, path):
-        """Choose the writer and make sure the folder takes files, before training starts."""
-        from matplotlib import animation
-
-        if path.suffix not in (".mp4", ".gif"):
-            raise VisuError(f"cannot record {path}: a movie file name must end in .mp4 or .gif")
-        if path.suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
-            path = path.with_suffix(".gif")
-            print(f"ffmpeg not found: the movie will be {path} (install ffmpeg for MP4)", file=sys.stderr)
-        probe = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.probe")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_dir():
-                raise IsADirectoryError(21, "it is a folder")
-            probe.open("xb").close()
-            probe.unlink()
-        except OSError as error:
-            raise VisuError(f"cannot record the movie {path} ({error.strerror or error}): "
-                            "choose another file name or folder") from None
-        self.movie_path = str(path)
-        self._movie_temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-
-    def _record_frame(self):
-        self._ensure_figure()
-        self._update_artists()
-        if self._movie_writer is None:
-            self._movie_writer, dpi = _movie_writer(Path(self.movie_path))
-            self._movie_writer.setup(self.figure, str(self._movie_temp), dpi=dpi)
-        with _ctrl_c_after_block():
-            self._movie_writer.grab_frame()
-        self._movie_frames += 1
-        self._movie_state = self._data_state()
-
-    def _data_state(self):
-        """Something that changes when there is new data to show."""
-        return (len(self.history.train["iteration"]), len(self.history.test["iteration"]),
-                len(self._histogram_iterations), self._iteration, tuple(self._digits_changed))
-
-    def _finish_movie(self):
-        """Add the final state if it is new, then close the movie file and move it into place."""
-        try:
-            if self._movie_frames == 0 or self._data_state() != self._movie_state:
-                self._record_frame()
-            with _ctrl_c_after_block():
-                self._movie_writer.finish()
-            os.replace(self._movie_temp, self.movie_path)
-        except (OSError, subprocess.CalledProcessError) as error:
-            raise VisuError(f"cannot write the movie {self.movie_path} ({error})") from None
-        finally:
-            with contextlib.suppress(OSError):
-                self._movie_temp.unlink()
-            self._movie_temp = self._movie_writer = None
-
-
-# The six panels on a 16 x 9 figure: (left, bottom, width, height) in figure fractions.
-_PANEL_BOXES = [(left, bottom, 0.26, 0.36) for bottom in (0.53, 0.065) for left in (0.055, 0.38, 0.705)]
 
 
 # --------------------------------------------------------------------------- comparing runs
@@ -1074,18 +1134,18 @@ def most_confused(matrix, top=5):
 
 
 def plot_confusion(history, fig):
-    """Draw the run's confusion matrix (rows: true digit, columns: predicted) on fig."""
+    """Draw the run's confusion matrix (rows: true digit, columns: predicted) on fig, with
+    the recall and precision of each digit from the run's report (lab.report)."""
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
 
-    report = history.report
-    matrix = np.asarray((report or {}).get("confusion_matrix", []))
-    if matrix.shape != (10, 10):
+    report = history.report or {}
+    matrix = np.asarray(report.get("confusion_matrix", []))
+    if matrix.shape != (10, 10) or not all(len(report.get(k) or []) == 10 for k in ("precision", "recall")):
         raise VisuError(f"run {history.name!r} has no confusion matrix in its report "
                         "(it was interrupted, or made without a final evaluation)")
     matrix = matrix.astype(int)
-    recall = np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
-    precision = np.diag(matrix) / np.maximum(matrix.sum(axis=0), 1)
+    recall, precision = report["recall"], report["precision"]
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
 
     ax = fig.add_axes((0.07, 0.1, 0.55, 0.8))
@@ -1119,24 +1179,35 @@ def plot_confusion(history, fig):
     return fig
 
 
+def _histories(runs):
+    return [run if isinstance(run, History) else History.load(run) for run in runs]
+
+
 def _show_or_save(draw, figsize, save_png):
-    """Draw into a PNG file (no window) or into a window that stays until closed."""
+    """Draw into a PNG file, or show the picture (notebook or window)."""
     if save_png:
-        fig = _offscreen_figure(figsize, SCREEN_DPI)
+        fig = offscreen_figure(figsize)
         draw(fig)
         save_figure(fig, save_png)
         print(f"Saved {save_png}")
         return
-    if _no_display():
-        raise VisuError("no display: add --save-png FILE")
-    import matplotlib.pyplot as plt
-
     try:
-        fig = _window_figure(figsize, SCREEN_DPI, "MNIST lab")
+        show_figure(draw, figsize)
     except VisuError as error:
         raise VisuError(f"{error}: add --save-png FILE") from None
-    draw(fig)
-    plt.show()
+
+
+def compare(*runs, save_png=None):
+    """Overlay the test curves of runs (History objects or their JSON files): under the
+    cell in a notebook, in a window in a terminal, or into save_png."""
+    histories = _histories(runs)
+    _show_or_save(lambda fig: plot_comparison(histories, fig), (16, 7), save_png)
+
+
+def confusion(run, save_png=None):
+    """Show a run's confusion matrix (a History or its JSON file), like compare."""
+    history, = _histories([run])
+    _show_or_save(lambda fig: plot_confusion(history, fig), (14, 9), save_png)
 
 
 def main(argv=None):
@@ -1144,28 +1215,26 @@ def main(argv=None):
     parser = ArgumentParser(
         prog="tensorflowvisu.py", description="Look at finished MNIST lab runs (the runs/*.json files).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{compare,confusion}")
-    compare = commands.add_parser(
+    compare_parser = commands.add_parser(
         "compare", help="overlay the test curves of several runs",
         description="Overlay the test accuracy and test loss curves of several runs, "
                     "e.g. sigmoid vs ReLU vs dropout vs convolutions. The legend gives each "
                     "run's best test accuracy; the accuracy axis zooms in on where the runs are.")
-    compare.add_argument("runs", nargs="+", metavar="RUN.json", help="run histories written by the lab")
-    confusion = commands.add_parser(
+    compare_parser.add_argument("runs", nargs="+", metavar="RUN.json", help="run histories written by the lab")
+    confusion_parser = commands.add_parser(
         "confusion", help="show a run's confusion matrix",
         description="Show which digits a run's network confuses: rows are the true digits, "
                     "columns the predicted ones; the most frequent confusions are called out.")
-    confusion.add_argument("run", metavar="RUN.json", help="a run history written by the lab")
-    for command in (compare, confusion):
+    confusion_parser.add_argument("run", metavar="RUN.json", help="a run history written by the lab")
+    for command in (compare_parser, confusion_parser):
         command.add_argument("--save-png", metavar="FILE",
-                             help="write the picture into FILE instead of opening a window")
+                             help="write the picture into FILE instead of showing it")
     args = parser.parse_args(argv)
     try:
         if args.command == "compare":
-            histories = [History.load(path) for path in args.runs]
-            _show_or_save(lambda fig: plot_comparison(histories, fig), (16, 7), args.save_png)
+            compare(*args.runs, save_png=args.save_png)
         else:
-            history = History.load(args.run)
-            _show_or_save(lambda fig: plot_confusion(history, fig), (14, 9), args.save_png)
+            confusion(args.run, save_png=args.save_png)
     except VisuError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

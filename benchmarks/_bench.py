@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: machine facts, statistics, lesson runs, JSON.
+"""Helpers shared by the benchmark scripts (and the tests' Xvfb): machine facts, statistics,
+lesson runs, JSON, a private X server.
 
 Not a benchmark itself. Imports neither TensorFlow nor PyTorch: the benchmarks run the
 frameworks in child processes, one measurement per process, so that no framework's
@@ -11,6 +12,7 @@ import json
 import os
 import platform
 import re
+import select
 import shutil
 import statistics
 import subprocess
@@ -225,3 +227,45 @@ def fmt(value, digits=0, unit=""):
 
 def which(program):
     return shutil.which(program)
+
+
+class Xvfb:
+    """A private X server on a free display (Xvfb -displayfd picks it), stopped by stop()
+    or at the end of a with block. Raises RuntimeError if Xvfb is missing or does not start."""
+
+    def __init__(self, size="1280x1024x24"):
+        if not shutil.which("Xvfb"):
+            raise RuntimeError("Xvfb is not installed (apt-get install xvfb)")
+        read_end, write_end = os.pipe()
+        self.process = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", size, "-nolisten", "tcp"],
+            pass_fds=[write_end], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(write_end)
+        number = b""
+        try:
+            while not number.endswith(b"\n") and select.select([read_end], [], [], 15)[0]:
+                chunk = os.read(read_end, 16)
+                if not chunk:
+                    break
+                number += chunk
+        finally:
+            os.close(read_end)
+        if not number.strip().isdigit():
+            self.stop()
+            raise RuntimeError("Xvfb did not start")
+        self.display = f":{number.decode().strip()}"
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -32,7 +32,6 @@ Examples:
 import argparse
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -45,47 +44,6 @@ import _bench as B
 TARGET_RATIO = 1.10
 CLOSE_LINE = "Close the dashboard window to finish."
 FINAL_LINE = "final test accuracy"
-
-
-class Xvfb:
-    """A private X server on a free display (Xvfb -displayfd picks it); stopped on exit."""
-
-    def __init__(self, size="1280x1024x24"):
-        if not B.which("Xvfb"):
-            raise SystemExit("error: Xvfb is not installed (apt-get install xvfb)")
-        read_end, write_end = os.pipe()
-        self.process = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", size, "-nolisten", "tcp"],
-            pass_fds=[write_end], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(write_end)
-        number = b""
-        try:
-            while not number.endswith(b"\n") and select.select([read_end], [], [], 15)[0]:
-                chunk = os.read(read_end, 16)
-                if not chunk:
-                    break
-                number += chunk
-        finally:
-            os.close(read_end)
-        if not number.strip().isdigit():
-            self.stop()
-            raise SystemExit("error: Xvfb did not start")
-        self.display = f":{number.decode().strip()}"
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def close_window(process, display, title, log):
@@ -185,7 +143,11 @@ def main(argv=None):
         print("xdotool is not installed: live windows are closed with Ctrl-C", file=sys.stderr)
 
     runs = {mode: [] for mode in scripts}
-    with Xvfb() as xvfb:
+    try:
+        xvfb = B.Xvfb()
+    except RuntimeError as error:
+        raise SystemExit(f"error: {error}") from None
+    with xvfb:
         for r in range(args.repeats):
             for mode in B.rotate(list(scripts), r):
                 result = one_run(scripts[mode], args.steps, mode != "no-vis", xvfb.display, mnist_dir)

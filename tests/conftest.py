@@ -6,8 +6,6 @@ When CI is set, a skipped test counts as a failure: everything must run there.
 """
 import functools
 import os
-import select
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,26 +78,11 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def xvfb():
     """A private X server; its display name, e.g. ':3'."""
-    if not shutil.which("Xvfb"):
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24",
-                               "-nolisten", "tcp"], pass_fds=[write_end],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
+    from benchmarks._bench import Xvfb  # the benchmarks' own, shared
+
     try:
-        number = b""
-        while not number.endswith(b"\n") and select.select([read_end], [], [], 15)[0]:
-            chunk = os.read(read_end, 16)
-            if not chunk:
-                break
-            number += chunk
-        assert number.strip().isdigit(), "Xvfb did not start"
-        yield f":{number.decode().strip()}"
-    finally:
-        os.close(read_end)
-        server.terminate()
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server = Xvfb()
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    with server:
+        yield server.display

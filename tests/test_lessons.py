@@ -1,10 +1,11 @@
 """The lab's numbered lessons: short real runs, and unit tests of their parts.
 
-Full-length accuracy is measured by benchmarks/accuracy.py, not here.
+Full-length accuracy is measured by `python benchmarks/lab_time.py --all`, not here.
 """
 import json
 import math
 import os
+import platform
 import re
 import runpy
 import signal
@@ -48,7 +49,15 @@ def test_short_run_ends_with_the_two_lines_and_learns(script, run_script, tmp_pa
     assert max_accuracy >= final_accuracy
     history = json.loads((tmp_path / "run.json").read_text())
     assert history["final"]["steps"] == steps
-    assert history["test"]["iteration"][-1] == steps
+    # measured every 20 steps; tested at each of the first 200 steps' measurements, then every 100
+    assert history["train"]["iteration"] == [*range(0, steps, 20), steps]
+    assert history["test"]["iteration"] == sorted({*range(0, min(steps, 200), 20), *range(0, steps, 100), steps})
+    engine = history["config"]["engine"]
+    assert result.stdout.splitlines()[0].startswith(f"{script[:-3]}: {steps} steps of 100 images")
+    assert engine in result.stdout.splitlines()[0]
+    if platform.machine() == "x86_64":
+        assert engine == "CPU, oneDNN", "oneDNN on x86-64 even where TensorFlow leaves it off"
+    assert history["config"]["cpu"]["model"] and isinstance(history["config"]["cpu"]["flags"], list)
     assert history["final"]["final_test_accuracy"] == pytest.approx(final_accuracy, abs=1e-4)
     assert (tmp_path / "model" / "saved_model.pb").exists()
     assert "Traceback" not in result.stderr
@@ -71,9 +80,9 @@ def test_same_seed_same_curves_other_seed_other_curves(run_script, tmp_path):
 # ----------------------------------------------------------------- unit tests
 
 
-def load_lesson(script, monkeypatch):
+def load_lesson(script, monkeypatch, *argv):
     """A lesson's namespace (variables, model, train_step) without training it."""
-    monkeypatch.setattr(sys, "argv", [str(ROOT / script)])
+    monkeypatch.setattr(sys, "argv", [str(ROOT / script), *argv])
     return runpy.run_path(str(ROOT / script), run_name="lesson")
 
 
@@ -152,6 +161,58 @@ def test_nan_guard_stops_a_diverging_run(mnist_dir, tmp_path, capsys):
     assert "learning rate" in message and "\n" not in message
 
 
+def test_a_variable_missing_from_the_training_step_is_named_after_the_first_call(mnist_dir, tmp_path, capsys):
+    """The classic mistake when adding a layer: its weights left out of tape.gradient(...)."""
+    import lab
+
+    args = lab.parse_args("test", steps=40, argv=["--no-vis", "--data-dir", mnist_dir, *map(str, outputs(tmp_path))])
+    W = tf.Variable(tf.zeros([784, 10]))
+    W_forgotten = tf.Variable(tf.ones([10, 10]) / 10)
+    optimizer = tf.keras.optimizers.SGD(0.5)
+
+    def model(X, training=False):
+        return tf.matmul(tf.matmul(tf.reshape(X, [-1, 784]), W), W_forgotten)
+
+    @tf.function
+    def train_step(X, Y_):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=Y_, logits=model(X)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, [W]), [W]))  # W_forgotten is not there
+
+    lab.train(args, model, train_step, optimizer)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, warnings
+    assert "[10, 10] did not change in the first 20 training steps" in warnings[0]
+    assert "missing from the variables that train_step updates" in warnings[0]
+
+
+def test_the_plain_training_loop_of_lesson_1_and_of_lab_train_runs_and_learns(mnist_dir, monkeypatch, capsys):
+    """The loop lab.train runs, written plainly, twice: lesson 1.0's plain_training_loop and
+    lab.train's documentation. Both must be the same code, and both must work."""
+    import textwrap
+
+    import lab
+
+    monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
+    lesson = load_lesson("mnist_1.0_softmax.py", monkeypatch, "--steps", "200")
+    def code_from(text):  # the loop: from the line that loads MNIST to the end of its block
+        start = text.rindex("\n", 0, text.index("mnist = mnistdata")) + 1
+        return textwrap.dedent(text[start:].split("\n\n")[0])
+
+    body = code_from(__import__("inspect").getsource(lesson["plain_training_loop"]))
+    documented = code_from(lab.train.__doc__)
+    strip = lambda code: [line.split("  #")[0].rstrip() for line in code.strip().splitlines()]  # noqa: E731
+    assert strip(documented) == strip(body)
+
+    lesson["plain_training_loop"]()
+    exec(documented, dict(lesson))  # the same loop, from the documentation, on the same model
+    lines = capsys.readouterr().out.splitlines()
+    accuracies = [float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("step ")]
+    assert [line.split(":")[0] for line in lines] == ["step 0", "step 100", "step 200"] * 2
+    assert accuracies[0] < 0.2 and accuracies[2] > 0.85  # the lesson's loop trains the model...
+    assert accuracies[3] > 0.85 and accuracies[5] > 0.85  # ... which the documented one trains further
+
+
 def test_report_figures_on_a_hand_made_prediction_set():
     import lab
 
@@ -172,34 +233,54 @@ def test_report_figures_on_a_hand_made_prediction_set():
 # ----------------------------------------------------------- bad input, Ctrl-C
 
 
+@pytest.fixture
+def no_tensorflow(tmp_path):
+    """PYTHONPATH with a 'tensorflow' that ends the process: proves it was never imported."""
+    fake = tmp_path / "fake" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("import os\nos.write(2, b'TENSORFLOW IMPORTED')\nos._exit(99)\n")
+    return {"PYTHONPATH": str(fake.parent)}
+
+
 @pytest.mark.parametrize("flags, complaint", [
     (["--steps", "0"], "--steps: must be at least 1"),
     (["--batch-size", "ten"], "--batch-size: expected a whole number"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--save-movie", "run.avi"], "error: --save-movie run.avi: a movie file name must end in .mp4 or .gif"),
 ])
-def test_bad_flags_one_line_no_traceback(flags, complaint, run_script):
-    result = run_script("mnist_1.0_softmax.py", *flags)
-    assert result.returncode == 2
-    assert complaint in result.stderr
+def test_bad_flags_one_line_no_traceback_before_tensorflow_loads(flags, complaint, run_script, no_tensorflow):
+    result = run_script("mnist_1.0_softmax.py", *flags, env=no_tensorflow)
+    assert result.returncode in (1, 2)
+    assert complaint in result.stderr and "TENSORFLOW IMPORTED" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    help_text = run_script("mnist_3.0_convolutional.py", "-h", env=no_tensorflow)
+    assert help_text.returncode == 0 and "--save-movie FILE" in help_text.stdout
 
 
 def test_missing_data_one_line_that_says_what_to_do(run_script, tmp_path):
     closed = "http://127.0.0.1:9/"  # the discard port: nothing listens, the connection is refused
-    result = run_script("mnist_1.0_softmax.py", "--no-vis", "--data-dir", tmp_path / "empty",
+    result = run_script("mnist_1.0_softmax.py", "--no-vis", "--data-dir", "nowhere/mnist",
                         *outputs(tmp_path), env={"MNIST_MIRRORS": closed})
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "MNIST_DATA_DIR" in last
+    assert f"missing from {tmp_path / 'nowhere' / 'mnist'} (no such folder)" in last, "absolute"
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run.json").exists()
+    assert not (tmp_path / "nowhere").exists(), "no folder made for a download that failed"
 
 
-def test_unwritable_output_fails_before_training(run_script, tmp_path):
-    result = run_script("mnist_1.0_softmax.py", "--no-vis", "--history", "/proc/nope/run.json")
-    assert result.returncode != 0
-    assert "--history" in result.stderr and "Traceback" not in result.stderr
+def test_every_unwritable_output_is_reported_at_once_before_training(run_script, tmp_path, no_tensorflow):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_script("mnist_1.0_softmax.py", "--no-vis", "--history", "/proc/nope/run.json",
+                        "--save-model", blocker / "model", "--save-png", tmp_path / "fine.png", env=no_tensorflow)
+    assert result.returncode == 1 and "TENSORFLOW IMPORTED" not in result.stderr
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot write --history /proc/nope/run.json (cannot write in /proc")
+    assert f"--save-model {blocker / 'model'} ({blocker} is a file)" in line and "fine.png" not in line
     assert "step" not in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "fake"]
 
 
 def test_save_model_never_replaces_a_folder_that_is_not_a_model(run_script, tmp_path):
@@ -213,24 +294,52 @@ def test_save_model_never_replaces_a_folder_that_is_not_a_model(run_script, tmp_
     assert (folder / "notes.txt").read_text() == "precious"
 
 
-def test_ctrl_c_saves_history_and_prints_the_summary(mnist_dir, tmp_path):
+def test_no_display_says_so_and_suggests_save_png_only_without_it(run_script, tmp_path):
+    """Also: the user's own TF_ENABLE_ONEDNN_OPTS wins over the lab's choice."""
+    result = run_script("mnist_1.0_softmax.py", "--steps", 20, "--save-png", tmp_path / "d.png", *outputs(tmp_path),
+                        env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "no display: training without the live dashboard\n"
+    assert "; CPU, Eigen, XLA (" in result.stdout.splitlines()[0]
+    assert json.loads((tmp_path / "run.json").read_text())["config"]["engine"] == "CPU, Eigen"
+    assert (tmp_path / "d.png").stat().st_size > 10000
+
+
+def test_ctrl_c_twice_saves_a_consistent_pair_and_exits_130(mnist_dir, tmp_path):
+    """The first Ctrl-C stops training; a second one, while the run saves, waits until the
+    history and the model are both written. Both then come from this run, never one from
+    the run before."""
+    old = subprocess.run([sys.executable, str(ROOT / "mnist_2.1_five_layers_relu.py"), "--no-vis", "--steps", "20",
+                          *map(str, outputs(tmp_path))], env=dict(os.environ, MNIST_DATA_DIR=mnist_dir),
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert old.returncode == 0, old.stderr
     env = dict(os.environ, MNIST_DATA_DIR=mnist_dir, MPLBACKEND="Agg")
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "mnist_2.1_five_layers_relu.py"), "--no-vis", "--steps", "1000000",
-         *map(str, outputs(tmp_path))], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+         "--seed", "7", *map(str, outputs(tmp_path))], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
     for line in process.stdout:  # wait until training runs
         if line.startswith("step") and "step      0" not in line:
             break
     process.send_signal(signal.SIGINT)
+    for line in process.stdout:  # the first Ctrl-C is handled: saving starts
+        if line.startswith("interrupted at step"):
+            process.send_signal(signal.SIGINT)
+            break
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert "interrupted at step" in out
-    assert FINAL_LINES.search(out)
+    assert FINAL_LINES.search(out), out[-500:]
     assert "Traceback" not in err
     history = json.loads((tmp_path / "run.json").read_text())
-    assert history["final"]["interrupted"] is True
+    assert history["final"]["interrupted"] is True and history["config"]["seed"] == 7
     assert 0 < history["final"]["steps"] < 1000000
+    # the saved model is the one the history describes (the old one, 20 steps, is far worse)
+    model = tf.saved_model.load(str(tmp_path / "model")).signatures["serving_default"]
+    import mnistdata
+
+    test = mnistdata.read_data_sets(mnist_dir, reshape=False).test
+    digits = model(images=tf.constant(test.images[..., 0]))["digits"].numpy()
+    assert abs(np.mean(digits == test.labels) - history["final"]["final_test_accuracy"]) <= 0.0005
 
 
 # ------------------------------------------------------- batch norm, augmentation

@@ -349,7 +349,7 @@ def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message,
                                                             tmp_path):
     app = tmp_path / "app"  # a predict.py with no models/ folder beside it
     app.mkdir()
-    for module in ("predict.py", "tensorflowvisu.py"):  # predict.py and the module it uses
+    for module in ("predict.py", "lab.py", "tensorflowvisu.py", "mnistdata.py"):  # predict.py and the modules it uses
         shutil.copy(ROOT / module, app)
     (tmp_path / "pictures").mkdir()
     drawn_digit(1, 50).save(tmp_path / "pictures" / "one.png")
@@ -368,7 +368,7 @@ def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message,
 def test_default_model_is_the_most_recently_saved(model_dir, tmp_path):
     app = tmp_path / "app"
     app.mkdir()
-    for module in ("predict.py", "tensorflowvisu.py"):  # predict.py and the module it uses
+    for module in ("predict.py", "lab.py", "tensorflowvisu.py", "mnistdata.py"):  # predict.py and the modules it uses
         shutil.copy(ROOT / module, app)
     for name, mtime in [("older", 1_000_000), ("newer", 2_000_000), (".newer.tmp123", 3_000_000)]:
         shutil.copytree(model_dir, app / "models" / name)  # the hidden one: a model being written
