@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: lab.py and the lessons
+sys.path.insert(0, str(ROOT))
+import lab  # noqa: E402  (light: it imports TensorFlow only when asked to)
 RESULTS = Path(__file__).resolve().parent / "results"  # default place of the JSON results
 PYTHON = sys.executable
 
@@ -134,16 +136,6 @@ def _package_version(name):
         return None
 
 
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _git(*args):
     try:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -159,7 +151,7 @@ def machine_info():
         memory = None
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "cpu": _cpu_model(),
+        "cpu": lab.cpu(),  # model (with family/model numbers on x86), cores, SIMD flags
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gib": round(memory, 1) if memory else None,

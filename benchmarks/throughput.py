@@ -1,29 +1,31 @@
-"""Training throughput: our training loop vs Keras model.fit vs PyTorch eager, same models.
+"""Throughput on the lab's schedule: our loop vs Keras model.fit vs PyTorch, and the roofline.
 
 For each lesson model (default 2.1 five-layer ReLU, 3.0 and 3.1 convolutional), batch 100,
-on CPU, images per second of:
+on CPU, every framework trains the same model on the lab's schedule: the current batch's
+loss and accuracy every 20 steps, the 10,000 test images every 100 steps (every 20 in
+the first 200). Images per second are counted from the measurement at step 200 (tracing,
+compiling and warming up are over) to the last one:
 
-  ours   the lesson itself, in a child process: `mnist_X.py --no-vis --steps N`, reading
-         final.images_per_second from its history JSON (the training loop's throughput,
-         without the first compiled call, which traces and compiles, nor the test
-         evaluations; it includes the training figures every 20 steps and all the Python
-         between compiled calls).
-  keras  the same architecture as a keras.Sequential, Adam with the same learning-rate
-         schedule, model.fit(x, y, batch_size=100) on the real MNIST arrays; one epoch
-         timed after a warm-up fit. Variants: jit_compile="auto" (Keras' default; on a
-         CPU-only machine it resolves to no XLA), "xla" (jit_compile=True); the faster
-         variant's median is the Keras figure.
-  torch  the same architecture in PyTorch, eager, on CPU, Adam, batches gathered from
-         tensors in memory; timed after a warm-up. Variants: eager (defaults), fused (Adam
-         fused=True), cl (fused + channels_last), t1 (fused + 1 thread); the faster
-         variant's median is the PyTorch figure.
+  end to end   training steps and test measurements together: what a learner waits for;
+               THE comparison (target: ours >= 1.2 x the faster of Keras and PyTorch)
+  training     the same span without the test measurements
 
-See baselines.py for the details of the baselines. Every measurement runs in its own
-child process; in each repeat the frameworks run one after another in a rotated order
-(ours, keras, torch; then keras, torch, ours; ...), so a noisy neighbour hits them all
-alike. It prints, per model, the median images/s of each framework and the ratio
-ours / max(keras, torch) (target: >= 1.2), and writes JSON (default:
-benchmarks/results/throughput.json) with every measurement and the machine's details.
+  ours   the lesson itself, in a child process: `mnist_X.py --no-vis --steps N`; its
+         history gives the clock at each measurement and its training-only throughput.
+  keras  baselines.py: keras.Sequential, model.fit, TensorFlow with oneDNN on; variants
+         auto/xla x steps_per_execution 1/20; the fastest variant's median counts.
+  torch  baselines.py: PyTorch, a plain loop; variants eager, fused Adam, channels_last,
+         one thread, torch.compile; the fastest variant's median counts.
+
+The roofline: each model's training FLOPs per image (flops.py: counted from the lesson's
+layer shapes, forward and backward), the GFLOP/s of our training, and their ratio to the
+machine's tf.matmul peak (flops.py --peak, measured before and after the runs: the best
+of the two counts).
+
+Every measurement runs in its own child process; in each repeat the frameworks run one
+after another in a rotated order (ours, keras, torch; then keras, torch, ours; ...), so a
+noisy neighbour hits them all alike. Writes JSON (default benchmarks/results/throughput.json)
+with every measurement and the machine's details.
 
 Patched copies of the lab can be compared side by side with the current one:
   --ours-variant NAME=DIR   runs the lessons found in DIR (a copy of the repository with a
@@ -35,9 +37,9 @@ Patched copies of the lab can be compared side by side with the current one:
 Each variant's row shows its median and its ratio to ours (the repository as it is).
 
 Examples:
-  python benchmarks/throughput.py                          # 2.1, 3.0, 3.1; 3 repeats (~8 min)
+  python benchmarks/throughput.py                          # 2.1, 3.0, 3.1; 3 repeats (~40 min)
   python benchmarks/throughput.py --models 2.1 --repeats 5
-  python benchmarks/throughput.py --frameworks ours --ours-variant patched=/tmp/lab-patched
+  python benchmarks/throughput.py --frameworks ours --ours-env eigen=TF_ENABLE_ONEDNN_OPTS=0
 """
 
 import argparse
@@ -45,10 +47,12 @@ import sys
 from pathlib import Path
 
 import _bench as B
+import flops
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODELS = ["2.1", "3.0", "3.1"]
 CONV = {"3.0", "3.1"}  # the convolutional ones (fewer steps: they are slower)
+TIMED_FROM = 200  # as baselines.py
 
 
 def parse_args(argv=None):
@@ -60,19 +64,18 @@ def parse_args(argv=None):
                    help="comma-separated, from ours, keras, torch (default: all three; torch is "
                         "skipped when not installed)")
     p.add_argument("--repeats", type=int, default=3, help="measurements of each framework and model (default: 3)")
-    p.add_argument("--steps-dense", type=int, default=3000, help="ours: training steps of a dense lesson (default: 3000)")
-    p.add_argument("--steps-conv", type=int, default=1500,
-                   help="ours: training steps of a convolutional lesson (default: 1500)")
-    p.add_argument("--keras-variants", default="auto,xla",
-                   help="comma-separated, from auto, xla, noxla, each optionally with -spe20 "
-                        "(steps_per_execution=20), e.g. auto-spe20 (default: auto,xla)")
-    p.add_argument("--keras-images-dense", type=int, default=60000, help="keras: images in the timed epoch, dense (default: 60000)")
-    p.add_argument("--keras-images-conv", type=int, default=20000, help="keras: images in the timed epoch, conv (default: 20000)")
-    p.add_argument("--torch-variants-dense", default="eager,fused,t1", help="torch variants, dense models (default: eager,fused,t1)")
-    p.add_argument("--torch-variants-conv", default="eager,fused,cl,t1",
-                   help="torch variants, convolutional models (default: eager,fused,cl,t1)")
-    p.add_argument("--torch-steps-dense", type=int, default=3000, help="torch: timed steps, dense (default: 3000)")
-    p.add_argument("--torch-steps-conv", type=int, default=300, help="torch: timed steps, conv (default: 300)")
+    p.add_argument("--steps-dense", type=int, default=3000, help="training steps of a dense model (default: 3000)")
+    p.add_argument("--steps-conv", type=int, default=1500, help="training steps of a convolutional model (default: 1500)")
+    p.add_argument("--keras-variants-dense", default="auto-spe20,xla-spe20",
+                   help="keras variants for dense models, from auto, xla, noxla, each optionally with -spe20 "
+                        "(steps_per_execution=20) (default: auto-spe20,xla-spe20)")
+    p.add_argument("--keras-variants-conv", default="auto,auto-spe20",
+                   help="keras variants for convolutional models (default: auto,auto-spe20; XLA is several "
+                        "times slower for convolutions on CPU)")
+    p.add_argument("--torch-variants-dense", default="eager,fused,t1,compile",
+                   help="torch variants, dense models (default: eager,fused,t1,compile)")
+    p.add_argument("--torch-variants-conv", default="eager,cl,compile",
+                   help="torch variants, convolutional models (default: eager,cl,compile)")
     p.add_argument("--ours-variant", action="append", default=[], metavar="NAME=DIR",
                    help="also run the lessons of DIR (a patched copy of the repository) as NAME")
     p.add_argument("--ours-env", action="append", default=[], metavar="NAME=KEY=VALUE",
@@ -114,28 +117,32 @@ def parse_args(argv=None):
     return args
 
 
+def steps_of(args, model):
+    return args.steps_conv if model in CONV else args.steps_dense
+
+
 def measure_ours(args, model, folder=B.ROOT, env_extra=None, flags=()):
-    steps = args.steps_conv if model in CONV else args.steps_dense
+    steps = steps_of(args, model)
     script = B.lesson(model, folder)
     env = B.lesson_env(args.mnist_dir, **(env_extra or {}))
     run = B.run_lesson(script, ["--no-vis", "--steps", steps, *flags], env=env)
-    final = run["history"]["final"]
-    return {"images_per_second": final["images_per_second"], "steps": steps,
-            "training_seconds": final["training_seconds"], "test_seconds": final["test_seconds"],
-            "wall_seconds": final["wall_seconds"], "process_seconds": round(run["wall"], 3),
-            "xla": run["history"]["config"].get("xla"),
-            "max_test_accuracy": final["max_test_accuracy"]}
+    history = run["history"]
+    final, test = history["final"], history["test"]
+    start = test["wall_time"][test["iteration"].index(TIMED_FROM)]
+    seconds = test["wall_time"][-1] - start
+    return {"images_per_second": round((steps - TIMED_FROM) * 100 / seconds),
+            "training_images_per_second": final["images_per_second"], "steps": steps,
+            "seconds": round(seconds, 3), "engine": history["config"].get("engine"),
+            "xla": history["config"].get("xla"), "warmup_seconds": final.get("warmup_seconds"),
+            "process_seconds": round(run["wall"], 3), "max_test_accuracy": final["max_test_accuracy"]}
 
 
 def measure_baseline(args, framework, model):
     conv = model in CONV
-    command = [B.PYTHON, HERE / "baselines.py", framework, "--model", model, "--data-dir", args.mnist_dir]
-    if framework == "keras":
-        command += ["--variants", args.keras_variants,
-                    "--images", args.keras_images_conv if conv else args.keras_images_dense]
-    else:
-        command += ["--variants", args.torch_variants_conv if conv else args.torch_variants_dense,
-                    "--steps", args.torch_steps_conv if conv else args.torch_steps_dense]
+    variants = {("keras", False): args.keras_variants_dense, ("keras", True): args.keras_variants_conv,
+                ("torch", False): args.torch_variants_dense, ("torch", True): args.torch_variants_conv}
+    command = [B.PYTHON, HERE / "baselines.py", framework, "--model", model, "--data-dir", args.mnist_dir,
+               "--steps", steps_of(args, model), "--variants", variants[framework, conv]]
     return B.run_json_worker(command, env=B.lesson_env(args.mnist_dir))
 
 
@@ -154,6 +161,10 @@ def main(argv=None):
         frameworks.remove("torch")
     frameworks += list(args.variants)
     machine = B.start()  # the machine, and the load before the runs
+    peaks = [flops.measure_peak_in_child()]
+    model_flops = flops.flops_in_child(args.models)
+    print(f"tf.matmul peak {peaks[0]['peak_gflops']} GFLOP/s ({peaks[0]['engine']}); training MFLOP per image: "
+          + ", ".join(f"{m} {model_flops[m]['training'] / 1e6:.2f}" for m in args.models), flush=True)
 
     raw = {m: {f: [] for f in frameworks} for m in args.models}  # every measurement, as returned
     for r in range(args.repeats):
@@ -161,74 +172,88 @@ def main(argv=None):
             for framework in B.rotate(frameworks, r):
                 if framework == "ours":
                     result = measure_ours(args, model)
-                    shown = result["images_per_second"]
+                    shown = f"{result['images_per_second']} (training {result['training_images_per_second']})"
                 elif framework in args.variants:
                     v = args.variants[framework]
                     result = measure_ours(args, model, v["dir"], v["env"], v["args"])
-                    shown = result["images_per_second"]
+                    shown = f"{result['images_per_second']} (training {result['training_images_per_second']})"
                 else:
                     result = measure_baseline(args, framework, model)
                     shown = " ".join(f"{k}={v['images_per_second']}" for k, v in result["variants"].items())
                 raw[model][framework].append(result)
                 print(f"repeat {r + 1}/{args.repeats}  {model}  {framework:>8}: {shown}", flush=True)
+    peaks.append(flops.measure_peak_in_child())
+    peak = max(p["peak_gflops"] for p in peaks)
 
     # medians: ours (and variants) directly; baselines per variant, the best variant's median
-    results, rows = {}, []
+    results, rows, roofline_rows = {}, [], []
     for model in args.models:
         entry = {}
         for framework in frameworks:
             runs = raw[model][framework]
             if framework in ("keras", "torch"):
                 names = list(runs[0]["variants"])
-                per_variant = {n: B.summary([run["variants"][n]["images_per_second"] for run in runs]) for n in names}
-                best = max(names, key=lambda n: per_variant[n]["median"] or 0)
-                entry[framework] = {"median": per_variant[best]["median"], "best_variant": best,
-                                    "variants": per_variant, "runs": runs}
+                variants = {name: B.summary([run["variants"][name]["images_per_second"] for run in runs])
+                            for name in names}
+                training = {name: B.median([run["variants"][name]["training_images_per_second"] for run in runs])
+                            for name in names}
+                best = max(names, key=lambda name: variants[name]["median"] or 0)
+                entry[framework] = dict(variants[best], best_variant=best, variants=variants,
+                                        training_median=training, runs=runs)
             else:
-                entry[framework] = dict(B.summary([run["images_per_second"] for run in runs]), runs=runs)
+                entry[framework] = dict(B.summary([run["images_per_second"] for run in runs]),
+                                        training_median=B.median([run["training_images_per_second"] for run in runs]),
+                                        runs=runs)
+        baselines = [entry[f]["median"] for f in ("keras", "torch") if f in entry and entry[f]["median"]]
         ours = entry.get("ours", {}).get("median")
-        others = [entry[f]["median"] for f in ("keras", "torch") if f in entry and entry[f]["median"]]
-        best_other = max(others) if others else None
-        entry["ratio_ours_over_best_baseline"] = round(ours / best_other, 3) if ours and best_other else None
-        for name in args.variants:
-            if ours and entry[name]["median"]:
-                entry[name]["ratio_over_ours"] = round(entry[name]["median"] / ours, 3)
-        results[model] = entry
+        ratio = ours / max(baselines) if ours and baselines else None
+        training_flops = model_flops[model]["training"]
+        ours_training = entry.get("ours", {}).get("training_median")
+        gflops = training_flops * ours_training / 1e9 if ours_training else None
+        results[model] = {"frameworks": entry, "ratio_ours_to_best_baseline": ratio,
+                          "training_flops_per_image": training_flops,
+                          "forward_flops_per_image": model_flops[model]["forward"],
+                          "ours_training_gflops": round(gflops, 1) if gflops else None,
+                          "ours_fraction_of_peak": round(gflops / peak, 3) if gflops else None}
         row = [model]
         for framework in frameworks:
             e = entry[framework]
-            cell = B.fmt(e["median"])
-            if framework in ("keras", "torch"):
-                cell += f" ({e['best_variant']})"
-            elif framework != "ours" and e.get("ratio_over_ours"):
-                cell += f" (x{e['ratio_over_ours']:.2f})"
-            row.append(cell)
-        ratio = entry["ratio_ours_over_best_baseline"]
-        row.append("-" if ratio is None else f"{ratio:.2f}" + ("" if ratio >= 1.2 else "  < 1.2!"))
+            label = B.fmt(e["median"]) + (f" ({e['best_variant']})" if "best_variant" in e else "")
+            row.append(label)
+        row.append(f"{ratio:.2f}" if ratio else "-")
         rows.append(row)
+        roofline_rows.append([model, f"{training_flops / 1e6:.2f}", B.fmt(ours_training),
+                              B.fmt(gflops, 1), f"{gflops / peak:.0%}" if gflops else "-"])
 
-    print(f"\nTraining images per second, batch 100, median of {args.repeats} "
-          f"(baselines: their fastest variant)")
+    print(f"\nImages per second, end to end on the lab's schedule (steps {TIMED_FROM} to the last), "
+          f"median of {args.repeats} (baselines: their fastest variant)")
     print(B.table(["model"] + frameworks + ["ours / best baseline"], rows))
-    print("\nBaseline variants (median images/s):")
+    print(f"\nRoofline: our training alone, against the tf.matmul peak of {peak} GFLOP/s")
+    print(B.table(["model", "training MFLOP/image", "training images/s", "GFLOP/s", "of peak"], roofline_rows))
+    print("\nBaseline variants (median images/s end to end; training alone)")
     variant_rows = []
     for model in args.models:
         for framework in ("keras", "torch"):
-            if framework in results[model]:
-                for name, s in results[model][framework]["variants"].items():
-                    variant_rows.append([model, framework, name, B.fmt(s["median"]), B.fmt(s["min"]), B.fmt(s["max"])])
-    print(B.table(["model", "framework", "variant", "median", "min", "max"], variant_rows))
+            if framework in results[model]["frameworks"]:
+                e = results[model]["frameworks"][framework]
+                for name, s in e["variants"].items():
+                    variant_rows.append([model, framework, name, B.fmt(s["median"]), B.fmt(s["min"]), B.fmt(s["max"]),
+                                         B.fmt(e["training_median"][name])])
+    print(B.table(["model", "framework", "variant", "median", "min", "max", "training"], variant_rows))
 
     data = {
         "benchmark": "throughput",
-        "description": "training images/s, batch 100: ours (lesson's final.images_per_second) vs "
-                       "Keras model.fit vs PyTorch eager; medians over repeats, ratio = ours / max(keras, torch)",
+        "description": "images/s on the lab's schedule (test measurements included), batch 100, from step "
+                       f"{TIMED_FROM} to the last: ours vs Keras model.fit vs PyTorch; medians over repeats, "
+                       "ratio = ours / max(keras, torch); roofline = our training FLOPs/s vs the tf.matmul peak",
         "target_ratio": 1.2,
+        "peak": {"gflops": peak, "measurements": peaks},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                      if k not in ("variants", "ours_variant", "ours_env", "ours_args")},
         "ours_variants": {n: {"dir": str(v["dir"]), "env": v["env"], "args": v["args"]}
                           for n, v in args.variants.items()},
         "machine": machine,
+        "flops": model_flops,
         "results": results,
     }
     B.save(data, args.json, "throughput.json")
