@@ -5,6 +5,9 @@ steps with --no-vis (history and model go to a temporary folder), and prints for
 its wall time (process start to exit: imports, data loading, training, tests, saving), its
 training and test seconds, its training throughput, its max and final test accuracy, and
 the accuracy its docstring promises ("Max test accuracy about 98.9%"); then the total.
+The roofline columns: the lesson's training FLOPs per image (flops.py), the GFLOP/s its
+training reached, and their share of the machine's tf.matmul peak (measured before and
+after the runs; the better of the two counts).
 
   default   lessons 1.0, 2.0, 2.1, 2.2, 3.0: the issue's "whole lab", target < 180 s in total
   --all     every mnist_*.py lesson present (3.1, 4.x, 5.x as they come): the accuracy table
@@ -23,6 +26,7 @@ import re
 from pathlib import Path
 
 import _bench as B
+import flops
 
 WHOLE_LAB = ["1.0", "2.0", "2.1", "2.2", "3.0"]
 TARGET_SECONDS = 180
@@ -56,6 +60,8 @@ def main(argv=None):
     numbers = list(available) if args.all else (args.lessons.split(",") if args.lessons else WHOLE_LAB)
     scripts = {n: B.lesson(n) for n in numbers}
     machine = B.start()  # the machine, and the load before the runs
+    peaks = [flops.measure_peak_in_child()]
+    lesson_flops = flops.flops_in_child(numbers)
 
     extra = ["--no-vis"] + (["--steps", str(args.steps)] if args.steps else [])
     runs = {n: [] for n in numbers}
@@ -74,6 +80,7 @@ def main(argv=None):
                 "max_test_accuracy": final["max_test_accuracy"],
                 "final_test_accuracy": final["final_test_accuracy"],
                 "xla": run["history"]["config"].get("xla"),
+                "engine": run["history"]["config"].get("engine"),
             }
             runs[n].append(record)
             total += run["wall"]
@@ -81,6 +88,8 @@ def main(argv=None):
                   f"{final['max_test_accuracy']:.4f}  final {final['final_test_accuracy']:.4f}", flush=True)
         print(f"run {r + 1}/{args.repeats}  total: {total:.1f} s", flush=True)
 
+    peaks.append(flops.measure_peak_in_child())
+    peak = max(p["peak_gflops"] for p in peaks)
     results, rows = {}, []
     for n in numbers:
         rs = runs[n]
@@ -88,19 +97,25 @@ def main(argv=None):
                ("wall_seconds", "training_seconds", "test_seconds", "images_per_second",
                 "max_test_accuracy", "final_test_accuracy")}
         promised = promised_accuracy(scripts[n])
+        training_flops = lesson_flops[n]["training"]
+        gflops = training_flops * med["images_per_second"] / 1e9 if med["images_per_second"] else None
         results[n] = {"script": scripts[n].name, "steps": rs[0]["steps"], "xla": rs[0]["xla"],
-                      "promised_max_test_accuracy": promised, "median": med, "runs": rs}
+                      "engine": rs[0]["engine"], "promised_max_test_accuracy": promised, "median": med,
+                      "training_flops_per_image": training_flops, "training_gflops": round(gflops, 1) if gflops else None,
+                      "fraction_of_peak": round(gflops / peak, 3) if gflops else None, "runs": rs}
         rows.append([n, scripts[n].stem.split("_", 2)[2], rs[0]["steps"], B.fmt(med["wall_seconds"], 1),
                      B.fmt(med["training_seconds"], 1), B.fmt(med["test_seconds"], 1),
-                     B.fmt(med["images_per_second"]), "-" if promised is None else f"{promised:.3f}",
+                     B.fmt(med["images_per_second"]), B.fmt(gflops, 1), f"{gflops / peak:.0%}" if gflops else "-",
+                     "-" if promised is None else f"{promised:.3f}",
                      f"{med['max_test_accuracy']:.4f}", f"{med['final_test_accuracy']:.4f}"])
     totals = [sum(runs[n][r]["wall_seconds"] for n in numbers) for r in range(args.repeats)]
     total = B.median(totals)
-    rows.append(["total", "", "", B.fmt(total, 1), "", "", "", "", "", ""])
+    rows.append(["total", "", "", B.fmt(total, 1), "", "", "", "", "", "", "", ""])
     print(f"\nLessons at {'--steps ' + str(args.steps) if args.steps else 'their default steps'}, --no-vis"
           + (f", median of {args.repeats} runs" if args.repeats > 1 else ""))
-    print(B.table(["lesson", "name", "steps", "wall s", "train s", "test s", "images/s",
-                   "promised", "max acc", "final acc"], rows))
+    print(B.table(["lesson", "name", "steps", "wall s", "train s", "test s", "images/s", "GFLOP/s",
+                   "of peak", "promised", "max acc", "final acc"], rows))
+    print(f"(images/s, GFLOP/s: the training alone; peak: tf.matmul, {peak} GFLOP/s)")
     whole_lab = not args.steps and set(WHOLE_LAB) <= set(numbers)
     if whole_lab:
         lab_total = B.median([sum(runs[n][r]["wall_seconds"] for n in WHOLE_LAB) for r in range(args.repeats)])
@@ -124,6 +139,7 @@ def main(argv=None):
         "total_seconds_per_run": totals,
         "settings": {"lessons": numbers, "repeats": args.repeats, "steps": args.steps},
         "machine": machine,
+        "peak": {"gflops": peak, "measurements": peaks},
         "results": results,
     }
     B.save(data, args.json, "lab_all.json" if args.all else "lab_time.json")
