@@ -45,6 +45,8 @@ TEST_EVERY = 100  # metrics of the 10,000 test images every 100 steps
 TEST_BATCH = 1000  # the test images go through the model 1,000 at a time (faster than 10,000 at once)
 
 tf = None  # TensorFlow, once load_tensorflow() has imported it
+_last_history = None  # the history of the latest lab.train, for lab.run
+_share_of_steps = None  # lab.run(..., share=0.2): the lesson runs this share of its own steps
 
 
 class LabError(Exception):
@@ -94,6 +96,8 @@ def parse_args(doc, steps, argv=None):
     --seed gives the same run.
     """
     name = script_name()
+    if _share_of_steps is not None:  # lab.run(..., share=0.2)
+        steps = max(TRAIN_EVERY, round(steps * _share_of_steps / TRAIN_EVERY) * TRAIN_EVERY)
     parser = tensorflowvisu.ArgumentParser(
         prog=f"{name}.py",
         description=(doc or "").strip().split("\n\n")[0],
@@ -378,9 +382,6 @@ def format_report(rep):
 # ---------------------------------------------------------------------- the training
 
 
-_last_history = None  # the history of the latest lab.train, for lab.run
-
-
 def train(args, model, train_step, optimizer, *, panels=None, augment=None):
     """Train `model` with `train_step`, show it on the dashboard, then report and save.
 
@@ -465,7 +466,11 @@ class _Training:
             optimizer.build(self.trainable)
         convolutional = any(len(v.shape) == 4 for v in self.weights)
         self.xla = args.xla == "on" or (args.xla == "auto" and not convolutional)
-        self.engine = engine()
+        self.engine, self.machine = engine(), cpu()
+        print(f"{args.name}: {args.steps} steps of {args.batch_size} images, "
+              f"{train_set.num_examples} training and {test_set.num_examples} test images; "
+              f"{self.engine}{', XLA' if self.xla else ''} ({self.machine['model']}, {self.machine['cores']} cores)",
+              flush=True)
 
         def batch_images(indices):
             images = tf.gather(self.train_images, indices)
@@ -480,11 +485,6 @@ class _Training:
             images = batch_images(batches[-1])
             return (images, *self._metrics(images, tf.gather(self.train_labels, batches[-1])))
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32),
-                                      tf.TensorSpec([None, 10], tf.float32)])
-        def metrics(images, labels):  # at step 0 only: not worth an XLA compilation
-            return self._metrics(images, labels)
-
         @tf.function(input_signature=[])
         def test_metrics():  # without XLA: faster here for every lesson (benchmarks/README)
             n = self.test_images.shape[0]
@@ -492,16 +492,21 @@ class _Training:
                                 for k in range(0, n, TEST_BATCH)], axis=0)
             return _accuracy_loss_predictions(logits, self.test_labels)
 
-        self.train_on, self.metrics, self.test_metrics = train_on, metrics, test_metrics
-
+        # Traced now, once per run (the first call compiles them with XLA, when it is on).
+        # Calling a traced function does not trace it again, so lessons run again and
+        # again in one notebook do not make TensorFlow warn about retracing.
+        start = time.perf_counter()
+        self.train_on = train_on.get_concrete_function()
+        self.test_metrics = test_metrics.get_concrete_function()
         # Panels 4 and 5 of the dashboard: all weights and all biases, unless the lesson
         # shows something else there (the batch-norm lessons show activations).
         if panels:
-            self.panel_values = tf.function(panels, input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
-            self.panel_titles = list(self.panel_values(self.train_images[:2]))
+            self.panel_values = tf.function(panels).get_concrete_function(tf.TensorSpec([None, 28, 28, 1], tf.float32))
+            self.panel_titles = list(self.panel_values.structured_outputs)
         else:
             self.panel_values = lambda images: {"weights": _flat(self.weights), "biases": _flat(self.biases)}
             self.panel_titles = ["weights", "biases"]
+        self.tracing_seconds = time.perf_counter() - start
 
     def _metrics(self, images, labels):
         return _accuracy_loss_predictions(self.model(images, training=False), labels)
@@ -512,19 +517,14 @@ class _Training:
         """Train, measuring every TRAIN_EVERY steps; pass the measurements on to the history,
         the terminal, the dashboard, the movie and TensorBoard; then finish."""
         args = self.args
-        machine = cpu()
         self.history = history = tensorflowvisu.History(args.name, {
             "script": f"{args.name}.py", "steps": args.steps, "batch_size": args.batch_size,
-            "seed": args.seed, "xla": self.xla, "engine": self.engine, "cpu": machine,
+            "seed": args.seed, "xla": self.xla, "engine": self.engine, "cpu": self.machine,
             "tensorflow": tf.__version__, "date": datetime.datetime.now().isoformat(timespec="seconds"),
         })
         self.dashboard = dashboard = tensorflowvisu.Dashboard(
             history, title=args.name, panel4_title=self.panel_titles[0], panel5_title=self.panel_titles[1],
             live=not args.no_vis)
-        print(f"{args.name}: {args.steps} steps of {args.batch_size} images, "
-              f"{self.mnist.train.num_examples} training and {self.mnist.test.num_examples} test images; "
-              f"{self.engine}{', XLA' if self.xla else ''} ({machine['model']}, {machine['cores']} cores)",
-              flush=True)
         if dashboard.not_live:
             hint = "" if args.save_png else " (use --save-png FILE to keep a picture)"
             print(f"{dashboard.not_live}: training without the live dashboard{hint}", file=sys.stderr, flush=True)
@@ -536,8 +536,8 @@ class _Training:
         self.done = 0  # steps trained so far
         self.start = time.perf_counter()
         self.train_seconds = self.test_seconds = 0.0
-        # The first call of each compiled function traces it (and compiles it with XLA): the
-        # step-0 metrics, the first training call, the first test. Throughput leaves them out.
+        # The first calls are slower: step 0's eager metrics, the first training call (which
+        # compiles it with XLA, when it is on), the first test. Throughput leaves them out.
         self.warmup = {"metrics": None, "training": None, "test": None}
         # Long runs test less often: about 100 test points per run, at least every 100 steps.
         test_every = max(TEST_EVERY, args.steps // 100 // TRAIN_EVERY * TRAIN_EVERY)
@@ -573,12 +573,12 @@ class _Training:
         batch_size = self.args.batch_size
         if i > self.done:
             batches = np.stack([self.mnist.train.next_batch_indices(batch_size) for _ in range(i - self.done)])
-            images, accuracy, loss, predictions = self.train_on(batches)
+            images, accuracy, loss, predictions = self.train_on(tf.constant(batches))
             batch = batches[-1]
-        else:
+        else:  # one call: not worth compiling
             batch = np.arange(batch_size)
             images = tf.gather(self.train_images, batch)
-            accuracy, loss, predictions = self.metrics(images, tf.gather(self.train_labels, batch))
+            accuracy, loss, predictions = self._metrics(images, tf.gather(self.train_labels, batch))
         loss = float(loss)  # waits for the compiled call to finish
         self.batch_labels = self.mnist.train.labels[batch].argmax(1)  # digits, for the dashboard
         elapsed = time.perf_counter() - start
@@ -653,6 +653,7 @@ class _Training:
             # training alone, and end to end with the test measurements the lab makes.
             timed_steps = self.done - (TRAIN_EVERY if self.warmup["training"] is not None else 0)
             warmup = {k: round(v or 0.0, 3) for k, v in self.warmup.items()}
+            warmup["tracing"] = round(self.tracing_seconds, 3)  # before the loop: in no other figure
             training = self.train_seconds - warmup["metrics"] - warmup["training"]
             testing = self.test_seconds - warmup["test"]
             history.final = {
@@ -793,17 +794,20 @@ def _in_notebook():
     return bool(shell) and hasattr(shell, "kernel")
 
 
-def run(lesson, **flags):
+def run(lesson, *, share=None, **flags):
     """Run a lesson in this Python process, e.g. from a notebook; returns its History.
 
         history = lab.run("mnist_2.1_five_layers_relu.py", steps=2000)
-        history = lab.run("2.1", steps=2000, seed=1, no_vis=True)
+        history = lab.run("2.1", share=0.2, seed=1)
 
     lesson: a lesson's file name (found next to lab.py), path, or number ("2.1").
+    share: run this share of the lesson's own number of steps (e.g. 0.2 on slow laptops).
     flags: the lesson's command-line flags, with _ for -: steps=2000 is --steps 2000,
     no_vis=True is --no-vis (False or None leaves a flag out). In a notebook the dashboard
-    is drawn under the cell. Raises LabError when the lesson stops with an error.
+    is a picture under the cell. Raises LabError when the lesson stops with an error;
+    an interrupted run (the notebook's stop button) returns what it measured.
     """
+    global _last_history, _share_of_steps
     path = _lesson_path(lesson)
     argv = [str(path)]
     for key, value in flags.items():
@@ -813,8 +817,7 @@ def run(lesson, **flags):
         elif value not in (False, None):
             argv += [flag, str(value)]
     saved_argv, sys.argv = sys.argv, argv
-    global _last_history
-    _last_history = None
+    _last_history, _share_of_steps = None, share
     try:
         runpy.run_path(str(path), run_name="__main__")
     except SystemExit as stop:
@@ -822,7 +825,7 @@ def run(lesson, **flags):
             raise LabError(str(stop.code).removeprefix("error: ") if isinstance(stop.code, str)
                            else f"{path.name} stopped with exit status {stop.code}") from None
     finally:
-        sys.argv = saved_argv
+        sys.argv, _share_of_steps = saved_argv, None
     return _last_history
 
 

@@ -458,9 +458,10 @@ def window_figure(figsize, title, dpi=SCREEN_DPI, toolbar=True):
     return fig
 
 
-def png_bytes(fig, dpi=SCREEN_DPI):
+def png_bytes(fig, dpi=SCREEN_DPI, title=None):
+    """The figure as a PNG file's bytes; title goes into the file's Title field."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Title": title} if title else None)
     return buffer.getvalue()
 
 
@@ -922,7 +923,7 @@ class Dashboard:
 
                 self._ensure_panels()
                 self._panels.update()
-                self._display = display(Image(data=png_bytes(self.figure), format="png"), display_id=True)
+                self._display = display(self._notebook_picture(), display_id=True)
                 self.mode = "notebook"
                 return
             self._ensure_panels(window=True)  # the window appears at the first draw
@@ -962,9 +963,7 @@ class Dashboard:
         panels.update()
         first = self.mode == "window" and not self._shown
         if self.mode == "notebook":
-            from IPython.display import Image
-
-            self._display.update(Image(data=png_bytes(self.figure), format="png"))
+            self._display.update(self._notebook_picture())
         else:
             if first:
                 self._show_window()
@@ -978,12 +977,31 @@ class Dashboard:
         budget = NOTEBOOK_BUDGET if self.mode == "notebook" else DRAW_BUDGET
         self._next_draw = start + max(1 / MAX_FPS, 0 if first else cost / budget)
 
+    def _notebook_picture(self):
+        """The dashboard as a PNG picture for the notebook (its Title says which iteration)."""
+        from IPython.display import Image
+
+        i, n = self._panels.iteration, self._panels.iterations
+        title = f"{self.title}: " + (f"iteration {i:,} of {n:,}" if n else "starting")
+        return Image(data=png_bytes(self.figure, title=title), format="png")
+
     def _show_window(self):
         """Show the window, cheaply: while it appears, it draws itself (often twice), so
         hide the panels until then, and then draw them once."""
         for ax in self.figure.axes:
             ax.set_visible(False)
         self.figure.show()
+        if _is_notebook_widget(_chosen_backend()):
+            # %matplotlib widget: the canvas is now under the cell, live, and stays interactive.
+            # Out of pyplot's list of figures, it is not shown a second time when the cell
+            # ends (ipympl shows new figures then, %run calls plt.show); and %run's "a figure
+            # was made, draw it" flag would make it draw (and show) a new, empty one.
+            import matplotlib.pyplot as plt
+            from matplotlib._pylab_helpers import Gcf
+
+            Gcf.figs.pop(self.figure.canvas.manager.num, None)
+            if hasattr(plt.draw_if_interactive, "called"):  # set by IPython's %run
+                plt.draw_if_interactive.called = False
         self._process_events()
         self._shown = True
         self._panels.show(*self._panels.view)

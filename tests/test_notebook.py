@@ -1,0 +1,155 @@
+"""The lab in a Jupyter notebook: real kernels (ipykernel), driven by nbclient.
+
+A notebook cell's picture is a message from the kernel: a display_data, then
+update_display_data messages that replace it in place. An executed notebook keeps only
+the last one per display, so the kernel's messages are recorded as they arrive.
+The kernel gets the notebook defaults: no MPLBACKEND (ipykernel's inline backend), no
+display, no magic.
+"""
+import io
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+from nbclient import NotebookClient
+from PIL import Image
+
+from conftest import ROOT
+
+
+class RecordingClient(NotebookClient):
+    """nbclient, keeping every message the kernel sends: (cell index, type, content)."""
+
+    def __init__(self, nb, **kwargs):
+        super().__init__(nb, kernel_name="python3", timeout=600, **kwargs)
+        self.messages = []
+
+    def process_message(self, msg, cell, cell_index):
+        self.messages.append((cell_index, msg["msg_type"], msg["content"]))
+        return super().process_message(msg, cell, cell_index)
+
+    def pictures(self, cell_index):
+        """The PNG pictures that cell showed or updated, in order: (message type, Image)."""
+        return [(kind, Image.open(io.BytesIO(__import__("base64").b64decode(content["data"]["image/png"]))))
+                for index, kind, content in self.messages
+                if index == cell_index and kind in ("display_data", "update_display_data")
+                and "image/png" in content.get("data", {})]
+
+    def streams(self, name):
+        """Everything the cells printed on stdout or stderr."""
+        return "".join(content["text"] for _, kind, content in self.messages
+                       if kind == "stream" and content["name"] == name)
+
+
+@pytest.fixture
+def notebook_env(monkeypatch, mnist_dir):
+    """The kernel's environment: a user's notebook, with real MNIST."""
+    monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
+    for name in ("MPLBACKEND", "DISPLAY", "WAYLAND_DISPLAY", "TF_CPP_MIN_LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run_cells(*sources, cwd=ROOT):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    client = RecordingClient(nb, resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return client, nb
+
+
+def test_run_a_lesson_shows_its_dashboard_under_the_cell_updated_in_place(notebook_env, tmp_path):
+    out = {"history": tmp_path / "run.json", "save-model": tmp_path / "model"}
+    flags = " ".join(f"--{k} {v}" for k, v in out.items())
+    from test_predict import drawn_digit
+
+    drawn_digit(7, 90).save(tmp_path / "seven.png")
+    client, nb = run_cells(
+        f"%run mnist_2.1_five_layers_relu.py --steps 2000 {flags}",
+        f"%run tensorflowvisu.py compare {out['history']}",
+        f"%run predict.py --model {out['save-model']} {tmp_path / 'seven.png'} --show",
+        # lessons run again and again in one kernel: quietly
+        *[f"%run mnist_1.0_softmax.py --steps 20 {flags}" for _ in range(6)],
+    )
+    pictures = client.pictures(0)
+    kinds = [kind for kind, _ in pictures]
+    assert kinds[0] == "display_data" and kinds.count("update_display_data") >= 2, kinds
+    assert set(kinds[1:]) == {"update_display_data"}
+    first, last = pictures[0][1], pictures[-1][1]
+    assert last.size == (1152, 648)
+    assert first.info["Title"] == "mnist_2.1_five_layers_relu: starting"
+    assert last.info["Title"] == "mnist_2.1_five_layers_relu: iteration 2,000 of 2,000", "the final state"
+    assert np.asarray(last.convert("L"), dtype=float).std() > 20
+    assert "final test accuracy: 0." in client.streams("stdout")
+
+    for cell in (1, 2):  # compare and predict.py --show: their picture, inline
+        assert [kind for kind, _ in client.pictures(cell)] == ["display_data"]
+        assert np.asarray(client.pictures(cell)[0][1].convert("L"), dtype=float).std() > 20
+
+    # quiet: no TensorFlow start-up lines, no INFO lines, no retracing warnings, nothing on stderr
+    assert client.streams("stderr") == ""
+    stdout = client.streams("stdout")
+    assert "INFO:" not in stdout and "retracing" not in stdout and "oneDNN custom operations" not in stdout
+    assert not [o for cell in nb.cells for o in cell.outputs if o.output_type == "error"]
+
+
+def test_matplotlib_widget_gives_the_live_interactive_figure_once(notebook_env, tmp_path):
+    """%matplotlib widget (ipympl): the dashboard is the interactive canvas, shown once,
+    its picture sent again while the network trains."""
+    client, _ = run_cells("%matplotlib widget", f"%run mnist_1.0_softmax.py --steps 300 --history {tmp_path / 'h.json'} "
+                                                f"--save-model {tmp_path / 'm'}")
+    canvases = [c for i, kind, c in client.messages if i == 1 and kind == "comm_open"
+                and c["data"]["state"].get("_model_name") == "MPLCanvasModel"]
+    shown = [c for i, kind, c in client.messages if i == 1 and kind == "display_data"
+             and "application/vnd.jupyter.widget-view+json" in c["data"]]
+    assert len(canvases) == 1 and len(shown) == 1, "one canvas, shown once"
+    assert shown[0]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] == canvases[0]["comm_id"]
+    frames = [c for i, kind, c in client.messages if i == 1 and kind == "comm_msg"
+              and c["comm_id"] == canvases[0]["comm_id"] and (c.get("buffers") or "_data_url" in c["data"].get("state", {}))]
+    assert len(frames) >= 2, "the picture is sent again while training"
+    assert client.streams("stderr") == ""
+
+
+def test_the_workshop_notebook_runs_top_to_bottom(notebook_env, tmp_path):
+    nb = nbformat.read(ROOT / "workshop.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), "committed without outputs"
+    settings = nb.cells[1]
+    assert "SHARE = 1\n" in settings.source, "the lessons' own number of steps by default"
+    settings.source = settings.source.replace("SHARE = 1\n", "SHARE = 0.005\n")  # 20-100 steps each
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import json\nprint(json.dumps({k: [r.final['steps'], r.final['max_test_accuracy']] for k, r in runs.items()}))"))
+    client = RecordingClient(nb, resources={"metadata": {"path": str(ROOT)}})
+    client.execute()
+    runs = json.loads(nb.cells[-1].outputs[0]["text"])
+    lessons = sorted(p.name.split("_")[1] for p in ROOT.glob("mnist_*.py"))
+    assert sorted(runs) == lessons, "every lesson, and its history"
+    # 20 to 100 steps: every lesson has learned something (chance: 0.1; 2.0's sigmoids start slowly)
+    assert all(steps >= 20 and accuracy > 0.2 for steps, accuracy in runs.values()), runs
+    lesson_cells = [i for i, cell in enumerate(nb.cells) if "lab.run(" in cell.source]
+    assert len(lesson_cells) == len(lessons)
+    for i in lesson_cells:
+        kinds = [kind for kind, _ in client.pictures(i)]
+        assert kinds and kinds[0] == "display_data" and kinds[-1] == "update_display_data", (i, kinds)
+    compare = next(i for i, cell in enumerate(nb.cells) if "tensorflowvisu.compare(" in cell.source)
+    assert len(client.pictures(compare)) == 1
+    assert client.streams("stderr") == ""
+
+
+def test_pip_install_editable_makes_the_modules_importable_from_anywhere(tmp_path):
+    """pip install -e . (pyproject.toml), offline, into a folder of its own, read as a site
+    directory (what a virtual environment's site-packages is) by a Python started elsewhere."""
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                              "--no-index", "--prefix", str(tmp_path / "prefix"), "-e", str(ROOT)],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert install.returncode == 0, install.stdout + install.stderr
+    site_packages, = (tmp_path / "prefix").glob("lib/python*/site-packages")
+    found = subprocess.run([sys.executable, "-I", "-c", "import importlib.util, json, site, sys; "
+                            "site.addsitedir(sys.argv[1]); print(json.dumps("
+                            "{m: importlib.util.find_spec(m).origin for m in "
+                            "('lab', 'mnistdata', 'tensorflowvisu', 'predict')}))", str(site_packages)],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout) == {m: str(ROOT / f"{m}.py") for m in
+                                        ("lab", "mnistdata", "tensorflowvisu", "predict")}
