@@ -23,6 +23,7 @@ first (`parse_args`), then `load_tensorflow` chooses the engine and imports it.
 import argparse
 import contextlib
 import datetime
+import hashlib
 import math
 import os
 import platform
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+import cluster
 import mnistdata
 import tensorflowvisu
 
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parent  # runs/, models/ and data/ live next to 
 TRAIN_EVERY = 20  # metrics of the current training batch every 20 steps
 TEST_EVERY = 100  # metrics of the 10,000 test images every 100 steps
 TEST_BATCH = 1000  # the test images go through the model 1,000 at a time (faster than 10,000 at once)
+CHECKPOINT_EVERY = 500  # lesson 6.0: the workers save a checkpoint every 500 steps
 
 tf = None  # TensorFlow, once load_tensorflow() has imported it
 _last_history = None  # the history of the latest lab.train, for lab.run
@@ -86,7 +89,7 @@ def script_name():
     return Path(path).stem
 
 
-def parse_args(doc, steps, argv=None):
+def parse_args(doc, steps, argv=None, *, distributed=False):
     """Parse the flags shared by every lesson, check them, load TensorFlow, seed it.
 
     `doc` is the lesson's docstring (its first paragraph becomes the -h description),
@@ -94,6 +97,11 @@ def parse_args(doc, steps, argv=None):
     TensorFlow is checked first, so that a typo is reported in a fraction of a second.
     Seeding happens here, before the lesson creates its variables, so that the same
     --seed gives the same run.
+
+    distributed=True (lesson 6.0) adds the flags of training on several workers
+    (cluster.py). With --workers N and no TF_CONFIG, this process starts the N workers,
+    supervises them and exits with their status: parse_args does not return. Each worker
+    (TF_CONFIG set) gets args.worker, its place in the cluster.
     """
     name = script_name()
     if _share_of_steps is not None:  # lab.run(..., share=0.2)
@@ -128,14 +136,79 @@ def parse_args(doc, steps, argv=None):
     parser.add_argument("--xla", choices=["auto", "on", "off"], default="auto",
                         help="compile the training loop with XLA: auto = on for models without "
                              "convolutions, where it measurably wins on CPU (default: auto)")
+    if distributed:
+        parser.add_argument("--workers", type=_count, default=1, metavar="N",
+                            help="train on N worker processes on this machine (default: 1); with TF_CONFIG "
+                                 "set, this process is one worker of that cluster instead")
+        parser.add_argument("--port", type=_port, metavar="P",
+                            help="--workers: worker k listens on port P + k (default: free ports)")
+        parser.add_argument("--checkpoint-dir", metavar="DIR",
+                            help=f"where the workers save checkpoints; running the same command again resumes "
+                                 f"from the last one (default: runs/{name}-checkpoints/)")
+        parser.add_argument("--checkpoint-every", type=_count, default=CHECKPOINT_EVERY, metavar="N",
+                            help=f"save a checkpoint every N steps (default: {CHECKPOINT_EVERY})")
+        parser.add_argument("--join-timeout", type=_count, default=120, metavar="SECONDS",
+                            help="stop if the other workers have not joined after this long (default: 120)")
     args = parser.parse_args(argv)
     args.name = name
     args.history = args.history or str(ROOT / "runs" / f"{name}.json")
     args.save_model = args.save_model or str(ROOT / "models" / name)
-    _check_outputs(args)
-    load_tensorflow()
+    args.worker = None
+    if distributed and "tensorflow" in sys.modules:  # e.g. a notebook that ran other lessons
+        raise SystemExit(f"error: {name}.py needs a process of its own (TensorFlow already runs in this one, and "
+                         f"a multi-worker strategy must start it): run it from a terminal, or in a notebook "
+                         f"as !{{sys.executable}} {name}.py")
+    if distributed:
+        try:
+            _cluster_args(args, parser)
+        except cluster.ClusterError as error:
+            raise SystemExit(f"error: {error}") from None
+        if args.workers > 1 and args.worker is None:  # start the workers, supervise them, end with them
+            _check_outputs(args)
+            try:
+                raise SystemExit(cluster.launch(args, sys.argv[1:] if argv is None else argv, _script_path()))
+            except cluster.ClusterError as error:
+                raise SystemExit(f"error: {error}") from None
+    if args.worker is None or args.worker.chief:
+        _check_outputs(args)  # the other workers write nothing but checkpoints
+    if args.worker:
+        try:
+            args.worker.check_port()
+        except cluster.ClusterError as error:
+            raise SystemExit(f"error: {error}") from None
+        args.worker.watch_joining()
+    load_tensorflow(distributed)
     tf.random.set_seed(args.seed)
     return args
+
+
+def _port(text):
+    port = _count(text)
+    if not 1024 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number between 1024 and 65535, got {port}")
+    return port
+
+
+def _cluster_args(args, parser):
+    """Check the distributed flags; args.worker: this process's place (None: it launches them)."""
+    args.checkpoint_dir = args.checkpoint_dir or str(ROOT / "runs" / f"{args.name}-checkpoints")
+    args.checkpoint_every = -(-args.checkpoint_every // TRAIN_EVERY) * TRAIN_EVERY  # at a measurement
+    config = cluster.tf_config()
+    count = len(config[0]) if config else args.workers
+    if config and args.workers not in (1, count):
+        parser.error(f"--workers {args.workers}, but TF_CONFIG has {count} workers")
+    if args.batch_size % count:
+        parser.error(f"--batch-size {args.batch_size} does not split evenly over {count} workers")
+    if config or args.workers == 1:
+        args.worker = cluster.Worker(args.join_timeout)
+        if not args.worker.chief:
+            args.no_vis = True  # only the chief shows the dashboard, tests, reports and saves
+            args.save_png = args.save_movie = args.logdir = None
+
+
+def _script_path():
+    main = sys.modules.get("__main__")
+    return Path(getattr(main, "__file__", None) or sys.argv[0]).resolve()
 
 
 def _check_outputs(args):
@@ -194,7 +267,7 @@ def quiet_stderr():
             os.close(saved)
 
 
-def load_tensorflow():
+def load_tensorflow(distributed=False):
     """Import TensorFlow with the lab's settings, quietly, once; returns the module.
 
     The settings must be in the environment before the import, which reads them:
@@ -204,16 +277,21 @@ def load_tensorflow():
       the convolutional lessons (measured: benchmarks/throughput.py). The user's own
       TF_ENABLE_ONEDNN_OPTS (0 or 1) always wins.
     - TensorFlow's C++ info and warning lines: off (TF_CPP_MIN_LOG_LEVEL=2).
+    distributed=True (lesson 6.0) leaves TensorFlow's runtime unstarted: a
+    tf.distribute.MultiWorkerMirroredStrategy must configure it first. Its C++ error
+    lines are off too (3): the runtime starts in the lesson, where they cannot be
+    caught, and a failing worker is reported by lab in one line.
     """
     global tf
     if tf is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if distributed else "2")
         if platform.machine().lower() in ("x86_64", "amd64"):
             os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
         with quiet_stderr():
             import tensorflow
 
-            tensorflow.config.list_logical_devices("GPU")  # initialises the devices (and CUDA's complaints)
+            if not distributed:
+                tensorflow.config.list_logical_devices("GPU")  # starts the runtime (and CUDA's complaints)
         # Its Python logger prints INFO lines in interactive sessions (notebooks): warnings only.
         tensorflow.get_logger().setLevel("WARNING")
         tf = tensorflow
@@ -382,7 +460,7 @@ def format_report(rep):
 # ---------------------------------------------------------------------- the training
 
 
-def train(args, model, train_step, optimizer, *, panels=None, augment=None):
+def train(args, model, train_step, optimizer, *, panels=None, augment=None, strategy=None):
     """Train `model` with `train_step`, show it on the dashboard, then report and save.
 
     model(X, training=False) -> logits [batch, 10], for images X [batch, 28, 28, 1].
@@ -392,6 +470,9 @@ def train(args, model, train_step, optimizer, *, panels=None, augment=None):
         show for a training batch X (default: all the weights and all the biases).
     augment(X) -> X: applied to every training batch before train_step (and before
         the training metrics, so the dashboard shows the digits the network sees).
+    strategy: the lesson's tf.distribute strategy (lesson 6.0, parse_args(distributed=
+        True)): each worker's train_step gets its share of every batch; the chief alone
+        measures, shows, reports and saves; every worker saves checkpoints.
     Returns the run's tensorflowvisu.History. Problems the user can fix end the script
     with one line and a non-zero exit; Ctrl-C ends it with exit status 130 after saving.
 
@@ -415,13 +496,21 @@ def train(args, model, train_step, optimizer, *, panels=None, augment=None):
     the model 1,000 at a time.
     """
     global _last_history
+    worker = args.worker if cluster.tf_config() else None  # a process of a cluster: leaves at once
     try:
-        history = _Training(args, model, train_step, optimizer, panels, augment).run()
+        history = _Training(args, model, train_step, optimizer, panels, augment, strategy).run()
     except (LabError, mnistdata.MnistError, tensorflowvisu.VisuError) as error:
+        if worker:
+            print(f"error: {error}", file=sys.stderr)
+            worker.exit(1)
         raise SystemExit(f"error: {error}") from None
     except KeyboardInterrupt:  # before training started
         print("interrupted", file=sys.stderr)
+        if worker:
+            worker.exit(130)
         raise SystemExit(130) from None
+    if worker:
+        worker.exit(130 if history.final.get("interrupted") else 0)
     _last_history = history
     if history.final["interrupted"] and not _in_notebook():
         raise SystemExit(130)
@@ -431,9 +520,16 @@ def train(args, model, train_step, optimizer, *, panels=None, augment=None):
 class _Training:
     """One training run: MNIST as tensors, the compiled calls, and the loop (run)."""
 
-    def __init__(self, args, model, train_step, optimizer, panels, augment):
+    def __init__(self, args, model, train_step, optimizer, panels, augment, strategy=None):
         load_tensorflow()
-        self.args, self.model, self.optimizer = args, model, optimizer
+        self.args, self.model, self.optimizer, self.strategy = args, model, optimizer, strategy
+        # Lesson 6.0: this worker trains on its share of every batch; the chief measures.
+        self.worker = args.worker
+        self.chief = self.worker is None or self.worker.chief
+        if self.worker:
+            self.worker.joined()  # the lesson made its strategy and variables: the cluster is up
+        count, index = (self.worker.count, self.worker.index) if self.worker else (1, 0)
+        share = slice(index * args.batch_size // count, (index + 1) * args.batch_size // count)
 
         # The data, as in the lab: all 60,000 training images (no validation split) with
         # one-hot labels; the 10,000 test images measure how well the model generalises.
@@ -455,19 +551,21 @@ class _Training:
         # filters) and biases/offsets (vectors) feed the dashboard, all are saved.
         traced = tf.function(model).get_concrete_function(
             tf.TensorSpec([None, 28, 28, 1], tf.float32), training=False)
-        self.variables = list(traced.variables)
-        self.trainable = list(traced.trainable_variables)
+        self.variables = _lesson_variables(traced.variables)
+        self.trainable = _lesson_variables(traced.trainable_variables)
         self.weights = [v for v in self.trainable if len(v.shape) >= 2]
         self.biases = [v for v in self.trainable if len(v.shape) < 2]
         self.variable_names = _variable_names(self.variables)
         # The optimizer's own variables (Adam's moving averages) made now: made while
         # train_step is traced, they would make TensorFlow trace it twice (a second or two).
         if not optimizer.built:
-            optimizer.build(self.trainable)
+            with strategy.scope() if strategy else contextlib.nullcontext():
+                optimizer.build(self.trainable)
         convolutional = any(len(v.shape) == 4 for v in self.weights)
         self.xla = args.xla == "on" or (args.xla == "auto" and not convolutional)
         self.engine, self.machine = engine(), cpu()
-        print(f"{args.name}: {args.steps} steps of {args.batch_size} images, "
+        on = f"; {self.worker.name} of {count}, {share.stop - share.start} images each" if count > 1 else ""
+        print(f"{args.name}: {args.steps} steps of {args.batch_size} images{on}, "
               f"{train_set.num_examples} training and {test_set.num_examples} test images; "
               f"{self.engine}{', XLA' if self.xla else ''} ({self.machine['model']}, {self.machine['cores']} cores)",
               flush=True)
@@ -481,7 +579,8 @@ class _Training:
             """train_step on each batch (a row of indices), in one compiled call; then the
             last batch (as trained on: augmented, if it is) and the model's metrics on it."""
             for k in tf.range(tf.shape(batches)[0]):
-                train_step(batch_images(batches[k]), tf.gather(self.train_labels, batches[k]))
+                mine = batches[k][share]  # the whole batch, but on several workers: this one's share
+                train_step(batch_images(mine), tf.gather(self.train_labels, mine))
             images = batch_images(batches[-1])
             return (images, *self._metrics(images, tf.gather(self.train_labels, batches[-1])))
 
@@ -531,37 +630,76 @@ class _Training:
         self.movie = tensorflowvisu.Movie(args.save_movie) if args.save_movie else None
         self.tensorboard = _TensorBoard(args, self.variables, self.variable_names) if args.logdir else None
         # Digits and histograms are only worth computing when something will show them.
-        pictures = dashboard.live or bool(self.movie or args.save_png)
+        self.pictures = dashboard.live or bool(self.movie or args.save_png)
 
-        self.done = 0  # steps trained so far
-        self.start = time.perf_counter()
+        self.done = self.first_step = 0  # steps trained so far; the first one of this run
         self.train_seconds = self.test_seconds = 0.0
         # The first calls are slower: step 0's eager metrics, the first training call (which
         # compiles it with XLA, when it is on), the first test. Throughput leaves them out.
         self.warmup = {"metrics": None, "training": None, "test": None}
         # Long runs test less often: about 100 test points per run, at least every 100 steps.
-        test_every = max(TEST_EVERY, args.steps // 100 // TRAIN_EVERY * TRAIN_EVERY)
+        self.test_every = max(TEST_EVERY, args.steps // 100 // TRAIN_EVERY * TRAIN_EVERY)
+        self.checkpoints = self.resume() if self.worker else None  # lesson 6.0: may start at a later step
+        self.start = time.perf_counter() - (history.train["wall_time"][-1:] or [0])[0]  # resumed: the clock goes on
         interrupted = False
         initial_values = [v.numpy() for v in self.trainable]  # to spot variables train_step never changes
         try:
             for i in [*range(0, args.steps, TRAIN_EVERY), args.steps]:
+                if i < self.done or 0 < i == self.done:
+                    continue  # resumed: trained already
                 images, accuracy, loss, predictions = self.train_until(i)
                 if initial_values and i > 0:
                     self.warn_unchanged(initial_values, i)
                     initial_values = None
-                history.append_train(i, accuracy, loss, self.learning_rate(), self.clock())
-                if pictures:
-                    dashboard.set_training_digits(images.numpy(), self.batch_labels, predictions.numpy())
-                if self.tensorboard:
-                    self.tensorboard.train(i, accuracy, loss, self.learning_rate())
-                # the curves move fastest at first: test at every measurement of the first 200 steps
-                if i % test_every == 0 or i == args.steps or i < 10 * TRAIN_EVERY:
-                    self.test(i, images if pictures else None)
+                if self.chief:
+                    self.measure(i, images, accuracy, loss, predictions)
+                if self.checkpoints and 0 < i < args.steps and i % args.checkpoint_every == 0:
+                    self.checkpoints.save(i, history)
                 dashboard.refresh(i, args.steps)  # draws when due; raises KeyboardInterrupt if closed
         except KeyboardInterrupt:
             interrupted = True
+        except tf.errors.OpError as error:  # lesson 6.0: another worker died or froze
+            if not self.worker or self.worker.count == 1:
+                raise
+            raise LabError(_cluster_failure(error, self.worker)) from None
         self.finish(interrupted)
         return history
+
+    def measure(self, i, images, accuracy, loss, predictions):
+        """Record what was measured at step i, show it, and test the model when it is time."""
+        args, history = self.args, self.history
+        history.append_train(i, accuracy, loss, self.learning_rate(), self.clock())
+        if self.pictures:
+            self.dashboard.set_training_digits(images.numpy(), self.batch_labels, predictions.numpy())
+        if self.tensorboard:
+            self.tensorboard.train(i, accuracy, loss, self.learning_rate())
+        # the curves move fastest at first: test at every measurement of the first 200 steps
+        if i % self.test_every == 0 or i == args.steps or i < 10 * TRAIN_EVERY:
+            self.test(i, images if self.pictures else None)
+
+    def resume(self):
+        """Lesson 6.0: the checkpoints. After an interrupted run, carry on from the last one:
+        its variables and optimizer, its step, the same batches next, its history so far."""
+        checkpoints = cluster.Checkpoints(tf, self.args.checkpoint_dir, self.worker,
+                                          variables=self.variables, optimizer=self.optimizer)
+        step = checkpoints.restore()
+        if self.worker.count > 1:  # every worker must carry on from the same step
+            steps = tf.function(lambda: self.strategy.gather(self.strategy.run(lambda: tf.constant([step])), axis=0),
+                                autograph=False)
+            found = steps().numpy()
+            if found.min() != found.max():
+                raise LabError(f"the workers found different checkpoints (steps {found.min()} and {found.max()}) "
+                               f"in {checkpoints.folder}: on several machines, --checkpoint-dir must be a folder "
+                               "that every worker sees (shared storage)")
+        if step:
+            for _ in range(step):  # the batches of the steps done: the next ones are the same as without a stop
+                self.mnist.train.next_batch_indices(self.args.batch_size)
+            self.done = self.first_step = step
+            if self.chief:
+                if checkpoints.history_path.exists():
+                    self.history.resume(tensorflowvisu.History.load(checkpoints.history_path), step)
+                print(f"resumed from step {step} (the checkpoint in {checkpoints.folder})", flush=True)
+        return checkpoints
 
     def train_until(self, i):
         """Train up to step i in one compiled call; then the model's metrics on the last batch.
@@ -631,6 +769,10 @@ class _Training:
     def learning_rate(self):
         return float(self.optimizer.learning_rate)
 
+    def weights_digest(self):
+        """A fingerprint of every variable's value (the workers of lesson 6.0 compare theirs)."""
+        return hashlib.sha256(b"".join(v.numpy().tobytes() for v in self.variables)).hexdigest()[:16]
+
     def clock(self):
         return round(time.perf_counter() - self.start, 3)
 
@@ -641,6 +783,10 @@ class _Training:
         after the one that stopped training waits until the files are written), so the
         history and the model are always a pair from this run."""
         args, history = self.args, self.history
+        if not self.chief:  # lesson 6.0: the chief reports and saves, the others say they are done
+            print(f"{self.worker.name}: trained {self.done} steps; weights sha256 {self.weights_digest()}", flush=True)
+            history.final = {"steps": self.done, "interrupted": interrupted}
+            return
         saved = [args.history, args.save_model]
         with tensorflowvisu.ctrl_c_held() as ctrl_c:
             if interrupted:
@@ -651,7 +797,7 @@ class _Training:
             history.report = report(self.test_digits, self.test_predictions)
             # Throughput after the warm-up (the first training call: TRAIN_EVERY steps): of the
             # training alone, and end to end with the test measurements the lab makes.
-            timed_steps = self.done - (TRAIN_EVERY if self.warmup["training"] is not None else 0)
+            timed_steps = self.done - self.first_step - (TRAIN_EVERY if self.warmup["training"] is not None else 0)
             warmup = {k: round(v or 0.0, 3) for k, v in self.warmup.items()}
             warmup["tracing"] = round(self.tracing_seconds, 3)  # before the loop: in no other figure
             training = self.train_seconds - warmup["metrics"] - warmup["training"]
@@ -684,13 +830,27 @@ class _Training:
             if self.tensorboard:
                 self.tensorboard.close()
                 saved.append(str(self.tensorboard.folder))
+            if self.checkpoints and not interrupted:
+                self.checkpoints.remove()  # the run is complete: nothing to resume
         print("saved: " + ", ".join(saved))
+        if self.worker and self.worker.count > 1 and not interrupted:
+            print(f"weights sha256 {self.weights_digest()} ({self.worker.name}; every worker logs its own: "
+                  "they are the same)")
         if ctrl_c.pressed:
             print("Ctrl-C while saving: it waited until the files above were complete", file=sys.stderr)
             history.final["interrupted"] = True  # for the exit status (the file says how training ended)
         print(f"max test accuracy: {history.max_test_accuracy:.4f}")
         print(f"final test accuracy: {history.test['accuracy'][-1]:.4f}", flush=True)
         self.dashboard.finish(wait=not history.final["interrupted"])  # a window stays until the user closes it
+
+
+def _cluster_failure(error, worker):
+    """One line for a TensorFlow error that stopped a worker of lesson 6.0: which worker failed."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    other = cluster.task_of(str(error))
+    if other is not None and other != worker.index:
+        return f"worker {other} stopped answering ({type(error).__name__})"
+    return f"the cluster failed ({type(error).__name__}: {message[:200]})"
 
 
 def _accuracy_loss_predictions(Ylogits, labels):
@@ -702,6 +862,26 @@ def _accuracy_loss_predictions(Ylogits, labels):
 
 def _flat(variables):
     return np.concatenate([v.numpy().ravel() for v in variables]) if variables else np.zeros(0)
+
+
+def _lesson_variables(traced):
+    """The lesson's variables, from a traced model's. With a tf.distribute strategy (lesson
+    6.0), a trace holds each mirrored variable's local copy: the mirrored variables
+    themselves (for the optimizer, the checkpoints) are taken from the lesson's globals,
+    in the order the lesson made them, the same in every worker."""
+    main = sys.modules.get("__main__")
+    mirrored = {}  # a copy's id -> its mirrored variable, in the lesson's order
+    for value in (vars(main).values() if main else ()):
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, tf.Variable) and hasattr(v, "values"):  # a distributed variable: its copies
+                mirrored.update({id(copy): v for copy in v.values if id(copy) not in mirrored})
+    if not mirrored:
+        return list(traced)
+    wanted, ordered = {id(v) for v in traced}, {}
+    for copy_id, v in mirrored.items():
+        if copy_id in wanted:
+            ordered.setdefault(id(v), v)
+    return list(ordered.values()) + [v for v in traced if id(v) not in mirrored]
 
 
 def _variable_names(variables):

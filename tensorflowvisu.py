@@ -282,6 +282,15 @@ class History:
         for key, value in zip(self.test, (iteration, accuracy, loss, wall_time)):
             self.test[key].append(int(value) if key == "iteration" else float(value))
 
+    def resume(self, earlier, step):
+        """Carry on from the history of the same run, interrupted after `step` (lab.py)."""
+        for part in ("train", "test"):
+            mine, theirs = getattr(self, part), getattr(earlier, part)
+            keep = [k for k, i in enumerate(theirs["iteration"]) if i <= step]
+            for key in mine:
+                mine[key] = [theirs[key][k] for k in keep]
+        self.config["resumed_from"] = [*earlier.config.get("resumed_from", []), step]
+
     @property
     def max_test_accuracy(self):
         """The best test accuracy so far, None before the first test."""

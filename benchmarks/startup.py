@@ -3,12 +3,13 @@
 Launches `mnist_1.0_softmax.py --no-vis --steps 20` and timestamps its stdout lines as
 they arrive (from the launch of the process):
 
-  header   "mnist_1.0_softmax: 20 steps of 100 images...": Python, TensorFlow and the lab
-           imported, MNIST read and verified, the tensors and the model built; the
-           training loop is about to start
-  step 0   the "step      0" line: the untrained model's figures and first test are done,
-           the next thing the process does is the first training step (THE figure)
-  step 20  the "step     20" line: the first compiled training call (tracing + compiling
+  header   "mnist_1.0_softmax: 20 steps of 100 images...": the flags checked, TensorFlow
+           loaded (lab.load_tensorflow), MNIST read and verified, the tensors made, the
+           model traced once; the training functions are traced next
+  step 0   the "step      0" line: the training functions traced, the untrained model's
+           metrics and first test done; the next thing the process does is the first
+           training step (THE figure)
+  step 20  the "step     20" line: the first compiled training call (with XLA: compiling
            + 20 steps) is done
   exit     the process has saved the model and exited
 
@@ -16,7 +17,8 @@ and separately, each in a fresh process, the parts:
 
   python          `python -c pass`
   import tf       `import tensorflow` (in a process; the time of the import statement)
-  import lab      `import lab` (TensorFlow + GPU look-up + mnistdata + tensorflowvisu)
+  import lab      `import lab; lab.load_tensorflow()` (TensorFlow with the lab's settings,
+                  GPU look-up, mnistdata, tensorflowvisu)
   read_data_sets  mnistdata.read_data_sets(one_hot=True, reshape=False, validation_size=0)
                   alone (numpy only: gzip, SHA-256 check, conversion to float32)
 
@@ -43,7 +45,7 @@ PARTS = {
     "import tf": ("import time; t = time.perf_counter(); import tensorflow as tf; "
                   "print(time.perf_counter() - t)"),
     "import lab": ("import sys, time; sys.path.insert(0, {root!r}); t = time.perf_counter(); import lab; "
-                   "print(time.perf_counter() - t)"),
+                   "lab.load_tensorflow(); print(time.perf_counter() - t)"),
     "read_data_sets": ("import sys, time; sys.path.insert(0, {root!r}); import mnistdata; "
                        "t = time.perf_counter(); mnistdata.read_data_sets({data!r}, one_hot=True, reshape=False, "
                        "validation_size=0, seed=0); print(time.perf_counter() - t)"),

@@ -9,6 +9,7 @@ display, no magic.
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -113,22 +114,27 @@ def test_matplotlib_widget_gives_the_live_interactive_figure_once(notebook_env, 
 
 
 def test_the_workshop_notebook_runs_top_to_bottom(notebook_env, tmp_path):
-    nb = nbformat.read(ROOT / "workshop.ipynb", as_version=4)
+    """On a copy of the lab: its lessons write their histories and models next to themselves."""
+    for path in [*ROOT.glob("*.py"), ROOT / "workshop.ipynb"]:
+        shutil.copy(path, tmp_path)
+    nb = nbformat.read(tmp_path / "workshop.ipynb", as_version=4)
     assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), "committed without outputs"
     settings = nb.cells[1]
     assert "SHARE = 1\n" in settings.source, "the lessons' own number of steps by default"
-    settings.source = settings.source.replace("SHARE = 1\n", "SHARE = 0.005\n")  # 20-100 steps each
+    settings.source = settings.source.replace("SHARE = 1\n", "SHARE = 0.002\n")  # 20 to 40 steps each
     nb.cells.append(nbformat.v4.new_code_cell(
-        "import json\nprint(json.dumps({k: [r.final['steps'], r.final['max_test_accuracy']] for k, r in runs.items()}))"))
-    client = RecordingClient(nb, resources={"metadata": {"path": str(ROOT)}})
+        "import json\nprint(json.dumps({k: [r.final['steps'], r.test['loss'][0], r.test['loss'][-1]] for k, r in runs.items()}))"))
+    client = RecordingClient(nb, resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     runs = json.loads(nb.cells[-1].outputs[0]["text"])
     lessons = sorted(p.name.split("_")[1] for p in ROOT.glob("mnist_*.py"))
+    assert len(list((tmp_path / "runs").glob("*.json"))) == len(lessons), "the copy's runs/, not the repository's"
     assert sorted(runs) == lessons, "every lesson, and its history"
-    # 20 to 100 steps: every lesson has learned something (chance: 0.1; 2.0's sigmoids start slowly)
-    assert all(steps >= 20 and accuracy > 0.2 for steps, accuracy in runs.values()), runs
+    # 20 to 40 steps: every lesson has learned something. Its test loss fell (its accuracy
+    # may still be at chance: 2.0's sigmoids start slowly).
+    assert all(steps >= 20 and last < first for steps, first, last in runs.values()), runs
     lesson_cells = [i for i, cell in enumerate(nb.cells) if "lab.run(" in cell.source]
-    assert len(lesson_cells) == len(lessons)
+    assert len(lesson_cells) == len(lessons) - 1, "every lesson but 6.0, which needs processes of its own"
     for i in lesson_cells:
         kinds = [kind for kind, _ in client.pictures(i)]
         assert kinds and kinds[0] == "display_data" and kinds[-1] == "update_display_data", (i, kinds)

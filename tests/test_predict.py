@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 import predict
 from conftest import ROOT
 
+SHARED_MODULES = [p for p in ROOT.glob("*.py") if not p.name.startswith("mnist_")]  # not the lessons
 FIRST_LINE = re.compile(r"^(?P<file>.+): (?P<digit>\d) \(p=(?P<p>[01]\.\d\d)\)$")
 THEN_LINE = re.compile(r"^  then (\d) \(p=([01]\.\d\d)\), (\d) \(p=([01]\.\d\d)\)$")
 
@@ -349,8 +350,8 @@ def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message,
                                                             tmp_path):
     app = tmp_path / "app"  # a predict.py with no models/ folder beside it
     app.mkdir()
-    for module in ("predict.py", "lab.py", "tensorflowvisu.py", "mnistdata.py"):  # predict.py and the modules it uses
-        shutil.copy(ROOT / module, app)
+    for module in SHARED_MODULES:  # predict.py and the modules it uses
+        shutil.copy(module, app)
     (tmp_path / "pictures").mkdir()
     drawn_digit(1, 50).save(tmp_path / "pictures" / "one.png")
     args = [str(model_dir) if a == "MODEL" else a for a in args]
@@ -368,8 +369,8 @@ def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message,
 def test_default_model_is_the_most_recently_saved(model_dir, tmp_path):
     app = tmp_path / "app"
     app.mkdir()
-    for module in ("predict.py", "lab.py", "tensorflowvisu.py", "mnistdata.py"):  # predict.py and the modules it uses
-        shutil.copy(ROOT / module, app)
+    for module in SHARED_MODULES:  # predict.py and the modules it uses
+        shutil.copy(module, app)
     for name, mtime in [("older", 1_000_000), ("newer", 2_000_000), (".newer.tmp123", 3_000_000)]:
         shutil.copytree(model_dir, app / "models" / name)  # the hidden one: a model being written
         os.utime(app / "models" / name / "saved_model.pb", (mtime, mtime))
