@@ -19,6 +19,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests never open a window unless they ask for one (the Xvfb test sets its own DISPLAY).
 os.environ["MPLBACKEND"] = "Agg"
 
+sys.path.insert(0, str(ROOT))
+import lab  # noqa: E402
+
+# TensorFlow in this process as the lessons load it (oneDNN...): lessons run here with lab.run.
+lab.load_tensorflow()
+
 
 @pytest.fixture(scope="session")
 def mnist_dir():

@@ -1,5 +1,6 @@
 """What a run leaves behind: TensorBoard logs, pictures, movie, history, report."""
 import json
+import platform
 
 import numpy as np
 import tensorflow as tf
@@ -14,6 +15,8 @@ def test_one_run_writes_every_requested_output(run_script, tmp_path):
                         "--save-png", tmp_path / "dash.png", "--save-movie", tmp_path / "run.gif",
                         "--logdir", tmp_path / "logs")
     assert result.returncode == 0, result.stderr
+    if platform.machine() == "x86_64":  # the engine: oneDNN, also where TensorFlow leaves it off
+        assert "; CPU, oneDNN, XLA (" in result.stdout.splitlines()[0]
 
     # the dashboard picture and the movie, and nothing half-written beside them
     picture = np.asarray(Image.open(tmp_path / "dash.png").convert("L"), dtype=float)
@@ -44,11 +47,12 @@ def test_one_run_writes_every_requested_output(run_script, tmp_path):
     assert tags.get("misrecognised test digits") == {"images"}
 
 
-def test_compare_and_confusion_on_real_runs(run_script, tmp_path):
+def test_compare_and_confusion_on_real_runs(run_script, mnist_dir, tmp_path):
+    import lab
+
     for script in ("mnist_1.0_softmax.py", "mnist_2.1_five_layers_relu.py"):
-        result = run_script(script, "--no-vis", "--steps", 100, "--history", tmp_path / f"{script}.json",
-                            "--save-model", tmp_path / script)
-        assert result.returncode == 0, result.stderr
+        lab.run(script, no_vis=True, steps=100, data_dir=mnist_dir, history=tmp_path / f"{script}.json",
+                save_model=tmp_path / script)
     runs = sorted(tmp_path.glob("*.json"))
     compare = run_script("tensorflowvisu.py", "compare", *runs, "--save-png", tmp_path / "compare.png")
     assert compare.returncode == 0, compare.stderr
