@@ -35,10 +35,10 @@ def lesson_flops(number):
     """{"forward": FLOPs, "training": FLOPs, "layers": [...]} per image, from the lesson's graph."""
     import lab
 
-    tf = lab.load_tensorflow()
     script = B.lesson(number)
     sys.argv = [str(script), "--no-vis"]
     lesson = runpy.run_path(str(script), run_name="lesson")  # variables and model, no training
+    tf = lab.load_tensorflow()  # loaded by the lesson, with its settings
     graph = tf.function(lesson["model"]).get_concrete_function(
         tf.TensorSpec([1, 28, 28, 1], tf.float32), training=False).graph
 
@@ -98,9 +98,14 @@ def measure_peak_in_child():
 
 
 def flops_in_child(numbers):
-    """{number: lesson_flops(number)} from a fresh process."""
-    result = B.run_json_worker([B.PYTHON, __file__, "--json-list", *numbers],
-                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    """{number: lesson_flops(number)} from fresh processes: one for the single-process
+    lessons, one for each distributed lesson (6.0 must start TensorFlow itself)."""
+    distributed = [n for n in numbers if "distributed=True" in B.lesson(n).read_text()]
+    groups = [[n for n in numbers if n not in distributed], *[[n] for n in distributed]]
+    result = []
+    for group in filter(None, groups):
+        result += B.run_json_worker([B.PYTHON, __file__, "--json-list", *group],
+                                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     return {r["lesson"]: r for r in result}
 
 
