@@ -135,7 +135,7 @@ def parse_args(doc, steps, argv=None, *, distributed=False):
                         help="also write TensorBoard logs, one sub-folder per run (view: tensorboard --logdir DIR)")
     parser.add_argument("--xla", choices=["auto", "on", "off"], default="auto",
                         help="compile the training loop with XLA: auto = on for models without "
-                             "convolutions, where it measurably wins on CPU (default: auto)")
+                             "convolutions or dropout, where it measurably wins on CPU (default: auto)")
     if distributed:
         parser.add_argument("--workers", type=_count, default=1, metavar="N",
                             help="train on N worker processes on this machine (default: 1); with TF_CONFIG "
@@ -490,7 +490,7 @@ def train(args, model, train_step, optimizer, *, panels=None, augment=None, stra
                 train_step(batch_X, batch_Y)  # TF1: sess.run(train_step, feed_dict={X: batch_X, Y_: batch_Y})
 
     What `_Training.run` adds to it, for speed: the training images stay in TensorFlow as
-    one tensor, and a single compiled call (tf.function, with XLA for dense models) runs
+    one tensor, and a single compiled call (tf.function, with XLA for dense models without dropout) runs
     the 20 steps between two measurements, so Python is out of the inner loop (TF1's
     Session.run with a feed_dict per step could not do that); the test images go through
     the model 1,000 at a time.
@@ -561,8 +561,13 @@ class _Training:
         if not optimizer.built:
             with strategy.scope() if strategy else contextlib.nullcontext():
                 optimizer.build(self.trainable)
+        # XLA wins for the dense models on a CPU, not for the convolutional ones. Nor with
+        # dropout: under XLA its random numbers come from a counter of the process (the same
+        # seed gives other masks on a second run in one notebook kernel), and 2.2 ended a
+        # little less accurate (README, Benchmarks: lab_time.py --lessons 2.2 --seeds 5).
         convolutional = any(len(v.shape) == 4 for v in self.weights)
-        self.xla = args.xla == "on" or (args.xla == "auto" and not convolutional)
+        auto = not convolutional and not _draws_random_numbers(model)
+        self.xla = args.xla == "on" or (args.xla == "auto" and auto)
         self.engine, self.machine = engine(), cpu()
         on = f"; {self.worker.name} of {count}, {share.stop - share.start} images each" if count > 1 else ""
         print(f"{args.name}: {args.steps} steps of {args.batch_size} images{on}, "
@@ -585,7 +590,7 @@ class _Training:
             return (images, *self._metrics(images, tf.gather(self.train_labels, batches[-1])))
 
         @tf.function(input_signature=[])
-        def test_metrics():  # without XLA: faster here for every lesson (benchmarks/README)
+        def test_metrics():  # without XLA: measured faster for every lesson
             n = self.test_images.shape[0]
             logits = tf.concat([model(self.test_images[k:k + TEST_BATCH], training=False)
                                 for k in range(0, n, TEST_BATCH)], axis=0)
@@ -851,6 +856,13 @@ def _cluster_failure(error, worker):
     if other is not None and other != worker.index:
         return f"worker {other} stopped answering ({type(error).__name__})"
     return f"the cluster failed ({type(error).__name__}: {message[:200]})"
+
+
+def _draws_random_numbers(model):
+    """Does model(X, training=True) draw random numbers (dropout)? From its graph."""
+    graph = tf.function(model).get_concrete_function(tf.TensorSpec([None, 28, 28, 1], tf.float32),
+                                                     training=True).graph
+    return any("Random" in op.type or op.type.startswith("Rng") for op in graph.get_operations())
 
 
 def _accuracy_loss_predictions(Ylogits, labels):

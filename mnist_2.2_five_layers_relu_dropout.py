@@ -38,20 +38,13 @@ B5 = tf.Variable(tf.ones([10]) / 10)
 variables = [W1, B1, W2, B2, W3, B3, W4, B4, W5, B5]
 
 DROP = 0.25  # the lab's pkeep = 0.75
-# Dropout's random numbers come from a generator seeded with --seed: the same seed gives the
-# same curves, also when XLA compiles the step (tf.nn.dropout's would change from one run
-# to the next in one Python process, e.g. a notebook's kernel).
-rng = tf.random.Generator.from_seed(args.seed)
 
 
 def model(X, training=False):
     """Images X [batch, 28, 28, 1] -> logits [batch, 10]; dropout only when training."""
 
     def dropout(Y):  # TF1 fed pkeep=0.75 when training and pkeep=1.0 when testing
-        if not training:
-            return Y
-        keep = rng.uniform(tf.shape(Y)) >= DROP  # each neuron kept with probability 0.75
-        return tf.where(keep, Y / (1 - DROP), 0.0)  # scaled up: the same sum on average (tf.nn.dropout)
+        return tf.nn.dropout(Y, rate=DROP) if training else Y
 
     XX = tf.reshape(X, [-1, 784])
     Y1 = dropout(tf.nn.relu(tf.matmul(XX, W1) + B1))

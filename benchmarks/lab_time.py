@@ -19,6 +19,7 @@ Examples:
   python benchmarks/lab_time.py                 # ~2-3 minutes
   python benchmarks/lab_time.py --all           # every lesson: the accuracy table (longer)
   python benchmarks/lab_time.py --repeats 3     # medians of 3 runs of the whole lab
+  python benchmarks/lab_time.py --lessons 2.2 --seeds 5 --args="--xla on"   # 5 seeds, a flag
 """
 
 import argparse
@@ -51,6 +52,9 @@ def main(argv=None):
     which.add_argument("--lessons", help="comma-separated lesson numbers (default: 1.0,2.0,2.1,2.2,3.0)")
     p.add_argument("--repeats", type=int, default=1, help="runs of each lesson; medians are shown (default: 1)")
     p.add_argument("--steps", type=int, help="override every lesson's default number of steps (not the target's setting)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="run each lesson with --seed 0 to N-1 (in each repeat); the mean accuracy is shown too (default: 1: seed 0)")
+    p.add_argument("--args", default="", metavar="FLAGS", help='extra lesson flags, e.g. --args="--xla on"')
     p.add_argument("--data-dir", help="MNIST folder (default: $MNIST_DATA_DIR)")
     p.add_argument("--json", metavar="FILE", help="where to write the results "
                    "(default: benchmarks/results/lab_time.json, lab_all.json with --all)")
@@ -63,12 +67,13 @@ def main(argv=None):
     peaks = [flops.measure_peak_in_child()]
     lesson_flops = flops.flops_in_child(numbers)
 
-    extra = ["--no-vis"] + (["--steps", str(args.steps)] if args.steps else [])
+    extra = ["--no-vis"] + (["--steps", str(args.steps)] if args.steps else []) + args.args.split()
     runs = {n: [] for n in numbers}
-    for r in range(args.repeats):
+    passes = [(r, seed) for r in range(args.repeats) for seed in range(args.seeds)]  # each: every lesson once
+    for r, seed in passes:
         total = 0.0
         for n in numbers:
-            run = B.run_lesson(scripts[n], extra, env=B.lesson_env(mnist_dir))
+            run = B.run_lesson(scripts[n], extra + ["--seed", str(seed)], env=B.lesson_env(mnist_dir))
             final = run["history"]["final"]
             record = {
                 "wall_seconds": round(run["wall"], 3),  # process start to exit
@@ -81,12 +86,13 @@ def main(argv=None):
                 "final_test_accuracy": final["final_test_accuracy"],
                 "xla": run["history"]["config"].get("xla"),
                 "engine": run["history"]["config"].get("engine"),
+                "seed": seed,
             }
             runs[n].append(record)
             total += run["wall"]
-            print(f"run {r + 1}/{args.repeats}  {n}: {run['wall']:6.1f} s  max test accuracy "
+            print(f"run {r + 1}/{args.repeats} seed {seed}  {n}: {run['wall']:6.1f} s  max test accuracy "
                   f"{final['max_test_accuracy']:.4f}  final {final['final_test_accuracy']:.4f}", flush=True)
-        print(f"run {r + 1}/{args.repeats}  total: {total:.1f} s", flush=True)
+        print(f"run {r + 1}/{args.repeats} seed {seed}  total: {total:.1f} s", flush=True)
 
     peaks.append(flops.measure_peak_in_child())
     peak = max(p["peak_gflops"] for p in peaks)
@@ -102,23 +108,29 @@ def main(argv=None):
         results[n] = {"script": scripts[n].name, "steps": rs[0]["steps"], "xla": rs[0]["xla"],
                       "engine": rs[0]["engine"], "promised_max_test_accuracy": promised, "median": med,
                       "training_flops_per_image": training_flops, "training_gflops": round(gflops, 1) if gflops else None,
-                      "fraction_of_peak": round(gflops / peak, 3) if gflops else None, "runs": rs}
+                      "fraction_of_peak": round(gflops / peak, 3) if gflops else None,
+                      "mean_max_test_accuracy": round(sum(x["max_test_accuracy"] for x in rs) / len(rs), 5),
+                      "runs": rs}
         rows.append([n, scripts[n].stem.split("_", 2)[2], rs[0]["steps"], B.fmt(med["wall_seconds"], 1),
                      B.fmt(med["training_seconds"], 1), B.fmt(med["test_seconds"], 1),
                      B.fmt(med["images_per_second"]), B.fmt(gflops, 1), f"{gflops / peak:.0%}" if gflops else "-",
                      "-" if promised is None else f"{promised:.3f}",
                      f"{med['max_test_accuracy']:.4f}", f"{med['final_test_accuracy']:.4f}"])
-    totals = [sum(runs[n][r]["wall_seconds"] for n in numbers) for r in range(args.repeats)]
+    totals = [sum(runs[n][k]["wall_seconds"] for n in numbers) for k in range(len(passes))]
     total = B.median(totals)
     rows.append(["total", "", "", B.fmt(total, 1), "", "", "", "", "", "", "", ""])
     print(f"\nLessons at {'--steps ' + str(args.steps) if args.steps else 'their default steps'}, --no-vis"
-          + (f", median of {args.repeats} runs" if args.repeats > 1 else ""))
+          + (f" {args.args}" if args.args else "") + (f", median of {len(passes)} runs" if len(passes) > 1 else "")
+          + (f" (seeds 0 to {args.seeds - 1})" if args.seeds > 1 else ""))
     print(B.table(["lesson", "name", "steps", "wall s", "train s", "test s", "images/s", "GFLOP/s",
                    "of peak", "promised", "max acc", "final acc"], rows))
     print(f"(images/s, GFLOP/s: the training alone; peak: tf.matmul, {peak} GFLOP/s)")
-    whole_lab = not args.steps and set(WHOLE_LAB) <= set(numbers)
+    if args.seeds > 1:
+        print("mean max test accuracy over the seeds: " + ", ".join(
+            f"{n} {results[n]['mean_max_test_accuracy']:.4f}" for n in numbers))
+    whole_lab = not args.steps and not args.args and set(WHOLE_LAB) <= set(numbers)
     if whole_lab:
-        lab_total = B.median([sum(runs[n][r]["wall_seconds"] for n in WHOLE_LAB) for r in range(args.repeats)])
+        lab_total = B.median([sum(runs[n][k]["wall_seconds"] for n in WHOLE_LAB) for k in range(len(passes))])
         verdict = "OK" if lab_total < TARGET_SECONDS else "OVER TARGET"
         print(f"\nthe whole lab ({', '.join(WHOLE_LAB)}): {lab_total:.1f} s, target < {TARGET_SECONDS} s: {verdict}")
     else:
@@ -137,7 +149,8 @@ def main(argv=None):
         "whole_lab_seconds": lab_total,
         "total_seconds": total,
         "total_seconds_per_run": totals,
-        "settings": {"lessons": numbers, "repeats": args.repeats, "steps": args.steps},
+        "settings": {"lessons": numbers, "repeats": args.repeats, "steps": args.steps, "seeds": args.seeds,
+                     "args": args.args},
         "machine": machine,
         "peak": {"gflops": peak, "measurements": peaks},
         "results": results,
