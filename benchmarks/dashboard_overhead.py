@@ -24,8 +24,13 @@ Needs Xvfb (apt-get install xvfb) and, to close the window politely, xdotool.
 tensorflowvisu.py of DIR (a patched copy of the repository), to measure a proposed change
 side by side; its ratio is also against the repository's --no-vis runs.
 
+--notebook adds a mode "notebook": the lesson run by %run in a real Jupyter kernel (nbclient,
+ipykernel's inline backend), where the dashboard is a picture under the cell; its train
+ratio is against the --no-vis runs too (target: at most 1.10, issue 12).
+
 Examples:
   python benchmarks/dashboard_overhead.py                # 2 x 2 runs of 10,000 steps, ~2 minutes
+  python benchmarks/dashboard_overhead.py --notebook     # also in a notebook's kernel
   python benchmarks/dashboard_overhead.py --repeats 4 --lesson 3.0 --steps 2000
 """
 
@@ -118,6 +123,39 @@ def one_run(script, steps, live, display, mnist_dir):
             "closed_by": closed_by, "notes": notes}
 
 
+def notebook_run(script, steps, mnist_dir):
+    """The lesson run by `%run` in a real Jupyter kernel (nbclient + ipykernel: its inline
+    backend, no display): the dashboard is a picture under the cell, replaced while the
+    network trains. e2e here: the notebook's execution, kernel start included."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    with tempfile.TemporaryDirectory(prefix="mnist-dash-") as tmp:
+        history_path = Path(tmp) / "history.json"
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            f"%run {script} --steps {steps} --history {history_path} --save-model {Path(tmp) / 'model'}")])
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(B.lesson_env(mnist_dir, MPLBACKEND=None, TF_CPP_MIN_LOG_LEVEL=None))  # the kernel's
+        try:
+            start = time.perf_counter()
+            NotebookClient(nb, kernel_name="python3", timeout=3600, resources={"metadata": {"path": tmp}}).execute()
+            e2e = time.perf_counter() - start
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        pictures = [o for o in nb.cells[0].outputs if "image/png" in o.get("data", {})]
+        if not pictures or not history_path.exists():
+            raise RuntimeError("the notebook showed no dashboard picture or wrote no history: "
+                               + str([o.get("text", o.get("ename", "")) for o in nb.cells[0].outputs])[:1000])
+        history = json.loads(history_path.read_text())
+    final = history["final"]
+    return {"live": True, "train_seconds": final["wall_seconds"], "e2e_seconds": round(e2e, 3),
+            "close_line_seconds": None, "training_seconds": final["training_seconds"],
+            "test_seconds": final["test_seconds"], "images_per_second": final["images_per_second"],
+            "max_test_accuracy": final["max_test_accuracy"], "closed_by": None, "notes": []}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,6 +164,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=2, help="runs of each mode (default: 2)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
                    help="also run the live window from DIR, a patched copy of the repository (repeatable)")
+    p.add_argument("--notebook", action="store_true",
+                   help="also run the lesson in a Jupyter kernel (%%run; the picture under the cell; needs "
+                        "requirements-dev.txt), its ratio against --no-vis too")
     p.add_argument("--data-dir", help="MNIST folder (default: $MNIST_DATA_DIR)")
     p.add_argument("--json", metavar="FILE", help="where to write the results (default: "
                    "benchmarks/results/dashboard_overhead.json)")
@@ -138,6 +179,8 @@ def main(argv=None):
         if not name or not Path(folder).is_dir() or name in scripts:
             p.error(f"--variant {item}: expected NAME=DIR with an existing DIR and a new NAME")
         scripts[name] = B.lesson(args.lesson, Path(folder).resolve())
+    if args.notebook:
+        scripts["notebook"] = script
     machine = B.start()  # the machine, and the load before the runs
     if not B.which("xdotool"):
         print("xdotool is not installed: live windows are closed with Ctrl-C", file=sys.stderr)
@@ -150,7 +193,10 @@ def main(argv=None):
     with xvfb:
         for r in range(args.repeats):
             for mode in B.rotate(list(scripts), r):
-                result = one_run(scripts[mode], args.steps, mode != "no-vis", xvfb.display, mnist_dir)
+                if mode == "notebook":
+                    result = notebook_run(scripts[mode], args.steps, mnist_dir)
+                else:
+                    result = one_run(scripts[mode], args.steps, mode != "no-vis", xvfb.display, mnist_dir)
                 runs[mode].append(result)
                 print(f"repeat {r + 1}/{args.repeats}  {mode:>6}: train {result['train_seconds']:6.2f} s  "
                       f"e2e {result['e2e_seconds']:6.2f} s  ({result['images_per_second']} images/s"
@@ -170,8 +216,8 @@ def main(argv=None):
                                     for k in ("train", "e2e")}
             rows.append([f"{mode}/no-vis", f"{variant_ratios[mode]['train']:.3f}",
                          f"{variant_ratios[mode]['e2e']:.3f}", "", "", ""])
-    print(f"\n{script.name} --steps {args.steps}: live TkAgg window on Xvfb vs --no-vis, "
-          f"median of {args.repeats}")
+    print(f"\n{script.name} --steps {args.steps}: live TkAgg window on Xvfb"
+          + (", picture under a notebook cell" if args.notebook else "") + f" vs --no-vis, median of {args.repeats}")
     print(B.table(["mode", "train s", "e2e s", "of which steps s", "tests s", "images/s"], rows))
     verdict = "OK" if ratio_train <= TARGET_RATIO else "OVER TARGET"
     print(f"\ndashboard overhead (train): x{ratio_train:.3f}, target <= x{TARGET_RATIO}: {verdict}")
