@@ -68,6 +68,9 @@ def test_run_a_lesson_shows_its_dashboard_under_the_cell_updated_in_place(notebo
 
     drawn_digit(7, 90).save(tmp_path / "seven.png")
     client, nb = run_cells(
+        # A short run: the budget of drawing time (benchmarks/dashboard_overhead.py --notebook
+        # measures it) would allow the final picture only; this test is about the updates.
+        f"import tensorflowvisu; tensorflowvisu.NOTEBOOK_BUDGET = 1\n"
         f"%run mnist_2.1_five_layers_relu.py --steps 2000 {flags}",
         f"%run tensorflowvisu.py compare {out['history']}",
         f"%run predict.py --model {out['save-model']} {tmp_path / 'seven.png'} --show",
