@@ -43,7 +43,7 @@ The lab's pictures live here (predict.py draws its own, with the figure helpers 
    time (it measures how long each redraw takes and waits 50 times as long before the
    next one). Between redraws it only lets the window handle its events (keys, clicks,
    resizing), at most every 50 ms. In a Jupyter notebook (or Colab, or VS Code) it is a
-   picture under the cell, replaced in place (at most 5 % of the time: a picture costs
+   picture under the cell, replaced in place (at most 3 % of the time: a picture costs
    more than a window redraw); with ``%matplotlib widget`` (ipympl) it is the live
    interactive figure. Without a display it draws nothing until asked for a picture.
 
@@ -88,7 +88,7 @@ HISTORY_FORMAT = "mnist-lab-history/1"
 # every EVENT_INTERVAL seconds.
 MAX_FPS = 5  # enough to watch the curves grow; each frame also costs the X server CPU time
 DRAW_BUDGET = 0.02
-NOTEBOOK_BUDGET = 0.04
+NOTEBOOK_BUDGET = 0.03
 EVENT_INTERVAL = 0.05
 
 # Look: sized for a projector. The figure is 16 x 9 inches, fonts are large.
