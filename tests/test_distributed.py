@@ -151,3 +151,39 @@ def test_with_tf_config_every_worker_reports_a_port_in_use(mnist_dir, tmp_path):
     assert status1 != 0 and seconds1 < 20
     assert err1 == (f"error: worker 1: the other workers did not join within 5 s (worker 0 ({addresses[0]})): "
                     "are they started, with the same TF_CONFIG cluster, and are their ports free?\n")
+
+
+def test_with_tf_config_a_frozen_worker_stops_the_others_with_one_line(mnist_dir, tmp_path):
+    """Two workers started by hand (TF_CONFIG), no supervisor: worker 1 frozen (SIGSTOP)
+    mid-run. Worker 0 notices by TensorFlow's heartbeat, says which worker, and exits."""
+    ports = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        ports.append(s)
+    addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in ports]
+    for s in ports:
+        s.close()
+    processes = []
+    for k in (0, 1):
+        env = dict(environment(mnist_dir), TF_CONFIG=json.dumps(
+            {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": k}}))
+        processes.append(subprocess.Popen(
+            [sys.executable, LESSON, "--no-vis", "--steps", "5000", "--history", str(tmp_path / f"run{k}.json"),
+             "--save-model", str(tmp_path / f"model{k}"), "--checkpoint-dir", str(tmp_path / "checkpoints")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    chief, frozen = processes
+    try:
+        for line in chief.stdout:  # training has started
+            if re.match(r"step +200 ", line):
+                break
+        os.kill(frozen.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        _, err = chief.communicate(timeout=60)
+        assert time.monotonic() - stopped < 30
+    finally:
+        for p in processes:
+            p.kill()
+            p.communicate()
+    assert chief.returncode == 1
+    assert err == "error: worker 1 stopped answering (UnavailableError)\n"
