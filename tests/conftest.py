@@ -6,6 +6,7 @@ When CI is set, a skipped test counts as a failure: everything must run there.
 """
 import functools
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,14 @@ import lab  # noqa: E402
 
 # TensorFlow in this process as the lessons load it (oneDNN...): lessons run here with lab.run.
 lab.load_tensorflow()
+
+
+
+def ctrl_c_works():
+    """preexec_fn for a child that a test sends Ctrl-C (SIGINT): a shell's background job
+    (`cmd &` without job control, as some CI runners start it) ignores SIGINT, and so
+    would its children; Python then raises no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

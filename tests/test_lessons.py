@@ -10,12 +10,13 @@ import runpy
 import signal
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT
+from conftest import ROOT, ctrl_c_works
 
 LESSONS = {  # script: (steps for a short run, accuracy floor a broken model cannot reach)
     "mnist_1.0_softmax.py": (300, 0.85),
@@ -319,7 +320,9 @@ def test_ctrl_c_twice_saves_a_consistent_pair_and_exits_130(mnist_dir, tmp_path)
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "mnist_2.1_five_layers_relu.py"), "--no-vis", "--steps", "1000000",
          "--seed", "7", *map(str, outputs(tmp_path))], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_works)
+    watchdog = threading.Timer(180, process.kill)  # a lost Ctrl-C: fail, do not train a million steps
+    watchdog.start()
     for line in process.stdout:  # wait until training runs
         if line.startswith("step") and "step      0" not in line:
             break
@@ -329,6 +332,7 @@ def test_ctrl_c_twice_saves_a_consistent_pair_and_exits_130(mnist_dir, tmp_path)
             process.send_signal(signal.SIGINT)
             break
     out, err = process.communicate(timeout=120)
+    watchdog.cancel()
     assert process.returncode == 130, err
     assert FINAL_LINES.search(out), out[-500:]
     assert "Traceback" not in err
