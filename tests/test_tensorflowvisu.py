@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,6 @@ from matplotlib.backend_bases import KeyEvent
 from PIL import Image
 
 import tensorflowvisu as tv
-from conftest import ctrl_c_works
 from tensorflowvisu import Dashboard, History, Movie, VisuError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -462,7 +462,8 @@ def test_terminal_ctrl_c_still_gives_a_valid_mp4(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["PYTHONPATH"] = str(ROOT)
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
-                            text=True, timeout=120, start_new_session=True, preexec_fn=ctrl_c_works)
+                            text=True, timeout=120, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # conftest.ctrl_c_works
     assert result.returncode == 0, result.stderr
     assert "interrupted at 200" in result.stdout
     assert ffprobe_frames(movie)[0] == 12  # 0-180 by 20, 200, and the state when interrupted (260)
