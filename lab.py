@@ -648,19 +648,25 @@ class _Training:
         self.start = time.perf_counter() - (history.train["wall_time"][-1:] or [0])[0]  # resumed: the clock goes on
         interrupted = False
         initial_values = [v.numpy() for v in self.trainable]  # to spot variables train_step never changes
+        # Ctrl-C (a notebook's stop button too) is held back until the end of the current
+        # measurement: arriving inside a TensorFlow call, it would surface as an error from
+        # TensorFlow's C++ code instead of an interruption. It also ends a pause.
         try:
-            for i in [*range(0, args.steps, TRAIN_EVERY), args.steps]:
-                if i < self.done or 0 < i == self.done:
-                    continue  # resumed: trained already
-                images, accuracy, loss, predictions = self.train_until(i)
-                if initial_values and i > 0:
-                    self.warn_unchanged(initial_values, i)
-                    initial_values = None
-                if self.chief:
-                    self.measure(i, images, accuracy, loss, predictions)
-                if self.checkpoints and 0 < i < args.steps and i % args.checkpoint_every == 0:
-                    self.checkpoints.save(i, history)
-                dashboard.refresh(i, args.steps)  # draws when due; raises KeyboardInterrupt if closed
+            with tensorflowvisu.ctrl_c_held(on_press=dashboard.resume) as ctrl_c:
+                for i in [*range(0, args.steps, TRAIN_EVERY), args.steps]:
+                    if i < self.done or 0 < i == self.done:
+                        continue  # resumed: trained already
+                    images, accuracy, loss, predictions = self.train_until(i)
+                    if initial_values and i > 0:
+                        self.warn_unchanged(initial_values, i)
+                        initial_values = None
+                    if self.chief:
+                        self.measure(i, images, accuracy, loss, predictions)
+                    if self.checkpoints and 0 < i < args.steps and i % args.checkpoint_every == 0:
+                        self.checkpoints.save(i, history)
+                    dashboard.refresh(i, args.steps)  # draws when due; raises KeyboardInterrupt if closed
+                    if ctrl_c.pressed:
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
             interrupted = True
         except tf.errors.OpError as error:  # lesson 6.0: another worker died or froze

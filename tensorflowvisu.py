@@ -228,15 +228,22 @@ def save_figure(fig, path, dpi=PNG_DPI):
 
 
 @contextlib.contextmanager
-def ctrl_c_held():
+def ctrl_c_held(on_press=None):
     """Hold Ctrl-C back while the block runs, for work that must not stop half-way
-    (a file being written, a movie frame going to ffmpeg). Yields an object whose
-    `pressed` tells, after the block, whether Ctrl-C came meanwhile."""
+    (a file being written, a movie frame going to ffmpeg, a TensorFlow computation).
+    Yields an object whose `pressed` tells whether Ctrl-C came meanwhile; on_press()
+    is called when it comes (e.g. to end a pause)."""
     held = types.SimpleNamespace(pressed=False)
     if threading.current_thread() is not threading.main_thread():
         yield held
         return
-    previous = signal.signal(signal.SIGINT, lambda *args: setattr(held, "pressed", True))
+
+    def press(*_):
+        held.pressed = True
+        if on_press:
+            on_press()
+
+    previous = signal.signal(signal.SIGINT, press)
     try:
         yield held
     finally:
@@ -886,6 +893,10 @@ class Dashboard:
         if self._close_requested:
             self._close_requested = False
             raise KeyboardInterrupt("the dashboard window was closed")
+
+    def resume(self):
+        """End a pause (space), e.g. because Ctrl-C came: the loop goes on to stop."""
+        self.paused = False
 
     def picture(self):
         """The figure, up to date (for a movie frame)."""
