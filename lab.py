@@ -43,7 +43,7 @@ import tensorflowvisu
 
 ROOT = Path(__file__).resolve().parent  # runs/, models/ and data/ live next to the scripts
 TRAIN_EVERY = 20  # metrics of the current training batch every 20 steps
-TEST_EVERY = 100  # metrics of the 10,000 test images every 100 steps
+TRAIN_IMAGES = 60_000  # MNIST's training set (mnistdata checks the files' SHA-256)
 TEST_BATCH = 1000  # the test images go through the model 1,000 at a time (faster than 10,000 at once)
 CHECKPOINT_EVERY = 500  # lesson 6.0: the workers save a checkpoint every 500 steps
 
@@ -98,12 +98,13 @@ def parse_args(doc, steps, argv=None, *, distributed=False):
     Seeding happens here, before the lesson creates its variables, so that the same
     --seed gives the same run.
 
-    distributed=True (lesson 6.0) adds the flags of training on several workers
-    (cluster.py). With --workers N and no TF_CONFIG, this process starts the N workers,
-    supervises them and exits with their status: parse_args does not return. Each worker
-    (TF_CONFIG set) gets args.worker, its place in the cluster.
+    distributed=True (lesson 6.0) adds the flags of data-parallel training (cluster.py):
+    without TF_CONFIG, args.devices are the devices of --replicas N replicas in this
+    process; with TF_CONFIG, args.cluster is True and args.worker is this process's place
+    in the cluster of machines.
     """
     name = script_name()
+    lesson_steps = steps
     if _share_of_steps is not None:  # lab.run(..., share=0.2)
         steps = max(TRAIN_EVERY, round(steps * _share_of_steps / TRAIN_EVERY) * TRAIN_EVERY)
     parser = tensorflowvisu.ArgumentParser(
@@ -127,8 +128,9 @@ def parse_args(doc, steps, argv=None, *, distributed=False):
     parser.add_argument("--save-movie", metavar="FILE",
                         help="record the dashboard as a movie: MP4 with ffmpeg, GIF otherwise")
     parser.add_argument("--history", metavar="FILE",
-                        help=f"where to write the run's history as JSON, for "
-                             f"'python tensorflowvisu.py compare' (default: runs/{name}.json)")
+                        help=f"where to write the run's history as JSON, for 'python tensorflowvisu.py "
+                             f"compare' (default: runs/{name}.json, the latest run, and a copy of each run "
+                             f"in runs/{name}/)")
     parser.add_argument("--save-model", metavar="DIR",
                         help=f"where to save the trained model, for predict.py (default: models/{name}/)")
     parser.add_argument("--logdir", metavar="DIR",
@@ -137,38 +139,42 @@ def parse_args(doc, steps, argv=None, *, distributed=False):
                         help="compile the training loop with XLA: auto = on for models without "
                              "convolutions or dropout, where it measurably wins on CPU (default: auto)")
     if distributed:
-        parser.add_argument("--workers", type=_count, default=1, metavar="N",
-                            help="train on N worker processes on this machine (default: 1); with TF_CONFIG "
-                                 "set, this process is one worker of that cluster instead")
-        parser.add_argument("--port", type=_port, metavar="P",
-                            help="--workers: worker k listens on port P + k (default: free ports)")
+        parser.add_argument("--replicas", type=_count, metavar="N",
+                            help="train N replicas of the model in this process, one per device "
+                                 "(default: 2); with TF_CONFIG set, each worker is one replica")
+        parser.add_argument("--workers", type=_count, dest="replicas", help=argparse.SUPPRESS)  # its old name
         parser.add_argument("--checkpoint-dir", metavar="DIR",
-                            help=f"where the workers save checkpoints; running the same command again resumes "
+                            help=f"where to save checkpoints; running the same command again resumes "
                                  f"from the last one (default: runs/{name}-checkpoints/)")
         parser.add_argument("--checkpoint-every", type=_count, default=CHECKPOINT_EVERY, metavar="N",
                             help=f"save a checkpoint every N steps (default: {CHECKPOINT_EVERY})")
         parser.add_argument("--join-timeout", type=_count, default=120, metavar="SECONDS",
-                            help="stop if the other workers have not joined after this long (default: 120)")
+                            help="TF_CONFIG: stop if the other workers have not joined after this long "
+                                 "(default: 120)")
     args = parser.parse_args(argv)
+    if args.batch_size > TRAIN_IMAGES:
+        parser.error(f"--batch-size {args.batch_size} is larger than the {TRAIN_IMAGES:,} training images")
     args.name = name
+    # What this run changes from the lesson's defaults, e.g. {"seed": 1}: its history says so.
+    defaults = dict(vars(parser.parse_args([])), steps=lesson_steps)  # (replicas: None unless given)
+    args.flags = {k: v for k, v in vars(args).items() if k in _LEARNING_FLAGS and v != defaults[k]}
+    args.run_history = None  # each run's own copy of its history, next to the latest one
+    if not args.history:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        changes = "".join(f"--{k.replace('_', '-')}-{v}" for k, v in args.flags.items())
+        args.run_history = str(ROOT / "runs" / name / f"{stamp}{changes}.json")
     args.history = args.history or str(ROOT / "runs" / f"{name}.json")
     args.save_model = args.save_model or str(ROOT / "models" / name)
-    args.worker = None
+    args.distributed, args.cluster, args.worker = distributed, False, None
     if distributed and "tensorflow" in sys.modules:  # e.g. a notebook that ran other lessons
         raise SystemExit(f"error: {name}.py needs a process of its own (TensorFlow already runs in this one, and "
-                         f"a multi-worker strategy must start it): run it from a terminal, or in a notebook "
-                         f"as !{{sys.executable}} {name}.py")
+                         f"the replicas' devices must be made before it starts): run it from a terminal, or in "
+                         f"a notebook as !{{sys.executable}} {name}.py")
     if distributed:
         try:
             _cluster_args(args, parser)
         except cluster.ClusterError as error:
             raise SystemExit(f"error: {error}") from None
-        if args.workers > 1 and args.worker is None:  # start the workers, supervise them, end with them
-            _check_outputs(args)
-            try:
-                raise SystemExit(cluster.launch(args, sys.argv[1:] if argv is None else argv, _script_path()))
-            except cluster.ClusterError as error:
-                raise SystemExit(f"error: {error}") from None
     if args.worker is None or args.worker.chief:
         _check_outputs(args)  # the other workers write nothing but checkpoints
     if args.worker:
@@ -176,39 +182,36 @@ def parse_args(doc, steps, argv=None, *, distributed=False):
             args.worker.check_port()
         except cluster.ClusterError as error:
             raise SystemExit(f"error: {error}") from None
+        args.worker.warn()
         args.worker.watch_joining()
-    load_tensorflow(distributed)
+    def replica_devices(tf):  # lesson 6.0 on one machine: one device per replica
+        args.devices = cluster.replica_devices(tf, args.replicas)
+
+    load_tensorflow(replica_devices if distributed and not args.cluster else None, cluster=args.cluster)
     tf.random.set_seed(args.seed)
     return args
 
 
-def _port(text):
-    port = _count(text)
-    if not 1024 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number between 1024 and 65535, got {port}")
-    return port
+_LEARNING_FLAGS = ("steps", "batch_size", "seed", "xla", "replicas")  # what changes the curves
 
 
 def _cluster_args(args, parser):
-    """Check the distributed flags; args.worker: this process's place (None: it launches them)."""
+    """Check the distributed flags; with TF_CONFIG, args.worker is this process's place."""
     args.checkpoint_dir = args.checkpoint_dir or str(ROOT / "runs" / f"{args.name}-checkpoints")
     args.checkpoint_every = -(-args.checkpoint_every // TRAIN_EVERY) * TRAIN_EVERY  # at a measurement
     config = cluster.tf_config()
-    count = len(config[0]) if config else args.workers
-    if config and args.workers not in (1, count):
-        parser.error(f"--workers {args.workers}, but TF_CONFIG has {count} workers")
+    if config and args.replicas is not None:
+        parser.error(f"--replicas {args.replicas}: with TF_CONFIG, each worker is one replica "
+                     f"(this cluster has {len(config[0])}); leave --replicas out")
+    count = len(config[0]) if config else args.replicas or 2
+    args.replicas = count
     if args.batch_size % count:
-        parser.error(f"--batch-size {args.batch_size} does not split evenly over {count} workers")
-    if config or args.workers == 1:
-        args.worker = cluster.Worker(args.join_timeout)
+        parser.error(f"--batch-size {args.batch_size} does not split evenly over {count} replicas")
+    if config:
+        args.cluster, args.worker = True, cluster.Worker(args.join_timeout)
         if not args.worker.chief:
             args.no_vis = True  # only the chief shows the dashboard, tests, reports and saves
             args.save_png = args.save_movie = args.logdir = None
-
-
-def _script_path():
-    main = sys.modules.get("__main__")
-    return Path(getattr(main, "__file__", None) or sys.argv[0]).resolve()
 
 
 def _check_outputs(args):
@@ -267,7 +270,7 @@ def quiet_stderr():
             os.close(saved)
 
 
-def load_tensorflow(distributed=False):
+def load_tensorflow(devices=None, cluster=False):
     """Import TensorFlow with the lab's settings, quietly, once; returns the module.
 
     The settings must be in the environment before the import, which reads them:
@@ -277,20 +280,23 @@ def load_tensorflow(distributed=False):
       the convolutional lessons (measured: benchmarks/throughput.py). The user's own
       TF_ENABLE_ONEDNN_OPTS (0 or 1) always wins.
     - TensorFlow's C++ info and warning lines: off (TF_CPP_MIN_LOG_LEVEL=2).
-    distributed=True (lesson 6.0) leaves TensorFlow's runtime unstarted: a
-    tf.distribute.MultiWorkerMirroredStrategy must configure it first. Its C++ error
-    lines are off too (3): the runtime starts in the lesson, where they cannot be
-    caught, and a failing worker is reported by lab in one line.
+    Lesson 6.0: devices(tf) makes the replicas' devices before the runtime starts. In a
+    cluster (cluster=True) the runtime is left unstarted: the lesson's
+    tf.distribute.MultiWorkerMirroredStrategy must configure it. Its C++ error lines are
+    then off too (3): they come where they cannot be caught, and a failing worker is
+    reported by lab in one line.
     """
     global tf
     if tf is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if distributed else "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if cluster else "2")
         if platform.machine().lower() in ("x86_64", "amd64"):
             os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
         with quiet_stderr():
             import tensorflow
 
-            if not distributed:
+            if devices:
+                devices(tensorflow)
+            if not cluster:
                 tensorflow.config.list_logical_devices("GPU")  # starts the runtime (and CUDA's complaints)
         # Its Python logger prints INFO lines in interactive sessions (notebooks): warnings only.
         tensorflow.get_logger().setLevel("WARNING")
@@ -460,6 +466,17 @@ def format_report(rep):
 # ---------------------------------------------------------------------- the training
 
 
+def test_due(i, steps):
+    """Is step i a time to measure the 10,000 test images?
+
+    Every 20 steps while the curves climb fastest (the first tenth of the run, at most
+    200 steps), then about 100 times a run (every 100 steps for 10,000; every 40 for a
+    200-step run: test passes cost more than short runs' training), and at the last step.
+    """
+    every = max(TRAIN_EVERY, min(100, steps // 5), steps // 100) // TRAIN_EVERY * TRAIN_EVERY
+    return i == steps or i % TRAIN_EVERY == 0 and (i < min(200, steps // 10) or i % every == 0)
+
+
 def train(args, model, train_step, optimizer, *, panels=None, augment=None, strategy=None):
     """Train `model` with `train_step`, show it on the dashboard, then report and save.
 
@@ -471,8 +488,8 @@ def train(args, model, train_step, optimizer, *, panels=None, augment=None, stra
     augment(X) -> X: applied to every training batch before train_step (and before
         the training metrics, so the dashboard shows the digits the network sees).
     strategy: the lesson's tf.distribute strategy (lesson 6.0, parse_args(distributed=
-        True)): each worker's train_step gets its share of every batch; the chief alone
-        measures, shows, reports and saves; every worker saves checkpoints.
+        True)): train_step gets the whole batch (each replica takes its share); in a
+        cluster, the chief alone measures, shows, reports and saves; checkpoints are saved.
     Returns the run's tensorflowvisu.History. Problems the user can fix end the script
     with one line and a non-zero exit; Ctrl-C ends it with exit status 130 after saving.
 
@@ -481,7 +498,7 @@ def train(args, model, train_step, optimizer, *, panels=None, augment=None, stra
 
         mnist = mnistdata.read_data_sets(args.data_dir, one_hot=True, reshape=False, validation_size=0)
         for i in range(args.steps + 1):
-            if i % 100 == 0 or i == args.steps:  # how well does the model read the test digits?
+            if lab.test_due(i, args.steps):  # time to measure how well it reads the test digits?
                 Ylogits = model(mnist.test.images)
                 correct = tf.equal(tf.argmax(Ylogits, 1), tf.argmax(mnist.test.labels, 1))
                 print(f"step {i}: test accuracy {float(tf.reduce_mean(tf.cast(correct, tf.float32))):.4f}")
@@ -496,7 +513,7 @@ def train(args, model, train_step, optimizer, *, panels=None, augment=None, stra
     the model 1,000 at a time.
     """
     global _last_history
-    worker = args.worker if cluster.tf_config() else None  # a process of a cluster: leaves at once
+    worker = args.worker  # a worker of a cluster of machines (TF_CONFIG): leaves at once
     try:
         history = _Training(args, model, train_step, optimizer, panels, augment, strategy).run()
     except (LabError, mnistdata.MnistError, tensorflowvisu.VisuError) as error:
@@ -523,13 +540,11 @@ class _Training:
     def __init__(self, args, model, train_step, optimizer, panels, augment, strategy=None):
         load_tensorflow()
         self.args, self.model, self.optimizer, self.strategy = args, model, optimizer, strategy
-        # Lesson 6.0: this worker trains on its share of every batch; the chief measures.
+        # Lesson 6.0: in a cluster of machines, the chief measures, shows and saves.
         self.worker = args.worker
         self.chief = self.worker is None or self.worker.chief
         if self.worker:
             self.worker.joined()  # the lesson made its strategy and variables: the cluster is up
-        count, index = (self.worker.count, self.worker.index) if self.worker else (1, 0)
-        share = slice(index * args.batch_size // count, (index + 1) * args.batch_size // count)
 
         # The data, as in the lab: all 60,000 training images (no validation split) with
         # one-hot labels; the 10,000 test images measure how well the model generalises.
@@ -538,9 +553,6 @@ class _Training:
         self.mnist = mnistdata.read_data_sets(args.data_dir, one_hot=True, reshape=False,
                                               validation_size=0, seed=args.seed)
         train_set, test_set = self.mnist.train, self.mnist.test
-        if args.batch_size > train_set.num_examples:
-            raise LabError(f"--batch-size {args.batch_size} is larger than the "
-                           f"{train_set.num_examples} training images")
         self.train_images = tf.constant(train_set.images)
         self.train_labels = tf.constant(train_set.labels)
         self.test_images = tf.constant(test_set.images)
@@ -569,7 +581,10 @@ class _Training:
         auto = not convolutional and not _draws_random_numbers(model)
         self.xla = args.xla == "on" or (args.xla == "auto" and auto)
         self.engine, self.machine = engine(), cpu()
-        on = f"; {self.worker.name} of {count}, {share.stop - share.start} images each" if count > 1 else ""
+        replicas = strategy.num_replicas_in_sync if strategy else 1
+        on = f"; {replicas} replicas of {args.batch_size // replicas} images each" if replicas > 1 else ""
+        if self.worker:
+            on += f", {self.worker.name} of {self.worker.count} workers"
         print(f"{args.name}: {args.steps} steps of {args.batch_size} images{on}, "
               f"{train_set.num_examples} training and {test_set.num_examples} test images; "
               f"{self.engine}{', XLA' if self.xla else ''} ({self.machine['model']}, {self.machine['cores']} cores)",
@@ -584,8 +599,7 @@ class _Training:
             """train_step on each batch (a row of indices), in one compiled call; then the
             last batch (as trained on: augmented, if it is) and the model's metrics on it."""
             for k in tf.range(tf.shape(batches)[0]):
-                mine = batches[k][share]  # the whole batch, but on several workers: this one's share
-                train_step(batch_images(mine), tf.gather(self.train_labels, mine))
+                train_step(batch_images(batches[k]), tf.gather(self.train_labels, batches[k]))
             images = batch_images(batches[-1])
             return (images, *self._metrics(images, tf.gather(self.train_labels, batches[-1])))
 
@@ -623,7 +637,7 @@ class _Training:
         args = self.args
         self.history = history = tensorflowvisu.History(args.name, {
             "script": f"{args.name}.py", "steps": args.steps, "batch_size": args.batch_size,
-            "seed": args.seed, "xla": self.xla, "engine": self.engine, "cpu": self.machine,
+            "seed": args.seed, "flags": args.flags, "xla": self.xla, "engine": self.engine, "cpu": self.machine,
             "tensorflow": tf.__version__, "date": datetime.datetime.now().isoformat(timespec="seconds"),
         })
         self.dashboard = dashboard = tensorflowvisu.Dashboard(
@@ -643,8 +657,7 @@ class _Training:
         # compiles it with XLA, when it is on), the first test. Throughput leaves them out.
         self.warmup = {"metrics": None, "training": None, "test": None}
         # Long runs test less often: about 100 test points per run, at least every 100 steps.
-        self.test_every = max(TEST_EVERY, args.steps // 100 // TRAIN_EVERY * TRAIN_EVERY)
-        self.checkpoints = self.resume() if self.worker else None  # lesson 6.0: may start at a later step
+        self.checkpoints = self.resume() if args.distributed else None  # lesson 6.0: may start later
         self.start = time.perf_counter() - (history.train["wall_time"][-1:] or [0])[0]  # resumed: the clock goes on
         interrupted = False
         initial_values = [v.numpy() for v in self.trainable]  # to spot variables train_step never changes
@@ -670,9 +683,9 @@ class _Training:
         except KeyboardInterrupt:
             interrupted = True
         except tf.errors.OpError as error:  # lesson 6.0: another worker died or froze
-            if not self.worker or self.worker.count == 1:
+            if not self.worker:
                 raise
-            raise LabError(_cluster_failure(error, self.worker)) from None
+            raise LabError(self.worker.failure(error)) from None
         self.finish(interrupted)
         return history
 
@@ -684,17 +697,16 @@ class _Training:
             self.dashboard.set_training_digits(images.numpy(), self.batch_labels, predictions.numpy())
         if self.tensorboard:
             self.tensorboard.train(i, accuracy, loss, self.learning_rate())
-        # the curves move fastest at first: test at every measurement of the first 200 steps
-        if i % self.test_every == 0 or i == args.steps or i < 10 * TRAIN_EVERY:
+        if test_due(i, args.steps):
             self.test(i, images if self.pictures else None)
 
     def resume(self):
         """Lesson 6.0: the checkpoints. After an interrupted run, carry on from the last one:
         its variables and optimizer, its step, the same batches next, its history so far."""
-        checkpoints = cluster.Checkpoints(tf, self.args.checkpoint_dir, self.worker,
+        checkpoints = cluster.Checkpoints(tf, self.args.checkpoint_dir, self.chief,
                                           variables=self.variables, optimizer=self.optimizer)
         step = checkpoints.restore()
-        if self.worker.count > 1:  # every worker must carry on from the same step
+        if self.worker:  # every worker must carry on from the same step
             steps = tf.function(lambda: self.strategy.gather(self.strategy.run(lambda: tf.constant([step])), axis=0),
                                 autograph=False)
             found = steps().numpy()
@@ -780,9 +792,12 @@ class _Training:
     def learning_rate(self):
         return float(self.optimizer.learning_rate)
 
-    def weights_digest(self):
-        """A fingerprint of every variable's value (the workers of lesson 6.0 compare theirs)."""
-        return hashlib.sha256(b"".join(v.numpy().tobytes() for v in self.variables)).hexdigest()[:16]
+    def weights_digests(self):
+        """A fingerprint of every variable's value, one per replica's copy (lesson 6.0:
+        identical copies have the same one)."""
+        copies = [getattr(v, "values", [v]) for v in self.variables]  # a mirrored variable: its copies
+        return [hashlib.sha256(b"".join(v[k].numpy().tobytes() for v in copies)).hexdigest()[:16]
+                for k in range(len(copies[0]) if copies else 0)]
 
     def clock(self):
         return round(time.perf_counter() - self.start, 3)
@@ -795,8 +810,11 @@ class _Training:
         history and the model are always a pair from this run."""
         args, history = self.args, self.history
         if not self.chief:  # lesson 6.0: the chief reports and saves, the others say they are done
-            print(f"{self.worker.name}: trained {self.done} steps; weights sha256 {self.weights_digest()}", flush=True)
+            print(f"{self.worker.name}: trained {self.done} steps; weights sha256 {self.weights_digests()[0]}",
+                  flush=True)
             history.final = {"steps": self.done, "interrupted": interrupted}
+            if self.checkpoints:
+                self.checkpoints.remove()  # its private folder: the chief keeps what resumes a run
             return
         saved = [args.history, args.save_model]
         with tensorflowvisu.ctrl_c_held() as ctrl_c:
@@ -831,6 +849,9 @@ class _Training:
                   f"({self.train_seconds:.1f} s training, {self.test_seconds:.1f} s testing)")
             print(format_report(history.report), flush=True)
             history.save(args.history)
+            if args.run_history:
+                history.save(args.run_history)
+                saved[0] += f" (and {Path(args.run_history).relative_to(ROOT)})"
             save_model(self.model, self.variables, args.save_model)
             if args.save_png:
                 self.dashboard.save_png(args.save_png)
@@ -844,24 +865,17 @@ class _Training:
             if self.checkpoints and not interrupted:
                 self.checkpoints.remove()  # the run is complete: nothing to resume
         print("saved: " + ", ".join(saved))
-        if self.worker and self.worker.count > 1 and not interrupted:
-            print(f"weights sha256 {self.weights_digest()} ({self.worker.name}; every worker logs its own: "
-                  "they are the same)")
+        if self.strategy and not interrupted:  # lesson 6.0: are the copies still identical?
+            digests = self.weights_digests()
+            same = "the same for every replica's copy" if len(set(digests)) == 1 else f"COPIES DIFFER: {digests}"
+            print(f"weights sha256 {digests[0]} ({same}" + (f"; {self.worker.name}, every worker prints its own)"
+                                                            if self.worker else ")"))
         if ctrl_c.pressed:
             print("Ctrl-C while saving: it waited until the files above were complete", file=sys.stderr)
             history.final["interrupted"] = True  # for the exit status (the file says how training ended)
         print(f"max test accuracy: {history.max_test_accuracy:.4f}")
         print(f"final test accuracy: {history.test['accuracy'][-1]:.4f}", flush=True)
         self.dashboard.finish(wait=not history.final["interrupted"])  # a window stays until the user closes it
-
-
-def _cluster_failure(error, worker):
-    """One line for a TensorFlow error that stopped a worker of lesson 6.0: which worker failed."""
-    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    other = cluster.task_of(str(error))
-    if other is not None and other != worker.index:
-        return f"worker {other} stopped answering ({type(error).__name__})"
-    return f"the cluster failed ({type(error).__name__}: {message[:200]})"
 
 
 def _draws_random_numbers(model):
@@ -1012,7 +1026,7 @@ def run(lesson, *, share=None, **flags):
         flag = "--" + key.replace("_", "-")
         if value is True:
             argv.append(flag)
-        elif value not in (False, None):
+        elif value is not False and value is not None:  # (0 == False: 0 must stay a value)
             argv += [flag, str(value)]
     saved_argv, sys.argv = sys.argv, argv
     _last_history, _share_of_steps = None, share
