@@ -1,8 +1,8 @@
 """MNIST for the lab: find, download, verify and serve the handwritten digits.
 
 MNIST is the "hello world" of image classification: 70,000 photos of handwritten
-digits, each a 28x28 grid of grey levels (0 = white paper, 255 = black ink) with
-its label, the digit 0-9 it shows. Yann LeCun, Corinna Cortes and Christopher
+digits, each a 28x28 grid of ink levels (0 = background, 255 = full ink) with its
+label, the digit 0-9 it shows. Yann LeCun, Corinna Cortes and Christopher
 Burges published it as four files in the simple IDX format: a big-endian header
 (magic number, item count, and for images the 28x28 size) followed by raw bytes.
 
@@ -15,11 +15,15 @@ The contract (the one TensorFlow 1's tutorials used):
 
     import mnistdata
     mnist = mnistdata.read_data_sets("data", one_hot=True)
-    mnist.train.images.shape         # (55000, 784) float32, 0.0 = white ... 1.0 = black
+    mnist.train.images.shape         # (55000, 784) float32, 0.0 = no ink ... 1.0 = full ink
     mnist.train.labels.shape         # (55000, 10)  float32 one-hot: 3 -> [0,0,0,1,0,0,0,0,0,0]
     mnist.validation.num_examples    # 5000: the FIRST 5,000 images of the training file
     mnist.test.num_examples          # 10000
     images, labels = mnist.train.next_batch(100)   # 100 examples, freshly shuffled each epoch
+
+Pixel values are the amount of ink: 0.0 = no ink (the background) ... 1.0 = full ink.
+Drawn as grey levels (0.0 black, 1.0 white, as plt.imshow(cmap="gray") does), a digit
+is white ink on black: the lab's "white ink (1) on black (0)".
 
 - `reshape=False` keeps the images as 28x28x1 (height, width, channels) for
   convolutional networks instead of flat rows of 784 pixels.
@@ -45,20 +49,24 @@ or uncompressed (same names without `.gz`; preferred when both are there). It is
 only read: a read-only folder is fine. Missing files are downloaded into it from
 the mirrors in `MIRRORS`, tried in order (override them with the `mirrors`
 argument or with the `MNIST_MIRRORS` environment variable, space-separated base
-URLs, e.g. an internal mirror). Every file, local or downloaded, is checked: its
-IDX header must make sense and the SHA-256 of its decompressed bytes must match
-`SHA256`. Anything wrong raises `MnistError` with a one-line message naming the
-file and the problem.
+URLs, e.g. an internal mirror, which may be http://). The built-in mirrors are all
+https://, and a download is never redirected from https:// to http://. Every file,
+local or downloaded, is checked: its IDX header must make sense and the SHA-256 of
+its decompressed bytes must match `SHA256`, whichever mirror it came from. Anything
+wrong raises `MnistError` with a one-line message naming the file and the problem.
 
 Run `python mnistdata.py [DATA_DIR]` to load everything and print a summary.
 """
 import gzip
 import hashlib
 import http.client
+import io
 import os
+import secrets
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
@@ -67,10 +75,11 @@ from typing import NamedTuple
 import numpy as np
 
 # Base URLs tried in order for missing files (the file name plus ".gz" is appended).
+# https:// only: nobody on the way can see or swap the download (users may choose http://).
 MIRRORS = [
     "https://storage.googleapis.com/cvdf-datasets/mnist/",  # Google's CVDF mirror
     "https://ossci-datasets.s3.amazonaws.com/mnist/",  # PyTorch's mirror
-    "http://yann.lecun.com/exdb/mnist/",  # the original site (answers 403 these days)
+    "https://yann.lecun.com/exdb/mnist/",  # the original site (answers 403 these days)
 ]
 
 # SHA-256 of the DECOMPRESSED files: mirrors recompress, the content never changes.
@@ -84,6 +93,9 @@ SHA256 = {
 FILES = list(SHA256)  # the four file names, without ".gz"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
 TIMEOUT = 30  # seconds without an answer before a mirror is given up
+# Bigger than any MNIST file (the biggest: 47 MB decompressed). A download, or a gzip file
+# decompressing, beyond it is refused: a hostile mirror cannot fill the memory.
+MAX_SIZE = 64_000_000  # bytes
 
 
 class MnistError(Exception):
@@ -93,7 +105,7 @@ class MnistError(Exception):
 class DataSet:
     """One split (train, validation or test): images, labels and a batch server.
 
-    images: float32 in [0, 1], shape (N, 784) or (N, 28, 28, 1).
+    images: float32 in [0, 1] (the amount of ink), shape (N, 784) or (N, 28, 28, 1).
     labels: uint8 digits, shape (N,), or float32 one-hot rows, shape (N, 10).
     seed:   anything np.random.default_rng accepts (None: a different order every run).
     """
@@ -164,14 +176,15 @@ def read_data_sets(data_dir=None, one_hot=False, reshape=True, validation_size=5
                    *, mirrors=None, checksums=None) -> Datasets:
     """Load MNIST as Datasets(train, validation, test), downloading missing files.
 
-    data_dir:        folder of the four files (default: $MNIST_DATA_DIR, else data/ next to this file).
+    data_dir:        folder of the four files (default: $MNIST_DATA_DIR, else data/ next to
+                     this file).
     one_hot:         labels as float32 one-hot rows (N, 10) instead of uint8 digits (N,).
     reshape:         images as flat rows (N, 784); False gives (N, 28, 28, 1).
     validation_size: how many of the first training examples form the validation set.
     seed:            makes next_batch reproducible (None: random).
     mirrors:         base URLs to download from (default: $MNIST_MIRRORS, else MIRRORS).
-    checksums:       replaces SHA256 (file name without .gz -> hex digest; a name
-                     left out is not checksum-verified, only format-checked).
+    checksums:       replaces SHA256, for tests (file name without .gz -> hex digest; a
+                     name left out is not checksum-verified, only format-checked).
     """
     folder = data_folder(data_dir)
     checksums = SHA256 if checksums is None else checksums
@@ -197,9 +210,10 @@ def read_data_sets(data_dir=None, one_hot=False, reshape=True, validation_size=5
 
     train_images, train_labels = images(FILES[0]), labels(FILES[1])
     seeds = np.random.SeedSequence(seed).spawn(3)  # one generator per split
+    n = validation_size
     return Datasets(
-        train=DataSet(train_images[validation_size:], train_labels[validation_size:], seeds[0]),
-        validation=DataSet(train_images[:validation_size], train_labels[:validation_size], seeds[1]),
+        train=DataSet(train_images[n:], train_labels[n:], seeds[0]),
+        validation=DataSet(train_images[:n], train_labels[:n], seeds[1]),
         test=DataSet(images(FILES[2]), labels(FILES[3]), seeds[2]),
     )
 
@@ -222,7 +236,8 @@ def _load(name, folder, mirrors, checksums) -> np.ndarray:
             except OSError as error:
                 raise MnistError(f"{where}: cannot read it: {error.strerror or error}") from None
             return _decode(data, filename.endswith(".gz"), name, where, checksums,
-                           damaged="a damaged or interrupted download? Delete it, and the next run downloads it again")
+                           damaged="a damaged or interrupted download? Delete it, "
+                                   "and the next run downloads it again")
     return _download(name, folder, mirrors, checksums)
 
 
@@ -231,9 +246,14 @@ def _decode(data: bytes, gzipped: bool, name, where, checksums, damaged="") -> n
     what to do about a gzip file that does not decompress (for errors)."""
     if gzipped:
         try:
-            data = gzip.decompress(data)
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as file:
+                data = file.read(MAX_SIZE + 1)  # read no more: a small file may inflate hugely
         except (OSError, EOFError, zlib.error) as error:
-            raise MnistError(f"{where}: not a complete gzip file ({error})" + (f": {damaged}" if damaged else "")) from None
+            raise MnistError(f"{where}: not a complete gzip file ({error})"
+                             + (f": {damaged}" if damaged else "")) from None
+        if len(data) > MAX_SIZE:
+            raise MnistError(f"{where}: decompresses to more than {_size(MAX_SIZE)}, "
+                             "bigger than any MNIST file")
     array = _parse_idx(data, name, where)
     expected = checksums.get(name)
     if expected:
@@ -280,8 +300,9 @@ def _download(name, folder, mirrors, checksums) -> np.ndarray:
         mirrors = os.environ.get("MNIST_MIRRORS", "").split() or MIRRORS
     elif isinstance(mirrors, str):
         mirrors = mirrors.split()
-    offline = (f"to work offline, put the four MNIST files ({', '.join(f + '.gz' for f in FILES)}, "
-               f"gzipped or not) in {folder} or point MNIST_DATA_DIR (or data_dir) at a folder holding them")
+    offline = (f"to work offline, put the four MNIST files ({', '.join(f + '.gz' for f in FILES)},"
+               f" gzipped or not) in {folder} or point MNIST_DATA_DIR (or data_dir) at a folder"
+               " holding them")
     folder_text = str(folder)
     if not folder.is_dir():
         folder_text += " (no such folder"
@@ -290,8 +311,8 @@ def _download(name, folder, mirrors, checksums) -> np.ndarray:
             folder_text += f"; MNIST_DATA_DIR={source} is relative to the current folder"
         folder_text += ")"
     if not mirrors:
-        raise MnistError(f"{filename} is missing from {folder_text} and there are no mirrors to download "
-                         f"it from; {offline}")
+        raise MnistError(f"{filename} is missing from {folder_text} and there are no mirrors to "
+                         f"download it from; {offline}")
 
     failures = []
     for base in mirrors:
@@ -305,26 +326,47 @@ def _download(name, folder, mirrors, checksums) -> np.ndarray:
             failures.append(f"{url}: {_describe(error)}")
         else:
             _save(data, folder / filename)
-            print(f"mnistdata: downloaded {url} ({_size(len(data))}) into {folder}", file=sys.stderr)
+            print(f"mnistdata: downloaded {url} ({_size(len(data))}) into {folder}",
+                  file=sys.stderr)
             return array
         print(f"mnistdata: {failures[-1]}", file=sys.stderr)
     raise MnistError(f"{filename} is missing from {folder_text} and could not be downloaded: "
                      f"{'; '.join(failures)}; {offline}")
 
 
+class _NoDowngrade(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to https://, and to http:// only from http:// (a mirror the user
+    chose): a download that started encrypted must not go on in clear text."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urllib.parse.urlsplit(newurl).scheme  # newurl is absolute here
+        downgrade = req.type == "https" and scheme == "http"
+        if scheme not in ("http", "https") or downgrade:
+            fp.close()
+            # A URLError is reported as this mirror's failure: the next mirror is tried.
+            raise urllib.error.URLError(f"redirected to an {scheme}:// address, refused")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _fetch(url) -> bytes:
-    """Download url; on a terminal, draw a progress bar on stderr."""
+    """Download url (at most MAX_SIZE bytes); on a terminal, draw a progress bar on stderr."""
     show = sys.stderr.isatty()
     chunks, received = [], 0
+    too_big = f"{url}: bigger than any MNIST file (over {_size(MAX_SIZE)}), refused"
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+        with urllib.request.build_opener(_NoDowngrade).open(url, timeout=TIMEOUT) as response:
             total = int(response.headers.get("Content-Length") or 0)
+            if total > MAX_SIZE:
+                raise MnistError(too_big)
             while chunk := response.read(1 << 16):
                 chunks.append(chunk)
                 received += len(chunk)
+                if received > MAX_SIZE:  # no Content-Length, or a lying one
+                    raise MnistError(too_big)
                 if show and total:
                     done = received / total
-                    sys.stderr.write(f"\r{url} [{'#' * int(30 * done):<30}] {done:4.0%} of {_size(total)}")
+                    sys.stderr.write(f"\r{url} [{'#' * int(30 * done):<30}] {done:4.0%} "
+                                     f"of {_size(total)}")
                 elif show:
                     sys.stderr.write(f"\r{url} {_size(received)}")
     finally:
@@ -354,13 +396,24 @@ def _describe(error) -> str:
 def _save(data: bytes, target: Path):
     """Write a verified download atomically: a temporary file in the same folder, then rename.
     The folder is created now, and only now: a failed download leaves nothing behind."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    # An unguessable name, created only if nothing is there (O_EXCL, and no symlink
+    # followed): in a shared folder, nobody can plant a file or link that we would write to.
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.part")
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL
+             | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))  # (POSIX, Windows)
+    created = False
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
+        fd = os.open(tmp, flags, 0o666)  # 0o666 minus the umask, as any file the user makes
+        created = True
+        with open(fd, "wb") as file:
+            file.write(data)
         os.replace(tmp, target)  # other programs see either no file or the whole file
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
+    except BaseException as error:  # even Ctrl-C: no temporary file is left behind
+        if created:
+            tmp.unlink(missing_ok=True)
+        if not isinstance(error, OSError):
+            raise
         raise MnistError(f"{target.name}: downloaded but cannot be saved in {target.parent}: "
                          f"{error.strerror or error}") from None
 

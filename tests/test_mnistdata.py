@@ -4,11 +4,14 @@ Small fake IDX files (made by `write_fake_mnist`) stand in for MNIST wherever th
 files are not needed; their checksums are passed through the `checksums=` parameter and
 the test HTTP server's URLs through `mirrors=`: nothing in mnistdata is patched.
 """
+import functools
 import gzip
 import hashlib
 import http.server
 import os
+import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -462,19 +465,30 @@ def test_missing_files_without_mirrors(tmp_path):
 
 # ---------------------------------------------------------------- the downloader
 
+@functools.lru_cache(maxsize=None)
+def gzip_bomb() -> bytes:
+    """A small gzip file (some 60 kB) that decompresses to more than mnistdata.MAX_SIZE bytes."""
+    return gzip.compress(bytes(mnistdata.MAX_SIZE + 1), compresslevel=9)
+
+
 class MirrorServer:
-    """A local HTTP server with one mirror per path prefix, recording the requested paths.
+    """A local HTTP(S) server with one mirror per path prefix, recording the requested paths.
 
     /missing/ answers 404, /forbidden/ 403, /garbage/ serves bytes that are not gzip,
     /short/ announces the whole file but sends half of it, /wrong/ serves well-formed
-    gzipped IDX files with other content, /good/ the expected files.
+    gzipped IDX files with other content, /huge/ announces more than mnistdata.MAX_SIZE
+    bytes, /bomb/ serves a gzip bomb, /good/ the expected files. A mirror named in
+    `redirects` answers 302 to that base URL. `before_sending`, if set, is called before
+    a file is sent. tls: (certificate file, key file) to serve https://.
     """
 
-    def __init__(self, good: dict):
+    def __init__(self, good: dict, tls=None):
         self.good = {name + ".gz": gzip.compress(data) for name, data in good.items()}
         other = fake_contents(seed=99)
         self.wrong = {name + ".gz": gzip.compress(data) for name, data in other.items()}
         self.requests = []
+        self.redirects = {}
+        self.before_sending = None
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -485,8 +499,20 @@ class MirrorServer:
                     return self.send_error(404)
                 if mirror == "forbidden":
                     return self.send_error(403)
+                if mirror in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[mirror] + filename)
+                    self.send_header("Content-Length", "0")
+                    return self.end_headers()
+                if mirror == "huge":  # headers only: the download must stop there
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(mnistdata.MAX_SIZE + 1))
+                    return self.end_headers()
+                if server.before_sending:
+                    server.before_sending()
                 body = {"garbage": b"\x00not gzip at all" * 100, "wrong": server.wrong[filename],
-                        "good": server.good[filename], "short": server.good[filename]}.get(mirror)
+                        "good": server.good[filename], "short": server.good[filename],
+                        "bomb": gzip_bomb() if mirror == "bomb" else None}.get(mirror)
                 if body is None:
                     return self.send_error(404)
                 self.send_response(200)
@@ -498,7 +524,12 @@ class MirrorServer:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
@@ -517,6 +548,30 @@ def server():
     mirror = MirrorServer(contents)
     mirror.contents = contents
     mirror.checksums = sha256s(contents)
+    yield mirror
+    mirror.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """(certificate, key) files of a self-signed certificate for 127.0.0.1, made by openssl."""
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command is needed to make a certificate for the https tests")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days",
+                    "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.fixture
+def https_server(server, certificate, monkeypatch):
+    """The same mirrors as `server`, over https://: urllib trusts the certificate through
+    SSL_CERT_FILE (read at each connection), so mnistdata runs unchanged."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    mirror = MirrorServer(server.contents, tls=certificate)
     yield mirror
     mirror.close()
 
@@ -621,3 +676,103 @@ def test_mnist_mirrors_environment_variable(tmp_path, server, monkeypatch):
     read_data_sets(tmp_path / "b", validation_size=0, mirrors=server.mirrors("good"), checksums=server.checksums)
     assert_downloaded(tmp_path / "b", server)
     assert [p.split("/")[1] for p in server.requests] == ["good"] * 4
+
+
+# ---------------------------------------------------------------- the downloader: security
+
+def test_default_mirrors_are_https():
+    assert mnistdata.MIRRORS and all(url.startswith("https://") for url in mnistdata.MIRRORS)
+
+
+@pytest.mark.parametrize("scheme, refusal", [
+    ("http", "redirected to an http:// address, refused"),
+    ("ftp", "redirected to an ftp:// address, refused"),
+    ("file", "is not allowed"),  # urllib itself refuses file:// redirects
+])
+def test_https_download_is_never_redirected_to_another_scheme(tmp_path, server, https_server,
+                                                             capfd, scheme, refusal):
+    target = {"http": server.url, "ftp": server.url.replace("http", "ftp", 1), "file": "file://"}
+    https_server.redirects["away"] = target[scheme] + "/good/"
+    mirrors = https_server.mirrors("away") + server.mirrors("good")
+    read_data_sets(tmp_path, validation_size=0, mirrors=mirrors, checksums=server.checksums)
+    assert_downloaded(tmp_path, server)  # from the next mirror
+    assert [p.split("/")[1] for p in https_server.requests] == ["away"] * 4
+    assert [p.split("/")[1] for p in server.requests] == ["good"] * 4  # no redirect followed
+    log = capfd.readouterr().err.splitlines()
+    line = f"mnistdata: {https_server.url}/away/{TRAIN_IMAGES}.gz: "
+    assert any(text.startswith(line) and refusal in text for text in log), log
+
+
+def test_redirects_that_keep_or_raise_security_are_followed(tmp_path, server, https_server, capfd):
+    server.redirects["up"] = https_server.url + "/good/"  # http -> https
+    server.redirects["moved"] = server.url + "/good/"  # http -> http: the user chose http
+    https_server.redirects["moved"] = https_server.url + "/good/"  # https -> https
+    for mirror in [*server.mirrors("up", "moved"), *https_server.mirrors("moved")]:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        read_data_sets(folder, validation_size=0, mirrors=[mirror], checksums=server.checksums)
+        assert_downloaded(folder, server)
+    # A user's http:// mirror is used without a word: only the downloads are reported.
+    log = capfd.readouterr().err.splitlines()
+    assert len(log) == 12 and all(text.startswith("mnistdata: downloaded ") for text in log), log
+
+
+def test_a_user_mirror_cannot_switch_off_the_checksums(tmp_path, server, monkeypatch):
+    # The served files are well-formed IDX but not MNIST: SHA256 rejects them, whichever
+    # way the mirror was chosen; only the checksums parameter (for tests) replaces it.
+    monkeypatch.setenv("MNIST_MIRRORS", " ".join(server.mirrors("good")))
+    for options in [{}, {"mirrors": server.mirrors("good")}]:
+        with pytest.raises(MnistError) as error:
+            read_data_sets(tmp_path, **options)
+        message = str(error.value)
+        assert f"{server.url}/good/{TRAIN_IMAGES}.gz: checksum mismatch" in message
+        assert mnistdata.SHA256[TRAIN_IMAGES] in message
+    assert list(tmp_path.iterdir()) == []  # nothing unverified saved
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o027])
+def test_saving_ignores_planted_links_and_follows_the_umask(tmp_path, server, umask):
+    """In a shared folder, links planted under the temporary names the downloader used to
+    use (.NAME.PID.part) must not make it write anywhere else."""
+    folder, outside = tmp_path / "shared", tmp_path / "outside.txt"
+    folder.mkdir()
+    outside.write_bytes(b"not yours")
+    planted = {f".{name}.gz.{os.getpid()}.part" for name in mnistdata.FILES}
+    for link in planted:
+        (folder / link).symlink_to(outside)
+    old_umask = os.umask(umask)
+    try:
+        read_data_sets(folder, validation_size=0, mirrors=server.mirrors("good"),
+                       checksums=server.checksums)
+    finally:
+        os.umask(old_umask)
+    assert outside.read_bytes() == b"not yours"
+    # The four files and the untouched links: no temporary file left behind.
+    saved = {name + ".gz" for name in mnistdata.FILES}
+    assert {p.name for p in folder.iterdir()} == saved | planted
+    assert all((folder / link).is_symlink() for link in planted)
+    for name in saved:  # as readable as any file the user makes
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_failed_save_leaves_no_temporary_file(tmp_path, server):
+    # While the file downloads, a folder appears where it goes: a file cannot replace it.
+    in_the_way = tmp_path / (TRAIN_IMAGES + ".gz") / "something"
+    server.before_sending = lambda: in_the_way.mkdir(parents=True, exist_ok=True)
+    with pytest.raises(MnistError) as error:
+        read_data_sets(tmp_path, mirrors=server.mirrors("good"), checksums=server.checksums)
+    message = str(error.value)
+    assert message.startswith(f"{TRAIN_IMAGES}.gz: downloaded but cannot be saved in {tmp_path}: ")
+    assert "\n" not in message
+    assert [p.name for p in tmp_path.iterdir()] == [TRAIN_IMAGES + ".gz"]  # the folder only
+
+
+def test_oversized_downloads_are_refused(tmp_path, server, capfd):
+    mirrors = server.mirrors("huge", "bomb", "good")
+    read_data_sets(tmp_path, validation_size=0, mirrors=mirrors, checksums=server.checksums)
+    assert_downloaded(tmp_path, server)
+    log = capfd.readouterr().err
+    limit = f"{mnistdata.MAX_SIZE / 1e6:.1f} MB"
+    for name in mnistdata.FILES:
+        huge, bomb = f"{server.url}/huge/{name}.gz", f"{server.url}/bomb/{name}.gz"
+        assert f"{huge}: bigger than any MNIST file (over {limit}), refused" in log
+        assert f"{bomb}: decompresses to more than {limit}" in log
