@@ -39,13 +39,16 @@ and it sees something it has never met. Its answer is then close to a guess.
    it is light (dark ink on white paper, the usual case), the picture is inverted.
    Ink is then measured against the paper, and faint marks (paper texture, shadows,
    JPEG ripples: less than a quarter of the ink's contrast) are dropped;
-3. crop to the ink;
-4. scale so that the longer side is 20 pixels, keeping the proportions, anti-aliased;
-5. place it in 28x28 with its centre of mass in the middle, at full contrast (0 to 1).
+3. specks dropped: pieces of ink that touch nothing else and hold less than 5 % of the
+   largest piece's ink (dust, dots on the paper). A digit's own pieces are large: the
+   top bar of a 5 written apart, or the two halves of a 4 with a gap, stay;
+4. crop to the ink;
+5. scale so that the longer side is 20 pixels, keeping the proportions, anti-aliased;
+6. place it in 28x28 with its centre of mass in the middle, at full contrast (0 to 1).
 
 Tips for your own pictures: one digit per picture, a dark pen on plain paper, nothing
-else in the frame (a shadow or the edge of the sheet counts as ink and shrinks the
-digit). --show displays the 28x28 digit the network actually gets.
+else in the frame (a shadow or the edge of the sheet is a large piece of ink: it stays,
+and shrinks the digit). --show displays the 28x28 digit the network actually gets.
 """
 
 import math
@@ -66,8 +69,20 @@ SIZE = 28  # MNIST's field: 28x28 pixels
 BOX = 20  # the digit fits in a 20x20 box inside it...
 CENTRE = 14.0  # ...placed so that its centre of mass is at row 14, column 14 (MNIST's average)
 NOISE = 0.25  # ink fainter than this share of the strongest ink is paper, not pen
+SPECK = 0.05  # a piece of ink with less than 5 % of the largest piece's ink is dust, not digit
 MIN_CONTRAST = 0.1  # ink and paper differ by less than 10 % of black-to-white: a blank picture
 SHOW_AT_MOST = 30  # --show and --save-png draw this many digits at most
+
+# --show and --save-png: sizes in inches (72 screen pixels, 100 PNG pixels) and points (1/72 inch)
+TITLE = "What the network sees (28x28) and what it answers"
+COLUMNS = 3  # pictures side by side
+DIGIT_INCHES = 1.6  # each 28x28 digit: 115 pixels square on screen, 160 in the PNG
+BARS_INCHES = 2.4  # its probabilities' bars, beside it, as high
+PANEL_MARGIN = 0.55  # around a digit and its bars: the bars' tick labels, the gaps
+ROW_MARGIN = 0.55  # above and below a row: the titles and the digits 0-9 under the bars
+TITLE_MARGIN = 0.3  # around the figure's title: above, below, at each end
+TITLE_POINTS, ANSWER_POINTS, NAME_POINTS, TICK_POINTS = 13, 11, 10, 9  # font sizes
+NAME_AT_MOST = 40  # longer file names are shortened in the middle, keeping the extension
 
 
 class PredictError(Exception):
@@ -94,11 +109,12 @@ def preprocess(image):
     """
     grey = _grey_levels(image)  # 1. 0.0 black ... 1.0 white
     ink = _ink(grey)  # 2. 0.0 paper ... 1.0 the strongest ink, faint marks dropped
-    rows = np.flatnonzero(ink.any(axis=1))  # 3. crop to the ink
+    ink = _drop_specks(ink)  # 3. dust and dots far smaller than the digit's strokes
+    rows = np.flatnonzero(ink.any(axis=1))  # 4. crop to the ink
     columns = np.flatnonzero(ink.any(axis=0))
     ink = ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
-    digit = _fit_in_box(ink, BOX)  # 4. longer side 20 pixels
-    return _centre(digit)  # 5. in 28x28, by centre of mass
+    digit = _fit_in_box(ink, BOX)  # 5. longer side 20 pixels
+    return _centre(digit)  # 6. in 28x28, by centre of mass
 
 
 def _grey_levels(image):
@@ -162,6 +178,58 @@ def _ink(grey):
         raise NoInkError("no ink: the picture is blank (one uniform colour)")
     ink = np.clip(ink / contrast, 0, 1)
     return np.clip((ink - NOISE) / (1 - NOISE), 0, 1)  # faint marks -> 0, the rest still 0-1
+
+
+def _drop_specks(ink):
+    """The ink without its specks: the pieces of ink (8-connected: touching by a side or a
+    corner) whose ink is less than SPECK of the largest piece's.
+
+    A digit is one or two large pieces (a 5 whose top bar is lifted, a 4 with a gap);
+    dust, dots of the paper and JPEG blotches are tiny. Left in, a speck far from the
+    digit widens the crop and the digit shrinks to a blob.
+
+    The pieces are found on runs (horizontal stretches of ink in a row) rather than
+    pixels: two runs in rows next to each other belong together when their columns
+    overlap or touch at a corner. Far fewer runs than pixels: fast on large photos.
+    """
+    height, width = ink.shape
+    edges = np.diff(np.pad(ink > 0, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    row, start = np.nonzero(edges == 1)  # run k: row[k], columns start[k] to end[k] - 1,
+    _, end = np.nonzero(edges == -1)  # in reading order
+    flat = np.append(ink.ravel(), 0)  # each run's ink: the sum from its start to its end
+    mass = np.add.reduceat(flat, np.stack([row * width + start, row * width + end], 1).ravel())[::2]
+
+    # Run k touches the runs of the next row that end at or after start[k] and start at or
+    # before end[k]. The key row * (width + 2) + column keeps the runs' reading order, so
+    # searchsorted finds the first and the last of them.
+    key = (width + 2) * row
+    below = key + width + 2  # the next row's key
+    first = np.searchsorted(key + end, below + start)
+    count = np.maximum(np.searchsorted(key + start, below + end, side="right") - first, 0)
+    a, b = np.repeat(np.arange(len(row)), count), _ranges(first, count)  # run a[i] touches b[i]
+
+    # union-find, many links at a time: hook the larger root onto the smaller, flatten, repeat
+    root = np.arange(len(row))
+    while len(a):
+        ra, rb = root[a], root[b]
+        apart = ra != rb
+        a, b, ra, rb = a[apart], b[apart], ra[apart], rb[apart]
+        np.minimum.at(root, np.maximum(ra, rb), np.minimum(ra, rb))
+        while not np.array_equal(root[root], root):  # each run points straight to its root
+            root = root[root]
+    piece_mass = np.bincount(root, weights=mass)
+    specks = piece_mass[root] < SPECK * piece_mass.max()
+    if not specks.any():
+        return ink
+    ink = ink.copy()
+    length = end[specks] - start[specks]
+    ink.ravel()[_ranges(row[specks] * width + start[specks], length)] = 0
+    return ink
+
+
+def _ranges(starts, counts):
+    """np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts)]), without a loop."""
+    return np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
 
 
 def _fit_in_box(ink, box):
@@ -305,40 +373,79 @@ def top_digits(probabilities, count=3):
 
 
 def plot_predictions(fig, names, digits, probabilities):
-    """For each image: the 28x28 digit the network sees, and its probabilities as bars."""
-    count = len(names)
-    columns = min(count, 3)
-    rows = math.ceil(count / columns)
-    fig.suptitle("What the network sees (28x28) and what it answers", fontsize=13)
+    """For each image: the 28x28 digit the network sees, and its probabilities as bars.
+
+    Draw on a figure of _figure_size(names): matplotlib's constrained layout then places
+    the titles and tick labels so that none is clipped or overlaps another.
+    """
+    columns, rows, cells = _grid(names)
+    fig.set_layout_engine("constrained")
+    fig.suptitle(TITLE, fontsize=TITLE_POINTS)
+    grid = fig.add_gridspec(rows, 2 * columns,
+                            width_ratios=[w for cell in cells for w in (cell, BARS_INCHES)])
     for k, (name, digit, p) in enumerate(zip(names, digits, probabilities)):
+        row, column = divmod(k, columns)
         best = int(np.argmax(p))
-        image_ax = fig.add_subplot(rows, 2 * columns, 2 * k + 1)
+        image_ax = fig.add_subplot(grid[row, 2 * column])
         image_ax.imshow(digit, cmap="gray", vmin=0, vmax=1)
         image_ax.set_xticks([])
         image_ax.set_yticks([])
-        label = Path(name).name
-        image_ax.set_title(label if len(label) <= 22 else label[:21] + "…", fontsize=10)
-        bars_ax = fig.add_subplot(rows, 2 * columns, 2 * k + 2)
+        image_ax.set_title(_short_name(name), fontsize=NAME_POINTS)
+        bars_ax = fig.add_subplot(grid[row, 2 * column + 1])
         colours = ["#0072b2" if d == best else "#b0b0b0" for d in range(10)]
         bars_ax.bar(range(10), p, color=colours)
         bars_ax.set_ylim(0, 1)
         bars_ax.set_xticks(range(10))
         bars_ax.set_yticks([0, 0.5, 1])
-        bars_ax.tick_params(labelsize=9)
-        bars_ax.set_title(f"{best} (p={p[best]:.2f})", fontsize=11, fontweight="bold")
-    height = fig.get_figheight()  # margins in inches, whatever the number of rows
-    fig.subplots_adjust(left=0.04, right=0.98, bottom=0.4 / height, top=1 - 0.9 / height,
-                        wspace=0.35, hspace=0.6)
+        bars_ax.tick_params(labelsize=TICK_POINTS)
+        bars_ax.set_title(f"{best} (p={p[best]:.2f})", fontsize=ANSWER_POINTS, fontweight="bold")
 
 
-def _figure_size(count):
-    columns = min(count, 3)
-    return 4.6 * columns, 2.3 * math.ceil(count / columns) + 0.6
+def _figure_size(names):
+    """(width, height) in inches that fits these pictures: each digit DIGIT_INCHES square,
+    its bars beside it, every file name and the title whole.
+
+    Text is measured in points (1/72 inch), so the size holds at any dpi: 72 on screen,
+    100 in a PNG. The margins leave room for the tick labels and titles around each panel.
+    """
+    columns, rows, cells = _grid(names)
+    width = sum(cells) + columns * (BARS_INCHES + PANEL_MARGIN)
+    width = max(width, _text_inches(TITLE, TITLE_POINTS) + 2 * TITLE_MARGIN)
+    return width, rows * (DIGIT_INCHES + ROW_MARGIN) + TITLE_MARGIN
+
+
+def _grid(names):
+    """(columns, rows, widths): the pictures' arrangement, and the width in inches of each
+    column's digit, wider than DIGIT_INCHES when a file name above it is."""
+    columns = min(len(names), COLUMNS)
+    rows = math.ceil(len(names) / columns)
+    widths = [_text_inches(_short_name(name), NAME_POINTS) for name in names]
+    return columns, rows, [max([DIGIT_INCHES, *widths[c::columns]]) for c in range(columns)]
+
+
+def _short_name(path):
+    """The file's name, shortened in the middle when longer than NAME_AT_MOST characters:
+    its start and its end (with the extension) tell files apart best."""
+    name = Path(path).name
+    if len(name) <= NAME_AT_MOST:
+        return name
+    end = (NAME_AT_MOST - 1) // 2
+    return name[:NAME_AT_MOST - 1 - end] + "…" + name[-end:]
+
+
+def _text_inches(text, points):
+    """How wide `text` is in inches, written `points` high: measured on the font itself."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    width, _, _ = text_to_path.get_text_width_height_descent(text, FontProperties(size=points),
+                                                             ismath=False)
+    return width / 72  # points -> inches
 
 
 def save_png(path, names, digits, probabilities):
     """Draw the predictions into a PNG file (no window). Raises PredictError."""
-    fig = tensorflowvisu.offscreen_figure(_figure_size(len(names)), dpi=100)
+    fig = tensorflowvisu.offscreen_figure(_figure_size(names), dpi=100)
     plot_predictions(fig, names, digits, probabilities)
     try:
         tensorflowvisu.save_figure(fig, path, dpi=100)
@@ -351,7 +458,7 @@ def show(names, digits, probabilities):
     closed; without either, say so (one line)."""
     try:
         tensorflowvisu.show_figure(lambda fig: plot_predictions(fig, names, digits, probabilities),
-                                   _figure_size(len(names)), "predict.py")
+                                   _figure_size(names), "predict.py")
     except tensorflowvisu.VisuError as problem:
         print(f"{problem}: cannot show the pictures (the predictions are above); "
               "add --save-png FILE to save them in a file", file=sys.stderr)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -263,6 +264,74 @@ def test_paper_grain_and_shading_do_not_count_as_ink():
     assert height in (19, 20) and width <= 4
 
 
+def speckled(picture, count, seed=0):
+    """The picture (uint8, dark ink on light paper) with `count` grey specks of dust, 1 to 3
+    pixels across, scattered over the paper and none touching the ink."""
+    rng = np.random.default_rng(seed)
+    picture = picture.copy()
+    ink = picture < 200
+    height, width = picture.shape
+    placed = 0
+    while placed < count:
+        size = int(rng.integers(1, 4))
+        y, x = int(rng.integers(0, height - size)), int(rng.integers(0, width - size))
+        if not ink[max(y - 2, 0):y + size + 2, max(x - 2, 0):x + size + 2].any():
+            picture[y:y + size, x:x + size] = rng.integers(60, 160)  # grey, above predict.NOISE
+            placed += 1
+    return picture
+
+
+def test_specks_of_dust_are_ignored(mnist_test, monkeypatch):
+    """A 600x200 photo of a 9 with 50 specks of dust reads as the 9 alone."""
+    images, labels = mnist_test
+    nine = images[np.flatnonzero(labels == 9)[0]]
+    paper = np.full((200, 600), 235, np.uint8)
+    big = Image.fromarray((255 - nine * 255).astype(np.uint8)).resize((180, 180), Image.LANCZOS)
+    paper[10:190, 250:430] = np.minimum(paper[10:190, 250:430], big)  # dark ink on the paper
+    dusty = speckled(paper, 50)
+    clean = predict.preprocess(paper)
+    assert similarity(clean, nine) > 0.9
+    np.testing.assert_allclose(predict.preprocess(dusty), clean, atol=1e-6)
+    monkeypatch.setattr(predict, "SPECK", 0.0)  # specks kept: the crop is the photo, the 9 a blob
+    assert similarity(predict.preprocess(dusty), clean) < 0.6
+
+
+def test_a_digit_in_two_large_pieces_keeps_both():
+    """A 5 whose top bar is written apart: a piece of the digit, not a speck."""
+    image = Image.new("L", (300, 400), 255)
+    draw = ImageDraw.Draw(image)
+    draw.line([(110, 60), (230, 60)], fill=0, width=18)  # the top bar, on its own
+    draw.line([(100, 95), (95, 200)], fill=0, width=18)
+    draw.arc([70, 160, 240, 340], start=-150, end=150, fill=0, width=18)
+    grey = np.asarray(image) / 255
+    ink = predict._ink(grey)
+    np.testing.assert_array_equal(predict._drop_specks(ink), ink)
+    digit = predict.preprocess(grey)
+    assert ink_box(digit)[0] in (19, 20)  # from the bar to the bottom of the arc
+    assert digit[:8].sum() > 0.1 * digit.sum()  # the bar is there, at the top
+
+
+def test_mnist_digits_lose_no_piece(mnist_test):
+    """Real handwriting, broken strokes included: nothing in MNIST looks like a speck."""
+    images, _ = mnist_test
+    for digit in images:
+        ink = predict._ink(digit)
+        np.testing.assert_array_equal(predict._drop_specks(ink), ink)
+
+
+def test_drop_specks_finds_8_connected_pieces():
+    """Pieces touching by a corner are one piece; the smallest of 3 is dropped."""
+    ink = np.zeros((12, 12), np.float32)
+    ink[1:9, 1:3] = 1.0  # a stroke of 16 pixels...
+    ink[9, 3] = ink[10, 4] = 1.0  # ...going on diagonally, touching by corners only
+    ink[2:6, 8:11] = 0.5  # another large piece: 6 of ink (33 % of the first)
+    ink[10, 10] = 0.5  # a speck: 0.5 of ink (3 %)
+    kept = predict._drop_specks(ink)
+    assert kept[10, 10] == 0
+    kept[10, 10] = ink[10, 10]
+    np.testing.assert_array_equal(kept, ink)
+
+
 @pytest.mark.parametrize("convert", [
     lambda im: im.convert("RGB"),
     lambda im: Image.fromarray(np.asarray(im).astype(np.uint16) * 257),  # 16-bit grey
@@ -440,6 +509,54 @@ def test_save_png_draws_each_digit_and_its_probabilities(model_dir, pictures, tm
     assert blue.sum() > 4 * 300
     black = np.all(pixels < 8, axis=2)  # the digits' black fields
     assert black.sum() > 4 * 3000
+
+
+@pytest.mark.parametrize("count", [1, 2, 7])
+@pytest.mark.parametrize("dpi", [72, 100])  # on screen and in notebooks; in the PNG
+def test_pictures_fit_their_figure(count, dpi):
+    """The figure is sized to its content: every title inside it, whole, none overlapping."""
+    import tensorflowvisu
+
+    long_name = "a_photo_of_my_handwritten7.png"  # 30 characters, shown whole
+    names = [f"pictures/{long_name}"] + [f"digit{k}.jpg" for k in range(1, count)]
+    rng = np.random.default_rng(count)
+    digits, probabilities = rng.random((count, 28, 28)), rng.dirichlet(np.ones(10), count)
+    best = int(np.argmax(probabilities[0]))
+    fig = tensorflowvisu.offscreen_figure(predict._figure_size(names), dpi=dpi)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. constrained layout giving up: too small
+        predict.plot_predictions(fig, names, digits, probabilities)
+        fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    titles = [fig.texts[0]] + [ax.title for ax in fig.axes]
+    assert titles[0].get_text() == predict.TITLE
+    answer = f"{best} (p={probabilities[0, best]:.2f})"
+    assert [ax.get_title() for ax in fig.axes[:2]] == [long_name, answer]
+    boxes = [title.get_window_extent(renderer) for title in titles]
+    for title, box in zip(titles, boxes):
+        assert (box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1), \
+            (title.get_text(), box.bounds, fig.bbox.bounds)
+    for i, box in enumerate(boxes):
+        assert not any(box.overlaps(other) for other in boxes[i + 1:]), titles[i].get_text()
+    for image_ax in fig.axes[::2]:  # each digit big enough to read: 1.5 inches, 108 screen pixels
+        assert image_ax.get_window_extent(renderer).width >= 1.5 * dpi
+    if count == 1:  # one picture: as wide as its title needs, not much more
+        assert boxes[0].width > 0.8 * fig.bbox.width
+
+
+def test_save_png_with_one_picture_and_long_names(tmp_path):
+    """The PNG is the figure at 100 dpi; names longer than 40 characters are cut in the middle."""
+    long_name = "photos/2024/" + "x" * 50 + ".jpeg"
+    assert predict._short_name(long_name) == "x" * 20 + "…" + "x" * 14 + ".jpeg"  # 40 characters
+    assert predict._short_name("folder/" + "y" * 40) == "y" * 40
+    names = ["a_photo_of_my_handwritten7.png"]
+    predict.save_png(tmp_path / "one.png", names, np.zeros((1, 28, 28)), np.full((1, 10), 0.1))
+    width, height = predict._figure_size(names)
+    with Image.open(tmp_path / "one.png") as picture:
+        assert picture.size == (round(width * 100), round(height * 100))
+        pixels = np.asarray(picture.convert("L"))
+    edges = [pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]
+    assert [edge.min() for edge in edges] == [255] * 4  # white all round: nothing runs off it
 
 
 def test_save_png_to_a_missing_folder_fails_before_loading_tensorflow(no_tensorflow, model_dir, tmp_path):
