@@ -62,7 +62,7 @@ def plain_training_loop():
     In TF1, train_step(...) was sess.run(train_step, feed_dict={X: batch_X, Y_: batch_Y})."""
     mnist = mnistdata.read_data_sets(args.data_dir, one_hot=True, reshape=False, validation_size=0)
     for i in range(args.steps + 1):
-        if i % 100 == 0 or i == args.steps:  # how well does the model read the test digits?
+        if lab.test_due(i, args.steps):  # time to measure how well it reads the test digits?
             Ylogits = model(mnist.test.images)
             correct = tf.equal(tf.argmax(Ylogits, 1), tf.argmax(mnist.test.labels, 1))
             print(f"step {i}: test accuracy {float(tf.reduce_mean(tf.cast(correct, tf.float32))):.4f}")

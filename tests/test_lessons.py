@@ -4,6 +4,7 @@ Full-length accuracy is measured by `python benchmarks/lab_time.py --all`, not h
 """
 import json
 import math
+import shutil
 import os
 import re
 import runpy
@@ -50,17 +51,58 @@ def test_short_run_ends_with_the_two_lines_and_learns(script, mnist_dir, tmp_pat
     assert match, out[-500:]
     max_accuracy, final_accuracy = map(float, match.groups())
     assert final_accuracy >= floor
-    assert max_accuracy >= final_accuracy
+    assert max_accuracy == round(max(history.test["accuracy"]), 4)
+    assert final_accuracy == round(history.test["accuracy"][-1], 4)
     assert history.to_dict() == json.loads((tmp_path / "run.json").read_text()), "returned and written"
     assert history.final["steps"] == steps
-    # measured every 20 steps; tested at each of the first 200 steps' measurements, then every 100
-    assert history.train["iteration"] == [*range(0, steps, 20), steps]
-    assert history.test["iteration"] == sorted({*range(0, min(steps, 200), 20), *range(0, steps, 100), steps})
+    assert history.train["iteration"] == [*range(0, steps, 20), steps]  # measured every 20 steps
+    assert history.test["iteration"] == [i for i in range(steps + 1) if lab.test_due(i, steps)]
     assert history.final["final_test_accuracy"] == pytest.approx(final_accuracy, abs=1e-4)
     assert out.splitlines()[0].startswith(f"{script[:-3]}: {steps} steps of 100 images")
     assert history.config["engine"] in out.splitlines()[0]
     assert history.config["cpu"]["model"] and isinstance(history.config["cpu"]["flags"], list)
     assert (tmp_path / "model" / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize("steps, test_points", [
+    (10000, [*range(0, 200, 20), *range(200, 10001, 100)]),  # the lessons: every 100 after the climb
+    (18000, [*range(0, 200, 20), *range(360, 18001, 180)]),  # 5.0: about 100 test points
+    (2000, [*range(0, 200, 20), *range(200, 2001, 100)]),  # 1.0
+    (200, [0, 40, 80, 120, 160, 200]),  # a workshop's short run: few test passes, they cost
+    (300, [0, 20, 60, 120, 180, 240, 300]),
+    (50, [0, 20, 40, 50]),  # the last step, off the 20-step grid
+])
+def test_the_test_points_are_about_a_hundred_per_run_and_dense_at_first(steps, test_points):
+    import lab
+
+    assert [i for i in range(steps + 1) if lab.test_due(i, steps)] == test_points
+
+
+def test_keywords_of_lab_run_mean_what_the_flags_mean(mnist_dir, capsys):
+    import lab
+
+    with pytest.raises(lab.LabError):
+        lab.run("2.1", steps=0, no_vis=True, data_dir=mnist_dir)  # 0 is a value, not "no flag"
+    assert "--steps: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_each_run_keeps_its_own_history_named_by_what_it_changed(mnist_dir, tmp_path):
+    """Without --history: runs/<lesson>.json is the latest run, runs/<lesson>/ keeps each one
+    (a copy of the lab, so that the real runs/ is not touched)."""
+    lesson = tmp_path / "lab"
+    shutil.copytree(ROOT, lesson, ignore=shutil.ignore_patterns(".*", "runs", "models", "data", "tests",
+                                                                  "benchmarks", "docs", "*.ipynb"))
+    for seed in (0, 1):
+        result = subprocess.run([sys.executable, str(lesson / "mnist_1.0_softmax.py"), "--no-vis", "--steps", "20",
+                                 "--seed", str(seed)], capture_output=True, text=True, cwd=tmp_path,
+                                env=dict(os.environ, MNIST_DATA_DIR=mnist_dir, MPLBACKEND="Agg"))
+        assert result.returncode == 0, result.stderr
+    latest = json.loads((lesson / "runs" / "mnist_1.0_softmax.json").read_text())
+    assert latest["config"]["flags"] == {"steps": 20, "seed": 1}
+    kept = {p.name.split("--", 1)[1]: json.loads(p.read_text())
+            for p in (lesson / "runs" / "mnist_1.0_softmax").glob("*.json")}
+    assert sorted(kept) == ["steps-20--seed-1.json", "steps-20.json"]
+    assert kept["steps-20--seed-1.json"] == latest and kept["steps-20.json"]["config"]["seed"] == 0
 
 
 def test_same_seed_same_curves_other_seed_other_curves(mnist_dir, tmp_path):
@@ -211,9 +253,11 @@ def test_the_plain_training_loop_of_lesson_1_and_of_lab_train_runs_and_learns(mn
     exec(documented, dict(lesson))  # the same loop, from the documentation, on the same model
     lines = capsys.readouterr().out.splitlines()
     accuracies = [float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("step ")]
-    assert [line.split(":")[0] for line in lines] == ["step 0", "step 100", "step 200"] * 2
-    assert accuracies[0] < 0.2 and accuracies[2] > 0.85  # the lesson's loop trains the model...
-    assert accuracies[3] > 0.85 and accuracies[5] > 0.85  # ... which the documented one trains further
+    points = [f"step {i}" for i in range(201) if lab.test_due(i, 200)]  # the real loop's test points
+    assert [line.split(":")[0] for line in lines] == points * 2
+    n = len(points)
+    assert accuracies[0] < 0.2 and accuracies[n - 1] > 0.85  # the lesson's loop trains the model...
+    assert accuracies[n] > 0.85 and accuracies[-1] > 0.85  # ... which the documented one trains further
 
 
 def test_report_figures_on_a_hand_made_prediction_set():
@@ -247,6 +291,7 @@ def no_tensorflow(tmp_path):
 
 @pytest.mark.parametrize("flags, complaint", [
     (["--steps", "0"], "--steps: must be at least 1"),
+    (["--batch-size", "100000"], "--batch-size 100000 is larger than the 60,000 training images"),
     (["--batch-size", "ten"], "--batch-size: expected a whole number"),
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--save-movie", "run.avi"], "error: --save-movie run.avi: a movie file name must end in .mp4 or .gif"),
