@@ -1,63 +1,31 @@
-"""Watching a neural network learn: the lab's dashboard, run history, movies and run comparisons.
+"""Watching a neural network learn: the lab's dashboard, run histories, movies, comparisons.
 
-The lab's pictures live here (predict.py draws its own, with the figure helpers below).
+History: what one training run measured, saved as JSON (runs/NAME.json). The training loop
+(lab.py) measures the accuracy and the cross-entropy loss on the current training batch
+every 20 steps, and on the 10,000 test digits every 20 steps at first, then about 100
+times per run, and at the last step.
 
-1. ``History``: what one training run measured, saved as JSON (``runs/NAME.json``).
-   Every 20 steps the training loop records the accuracy and the cross-entropy loss on
-   the current training batch; every 100 steps it records the same two on the 10,000
-   test digits, which the network never trains on.
+Dashboard: six live panels, in a window or as a picture under a notebook cell:
 
-2. ``Dashboard``: six live panels, a view of the training. The training loop (lab.py)
-   pushes what it measured (into the History, and the digits and histograms into the
-   dashboard) and calls ``refresh()``; the dashboard decides when it is worth drawing::
+    1 accuracy          2 cross-entropy loss      3 training digits
+    4 weights           5 biases                  6 test digits
 
-       1 accuracy          2 cross-entropy loss      3 training digits
-       4 weights           5 biases                  6 test digits
+Thin orange curves: the current training batch (noisy); bold blue: the test digits. Panels
+4 and 5: how the values spread (bands of percentiles around the median). Panels 3 and 6:
+misread digits first, on red, with the correct digit bottom left and the network's answer
+bottom right. Window keys: space pauses, 1-6 one panel large, 7 the curves, 8 panels 4 and
+5, 9 the digits, 0 all six. Drawing costs as much as dozens of training steps, so the
+dashboard draws rarely: at most 5 frames a second and 2 % of the time (3 % for a notebook
+picture, a whole PNG); it times each redraw and waits accordingly before the next one.
 
-   What to look for:
+Finished runs, from the command line or a notebook (where pictures go under the cell):
 
-   - Panels 1 and 2: the thin orange curves are measured on the current training batch
-     (100 digits, so they are noisy), the bold blue curves on the test digits. When the
-     training loss keeps falling while the test loss climbs back up, the network learns
-     its training digits by heart instead of learning to read: that is overfitting.
-     The accuracy axis zooms in (to 80-100 %, 90-100 %, ...) as the test accuracy grows.
-     The loss axis is logarithmic, so that 0.1 and 0.05 look as different as 1 and 0.5;
-     its range follows the test loss, so a training loss that falls towards 0 (a
-     network that knows its training digits by heart) leaves the panel at the bottom.
-   - Panels 4 and 5: how the values of all the weights (and all the biases) spread out
-     as training goes on. The darkest band holds the middle 20 % of the values (the
-     40th to the 60th percentile), each lighter band 10 % more on each side, the
-     lightest one reaches the smallest and the largest value; the line is the median.
-     Callers can show something else there (the batch-norm lessons show activations).
-   - Panels 3 and 6: digits, misrecognised ones first on a red background, with the
-     correct digit in the bottom left corner (black on white) and the network's answer in
-     the bottom right corner (white on red). The percentages on the left tell the
-     accuracy at which the red area would reach that line.
+    python tensorflowvisu.py compare runs/*.json --save-png compare.png
+    python tensorflowvisu.py confusion runs/mnist_2.1_five_layers_relu.json
+    python tensorflowvisu.py panel runs/mnist_2.1_five_layers_relu.json 6
+    tensorflowvisu.show_panel(history, 6)     # a run's panel 6, large
 
-   Keys in the window: space pauses and resumes, 1-6 shows one panel full size, 7 the
-   two curves, 8 panels 4 and 5, 9 the two digit panels, 0 or Escape all six again.
-   Closing the window stops training as Ctrl-C does.
-
-   Drawing the figure takes 30 to 100 milliseconds, as long as dozens of training steps,
-   so the dashboard draws rarely: at most 5 frames a second, and at most 2 % of the
-   time (it measures how long each redraw takes and waits 50 times as long before the
-   next one). Between redraws it only lets the window handle its events (keys, clicks,
-   resizing), at most every 50 ms. In a Jupyter notebook (or Colab, or VS Code) it is a
-   picture under the cell, replaced in place (at most 3 % of the time: a picture costs
-   more than a window redraw); with ``%matplotlib widget`` (ipympl) it is the live
-   interactive figure. Without a display it draws nothing until asked for a picture.
-
-3. ``Movie``: the dashboard recorded into an MP4 (with ffmpeg) or GIF file, a frame at
-   every test measurement. ``save_png(FILE)`` keeps a picture of the dashboard.
-
-4. Finished runs, from the command line or a notebook::
-
-       python tensorflowvisu.py compare runs/sigmoid.json runs/relu.json --save-png cmp.png
-       python tensorflowvisu.py confusion runs/relu.json
-       tensorflowvisu.compare(history1, "runs/relu.json")    # in a notebook: under the cell
-
-Importing this module imports neither TensorFlow nor matplotlib.pyplot: pyplot is
-imported only when a window is opened, so a run without a window never touches it.
+Importing this module imports neither TensorFlow nor matplotlib.pyplot.
 """
 
 from __future__ import annotations
@@ -104,8 +72,11 @@ TRAIN_STYLE = dict(color="#e69f00", linewidth=1.5, alpha=0.9, label="training ba
 TEST_STYLE = dict(color="#0072b2", linewidth=3.5, label="test digits")
 PANEL4_COLOUR = "#009e73"
 PANEL5_COLOUR = "#cc79a7"
+# Compared runs: these colours while they last, then a colormap's; and the line styles in
+# turn, so that neighbouring runs differ twice.
 RUN_COLOURS = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9",
                "#000000", "#f0e442", "#999999", "#882255"]
+RUN_LINESTYLES = ["-", "--", "-.", ":"]
 
 # Digit tiles: black ink on white, or on red for the misrecognised ones.
 BLACK = np.array([0.0, 0.0, 0.0], np.float32)
@@ -132,6 +103,14 @@ HISTOGRAM_SAMPLE = 20_000
 
 # The accuracy axis: its lower end (see _accuracy_floor) -> the distance between its ticks.
 ACCURACY_TICKS = {0.0: 0.2, 0.8: 0.05, 0.9: 0.02, 0.95: 0.01, 0.98: 0.005}
+ACCURACY_KEEP = 0.8  # the share of the test curve (after step 0) the accuracy axis must show
+
+# The digit panels: (digits shown, lines). Panel 6 shows fewer, larger digits when it has
+# more room: TEST_GRIDS maps the number of panels shown to its grid (tiles of about 7, 24
+# and 37 pixels in the window).
+TRAIN_GRID = (100, 10)
+TEST_GRIDS = {6: (1000, 25), 2: (440, 22), 1: (392, 14)}
+MAX_KEPT_ERRORS = 1000  # misread test digits a History keeps for show_panel
 
 # Dashboard keys: which panels each one shows.
 VIEWS = {"1": (1,), "2": (2,), "3": (3,), "4": (4,), "5": (5,), "6": (6,),
@@ -267,8 +246,10 @@ class History:
     """Everything one training run measured; saved as JSON, read back by the CLI.
 
     train and test are columns of numbers (one list per measurement, one entry per
-    update); config describes the run (model, engine, CPU...); final and report are filled
-    by the caller at the end (see lab.py for their keys).
+    update; "iteration" is the step); config describes the run (script, steps, flags,
+    date, engine...); final and report are filled by the caller at the end (see lab.py
+    for their keys); pictures is what the dashboard's panels 3 to 6 showed at the end
+    (Dashboard.keep_pictures), for show_panel. Files without pictures still load.
     """
 
     def __init__(self, name: str, config: dict | None = None):
@@ -278,6 +259,27 @@ class History:
         self.test = {"iteration": [], "accuracy": [], "loss": [], "wall_time": []}
         self.final = {}
         self.report = None
+        self.pictures = {}
+
+    def __repr__(self):
+        """One line: History(mnist_2.1_five_layers_relu: 10,000 steps, max test accuracy ...)."""
+        last = (self.train["iteration"] or self.test["iteration"] or [None])[-1]
+        steps = self.final.get("steps", last)
+        planned = self.config.get("steps")
+        of = f" of {planned:,}" if isinstance(planned, int) and planned != steps else ""
+        if steps is None:
+            return f"History({self.name}: no measurement yet)"
+        if not self.final:
+            done = f"step {steps:,}{of} so far"
+        elif self.final.get("interrupted"):
+            done = f"interrupted at step {steps:,}{of}"
+        else:
+            done = f"{steps:,} steps"
+        best = self.max_test_accuracy
+        if best is None:
+            return f"History({self.name}: {done}, no test yet)"
+        final = f"{'final' if self.final else 'last'} {self.test['accuracy'][-1]:.4f}"
+        return f"History({self.name}: {done}, max test accuracy {best:.4f}, {final})"
 
     def append_train(self, iteration, accuracy, loss, learning_rate, wall_time):
         """Record what was measured on the current training batch."""
@@ -313,6 +315,7 @@ class History:
             "test": _plain(self.test),
             "final": _plain(self.final),
             "report": _plain(self.report),
+            "pictures": _plain(self.pictures),
         }
 
     @classmethod
@@ -330,6 +333,7 @@ class History:
                 wanted[key] = list(columns[key])
         history.final = dict(d.get("final") or {})
         history.report = d.get("report")
+        history.pictures = dict(d.get("pictures") or {})
         return history
 
     def save(self, path):
@@ -367,6 +371,11 @@ def _stamp(tiles, which, digits, left, box, ink):
     tiles[which, 16:28, left:left + 8] = area
 
 
+def _shown_digits(labels, predictions, count):
+    """Which digits a grid of count shows, in order: the misread ones, then the others."""
+    return np.argsort(np.asarray(labels) == np.asarray(predictions), kind="stable")[:count]
+
+
 def digit_grid(images, labels, predictions, count=100, lines=10):
     """Arrange count digits on lines lines as one RGB picture (floats in [0, 1]).
 
@@ -386,9 +395,9 @@ def digit_grid(images, labels, predictions, count=100, lines=10):
     predictions = np.asarray(predictions).reshape(-1).astype(int)
     if not len(images) == len(labels) == len(predictions):
         raise ValueError(f"{len(images)} images, {len(labels)} labels, {len(predictions)} predictions")
+    order = _shown_digits(labels, predictions, count)
+    labels, predictions = labels[order], predictions[order]
     wrong = labels != predictions
-    order = np.argsort(~wrong, kind="stable")[:count]  # misrecognised first, stable order
-    wrong, labels, predictions = wrong[order], labels[order], predictions[order]
     ink = images[order].reshape(len(order), 28, 28, 1).astype(np.float32)
     if images.dtype == np.uint8:
         ink /= 255
@@ -496,25 +505,45 @@ def show_figure(draw, figsize, title="MNIST lab"):
         return
     fig = window_figure(figsize, title)
     draw(fig)
+    if _is_notebook_widget(_chosen_backend()):  # %matplotlib widget: shown under the cell, once
+        fig.show()
+        _leave_pyplot(fig)
+        return
     import matplotlib.pyplot as plt
 
     plt.show()
 
 
+def _leave_pyplot(fig):
+    """Take a figure shown under a cell (%matplotlib widget) out of pyplot's list of figures.
+
+    Else later cells show it again: ipympl shows pyplot's current figure at every plt.show(),
+    which %run calls; and %run's "a figure was made" flag would make it draw a new, empty one.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib._pylab_helpers import Gcf
+
+    Gcf.figs.pop(fig.canvas.manager.num, None)
+    if hasattr(plt.draw_if_interactive, "called"):  # set by IPython's %run
+        plt.draw_if_interactive.called = False
+
+
 # --------------------------------------------------------------------------- axes
 
 
-def _accuracy_floor(accuracies):
-    """Lower end of an accuracy axis that zooms in on where the runs are.
+def _accuracy_floor(iterations, accuracies):
+    """Lower end of an accuracy axis that zooms in on a test curve yet shows most of it.
 
-    The highest of 0.98, 0.95, 0.9, 0.8 that puts every accuracy in the upper 70 %
-    of the axis, else 0.
+    The highest of 0.98, 0.95, 0.9 and 0.8 that keeps at least ACCURACY_KEEP of the test
+    points after step 0 on the axis (a short run shows its climb, a long one its plateau)
+    and puts the best one in the upper 70 % of the axis; else 0.
     """
-    accuracies = [a for a in accuracies if a is not None and not math.isnan(a)]
-    if not accuracies:
+    points = np.asarray([a for i, a in zip(iterations, accuracies) if i > 0], dtype=float)
+    points = points[np.isfinite(points)]
+    if not points.size:
         return 0.0
     for floor in (0.98, 0.95, 0.9, 0.8):
-        if min(accuracies) >= floor + 0.3 * (1 - floor):
+        if np.mean(points >= floor) >= ACCURACY_KEEP and points.max() >= floor + 0.3 * (1 - floor):
             return floor
     return 0.0
 
@@ -575,6 +604,15 @@ def _set_loss_range(ax, low, high):
 # --------------------------------------------------------------------------- the dashboard's panels
 
 
+def _shorten_to_fit(text, right):
+    """Shorten a Text artist, ending it with "…", until it ends left of x = right (pixels)."""
+    full = text.get_text()
+    for length in range(len(full) - 1, 0, -1):
+        if text.get_window_extent().x1 <= right:
+            return
+        text.set_text(full[:length].rstrip() + "…")
+
+
 # The six panels on a 16 x 9 figure: (left, bottom, width, height) in figure fractions.
 _PANEL_BOXES = [(left, bottom, 0.26, 0.36) for bottom in (0.53, 0.065) for left in (0.055, 0.38, 0.705)]
 
@@ -594,15 +632,18 @@ class _Panels:
         self.iteration = self.iterations = None  # shown at the top right
         self.paused = False  # shows the PAUSED overlay
         self.train_digits = self.test_digits = None  # (images, labels, predictions)
+        self.train_total = None  # the batch size, when train_digits are only the ones shown
         self.digits_changed = [False, False]
         self.histogram_iterations, self.percentiles = [], ([], [])  # panels 4 and 5
         self.view = VIEWS["0"]  # the panels shown
         # y ranges, which only grow (see _round_limits); the loss range starts where
         # MNIST losses are (from 2.3 down to a few hundredths), so it rarely changes
         self.limits = {"loss": (0.02, 5.0)}
-        self.tick_totals = {}  # digit panel -> number of digits its accuracy ticks were made for
+        self.tick_totals = {}  # digit panel -> (digits, per line) its accuracy ticks were made for
         self.background = self.background_layout = None  # for blitting
-        fig.canvas.mpl_connect("draw_event", self._on_draw)
+        # A function, not the bound method, which matplotlib would hold weakly: the figure
+        # keeps its panels alive (show_panel keeps only the figure).
+        fig.canvas.mpl_connect("draw_event", lambda event: self._on_draw(event))
         self._build(title, panel_titles)
         self.show(*self.view)
 
@@ -629,7 +670,10 @@ class _Panels:
         """Show one panel, two side by side, or all six."""
         if len(panels) not in (1, 2, 6) or not set(panels) <= {1, 2, 3, 4, 5, 6}:
             raise ValueError(f"show_panels takes 1, 2 or 6 panel numbers from 1 to 6, not {panels}")
+        if TEST_GRIDS[len(panels)] != TEST_GRIDS[len(self.view)]:
+            self.digits_changed[1] = True  # panel 6 gets the grid that suits its size
         self.view = panels
+        self.legend.set_visible(bool({1, 2} & set(panels)))  # it tells the curves' colours
         if len(panels) == 6:
             boxes = _PANEL_BOXES
         elif len(panels) == 2:
@@ -648,10 +692,9 @@ class _Panels:
 
         fig = self.fig
         fig.set_facecolor("white")
-        # Header: the title on the left, the legend of panels 1 and 2 in the middle (where
-        # no curve can cover it), the iteration on the right.
-        fig.text(0.01, 0.985, title if len(title) <= 34 else title[:33] + "…", fontsize=TITLE_SIZE,
-                 weight="bold", va="top")
+        # Header: the title on the left, the legend of panels 1 and 2 (where no curve can
+        # cover it), the step on the right.
+        title = fig.text(0.01, 0.985, title, fontsize=TITLE_SIZE, weight="bold", va="top")
         self.status = fig.text(0.99, 0.985, "", fontsize=TITLE_SIZE, ha="right", va="top")
         self.paused_text = fig.text(0.5, 0.5, "PAUSED: press space to resume", fontsize=32,
                                     ha="center", va="center", visible=False,
@@ -675,9 +718,11 @@ class _Panels:
         for ax, measure in ((accuracy, "accuracy"), (loss, "loss")):
             self.lines["train", measure], = ax.plot([], [], **TRAIN_STYLE)
             self.lines["test", measure], = ax.plot([], [], **TEST_STYLE)
-        fig.legend(handles=[self.lines["train", "accuracy"], self.lines["test", "accuracy"]],
-                   loc="upper center", bbox_to_anchor=(0.54, 1.003), ncols=2, fontsize=TEXT_SIZE,
-                   frameon=False)
+        curves = [self.lines["train", "accuracy"], self.lines["test", "accuracy"]]
+        self.legend = fig.legend(handles=curves,
+                                 loc="upper right", bbox_to_anchor=(0.79, 1.003), ncols=2,
+                                 fontsize=TEXT_SIZE, frameon=False)
+        _shorten_to_fit(title, self.legend.get_window_extent().x0)
 
         self.bands = []
         for ax, colour in ((panel4, PANEL4_COLOUR), (panel5, PANEL5_COLOUR)):
@@ -690,11 +735,15 @@ class _Panels:
                       ["median", "40-60 %", "min-max"], loc="upper left", ncols=3,
                       fontsize=TEXT_SIZE - 2, handlelength=1.5, columnspacing=1)
 
-        self.images = []
-        for ax, (count, lines) in ((train_ax, (100, 10)), (test_ax, (1000, 25))):
+        self.images, self.waiting = [], []
+        for ax, (count, lines) in ((train_ax, TRAIN_GRID), (test_ax, TEST_GRIDS[6])):
             blank = np.full((lines * 28, count // lines * 28, 4), 255, np.uint8)
             self.images.append(ax.imshow(blank, interpolation="antialiased"))
+            self.waiting.append(ax.text(0.5, 0.5, "waiting for the first measurement",
+                                        transform=ax.transAxes, ha="center", fontsize=TEXT_SIZE,
+                                        color="#777777"))
             ax.set_xticks([])
+            ax.set_yticks([])  # until there are digits: then the accuracy of each line
             ax.grid(False)
             for spine in ax.spines.values():
                 spine.set_visible(False)
@@ -702,7 +751,7 @@ class _Panels:
         self.digit_axes = (train_ax, test_ax)
 
         self.moving = [*self.lines.values(), *[a for bands, median in self.bands for a in (*bands, median)],
-                       *self.images, accuracy.title, self.status, self.paused_text]
+                       *self.images, *self.waiting, accuracy.title, self.status, self.paused_text]
         for artist in self.moving:
             artist.set_animated(True)
 
@@ -716,7 +765,7 @@ class _Panels:
                 self.lines[series, measure].set_data(columns["iteration"], columns[measure])
         best = history.max_test_accuracy
         axes[0].title.set_text("Accuracy" if best is None else f"Accuracy (test max {best:.2%})")
-        floor = _accuracy_floor([best])
+        floor = _accuracy_floor(history.test["iteration"], history.test["accuracy"])
         if floor != self.accuracy_floor:
             _format_accuracy_axis(axes[0], floor)
             self.accuracy_floor = floor
@@ -749,20 +798,27 @@ class _Panels:
         for ax in (axes[0], axes[1], axes[3], axes[4]):
             ax.set_xlim(0, right)
 
-        for k, (digits, (count, lines)) in enumerate(((self.train_digits, (100, 10)),
-                                                      (self.test_digits, (1000, 25)))):
+        shown = ((self.train_digits, TRAIN_GRID), (self.test_digits, TEST_GRIDS[len(self.view)]))
+        for k, (digits, (count, lines)) in enumerate(shown):
             if digits is None or not self.digits_changed[k]:
                 continue
             grid = digit_grid(*digits, count=count, lines=lines)
             rgba = np.full((*grid.shape[:2], 4), 255, np.uint8)  # matplotlib draws RGBA bytes fastest
             rgba[..., :3] = grid * 255 + 0.5
-            self.images[k].set_data(rgba)
-            self._set_accuracy_ticks(self.digit_axes[k], len(digits[1]), count // lines, lines)
+            image = self.images[k]
+            if rgba.shape != image.get_array().shape:  # another grid: the axes follow
+                image.set_extent((-0.5, rgba.shape[1] - 0.5, rgba.shape[0] - 0.5, -0.5))
+            image.set_data(rgba)
+            self.waiting[k].set_visible(False)
+            total = (self.train_total if k == 0 else None) or len(digits[1])
+            self._set_accuracy_ticks(self.digit_axes[k], total, count // lines, lines)
             self.digits_changed[k] = False
 
         status = ""
         if self.iteration is not None:
-            status = f"iteration {self.iteration:,}" + (f" / {self.iterations:,}" if self.iterations else "")
+            status = f"step {self.iteration:,}"
+            if self.iterations:
+                status += f" / {self.iterations:,}"
         self.status.set_text(status)
         self.paused_text.set_visible(self.paused)
 
@@ -770,9 +826,10 @@ class _Panels:
         """Label every few lines of a digit grid with the accuracy at which red would reach it."""
         rows = np.arange(0, lines + 1, 5 if lines > 10 else 2)
         ticks = rows * 28 - 0.5
-        if not np.array_equal(ax.get_yticks(), ticks) or self.tick_totals.get(ax) != total:
+        made_for = (total, per_line)
+        if not np.array_equal(ax.get_yticks(), ticks) or self.tick_totals.get(ax) != made_for:
             ax.set_yticks(ticks, [f"{1 - r * per_line / total:.0%}" for r in rows])
-            self.tick_totals[ax] = total
+            self.tick_totals[ax] = made_for
 
     def layout(self):
         """What the static picture depends on: visible panels, axis ranges, ticks, size."""
@@ -815,7 +872,8 @@ class Dashboard:
 
     The training loop pushes the digits and histograms (set_training_digits,
     set_test_digits, append_histograms: references are kept, pass fresh arrays) and
-    calls refresh(i) after each measurement. It must call finish() at the end.
+    calls refresh(i) after each measurement. At the end, keep_pictures() before saving
+    the history (for show_panel), then finish().
     """
 
     def __init__(self, history, *, title="", panel4_title="weights", panel5_title="biases", live=True):
@@ -829,13 +887,16 @@ class Dashboard:
         self.closed = False  # the user closed the window
         self.draw_times = []  # seconds each live redraw took (to check the drawing budget)
         self._panels = None  # built when first needed (a live view, data pushed, a picture asked for)
-        self._iteration = self._iterations = None
+        self._iteration = None
+        steps = history.config.get("steps")  # the axes span the run from the first picture on
+        self._iterations = steps if isinstance(steps, int) and steps > 0 else None
+        self._training_indices = None  # where the training digits are in the training set
         self._training = True  # until the last refresh: space pauses, closing stops
         self._close_requested = False
         self._shown = False  # the window has appeared
         self._next_draw = self._next_events = 0.0
         self._drawn_state = None  # the data the screen shows
-        self._display = None  # a notebook picture's display handle
+        self._display = None  # the display handle of a notebook picture, or of a widget
         if live:
             self._open()
 
@@ -851,11 +912,13 @@ class Dashboard:
 
     # ----- what the training loop pushes
 
-    def set_training_digits(self, images, labels, predictions):
-        """The current training batch (100 digits), with the network's predictions."""
+    def set_training_digits(self, images, labels, predictions, indices=None):
+        """The current training batch, with the network's predictions; the panel shows 100.
+        indices: where these digits are in the training set (keep_pictures keeps them)."""
         self._ensure_panels()
         self._panels.train_digits = (images, labels, predictions)
         self._panels.digits_changed[0] = True
+        self._training_indices = indices
 
     def set_test_digits(self, images, labels, predictions):
         """All the test digits with the network's predictions; the panel shows 1000."""
@@ -908,6 +971,37 @@ class Dashboard:
         """Save the dashboard as it is now into a PNG file (1600 x 900), atomically."""
         save_figure(self.picture(), path)
 
+    def keep_pictures(self):
+        """Keep in the history what panels 3 to 6 show now, so that show_panel can draw
+        them after the run: the training digits shown (if set_training_digits had their
+        indices), the misread test digits, the percentiles of panels 4 and 5. Indices,
+        not images: show_panel reads the digits from MNIST. Keeps nothing without them."""
+        panels = self._panels
+        if panels is None:
+            return
+        pictures = {"step": panels.iteration}
+        if panels.train_digits is not None and self._training_indices is not None:
+            labels, predictions = (np.asarray(a).reshape(-1) for a in panels.train_digits[1:])
+            shown = _shown_digits(labels, predictions, TRAIN_GRID[0])
+            pictures["training_digits"] = {
+                "indices": np.asarray(self._training_indices).reshape(-1)[shown],
+                "labels": labels[shown], "predictions": predictions[shown],
+                "batch_size": len(labels)}
+        if panels.test_digits is not None:
+            labels, predictions = (np.asarray(a).reshape(-1) for a in panels.test_digits[1:])
+            wrong = np.flatnonzero(labels != predictions)
+            kept = wrong[:MAX_KEPT_ERRORS]
+            pictures["test_digits"] = {"indices": kept, "labels": labels[kept],
+                                       "predictions": predictions[kept], "misread": len(wrong),
+                                       "total": len(labels)}
+        if panels.histogram_iterations:
+            pictures["histograms"] = {
+                "titles": self.panel_titles[3:5], "steps": panels.histogram_iterations,
+                # 5 significant digits are plenty for a picture, and keep the file small
+                "percentiles": [[[float(f"{v:.5g}") for v in row] for row in rows]
+                                for rows in panels.percentiles]}
+        self.history.pictures = _plain(pictures)
+
     def show_panels(self, *panels):
         """Show one panel, two side by side, or all six: show_panels(3), show_panels(1, 2), show_panels(1, 2, 3, 4, 5, 6)."""
         self._ensure_panels()
@@ -922,6 +1016,10 @@ class Dashboard:
                 return
             if self._drawn_state != self._panels.data_state():
                 self._draw()
+            if self.mode == "window" and self._display is not None:
+                # %matplotlib widget: the notebook keeps, as the widget's picture, the one
+                # made when it was shown; show the final state instead.
+                self._display.update(self.figure.canvas)
             if wait and self.mode == "window" and not _is_notebook_widget(_chosen_backend()):
                 print("Close the dashboard window to finish.", flush=True)
                 while self.live:
@@ -1002,30 +1100,32 @@ class Dashboard:
         self._next_draw = start + max(1 / MAX_FPS, 0 if first else cost / budget)
 
     def _notebook_picture(self):
-        """The dashboard as a PNG picture for the notebook (its Title says which iteration)."""
+        """The dashboard as a PNG picture for the notebook (its Title says which step)."""
         from IPython.display import Image
 
         i, n = self._panels.iteration, self._panels.iterations
-        title = f"{self.title}: " + (f"iteration {i:,} of {n:,}" if n else "starting")
-        return Image(data=png_bytes(self.figure, title=title), format="png")
+        when = "starting" if i is None else f"step {i:,}" + (f" of {n:,}" if n else "")
+        return Image(data=png_bytes(self.figure, title=f"{self.title}: {when}"), format="png")
 
     def _show_window(self):
-        """Show the window, cheaply: while it appears, it draws itself (often twice), so
-        hide the panels until then, and then draw them once."""
-        for ax in self.figure.axes:
-            ax.set_visible(False)
-        self.figure.show()
+        """Show the window (or the widget under the cell), cheaply."""
+        canvas = self.figure.canvas
         if _is_notebook_widget(_chosen_backend()):
-            # %matplotlib widget: the canvas is now under the cell, live, and stays interactive.
-            # Out of pyplot's list of figures, it is not shown a second time when the cell
-            # ends (ipympl shows new figures then, %run calls plt.show); and %run's "a figure
-            # was made, draw it" flag would make it draw (and show) a new, empty one.
-            import matplotlib.pyplot as plt
-            from matplotlib._pylab_helpers import Gcf
+            # %matplotlib widget: the canvas goes under the cell, live and interactive. Its
+            # display handle lets finish() leave the final picture in the saved notebook.
+            from IPython.display import display
 
-            Gcf.figs.pop(self.figure.canvas.manager.num, None)
-            if hasattr(plt.draw_if_interactive, "called"):  # set by IPython's %run
-                plt.draw_if_interactive.called = False
+            if hasattr(canvas, "_repr_mimebundle_"):  # ipympl
+                self._display = display(canvas, display_id=True)
+            else:
+                self.figure.show()
+            _leave_pyplot(self.figure)
+        else:
+            # While a window appears, it draws itself (often twice): hide the panels until
+            # then, and then draw them once.
+            for ax in self.figure.axes:
+                ax.set_visible(False)
+            self.figure.show()
         self._process_events()
         self._shown = True
         self._panels.show(*self._panels.view)
@@ -1145,26 +1245,110 @@ def _movie_writer(path):
 # --------------------------------------------------------------------------- comparing runs
 
 
-def plot_comparison(histories, fig):
-    """Draw the test accuracy and test loss of several runs on fig, one colour per run."""
-    accuracy = fig.add_axes((0.06, 0.1, 0.42, 0.78))
-    loss = fig.add_axes((0.56, 0.1, 0.42, 0.78))
-    for k, history in enumerate(histories):
+def _lesson_name(history):
+    """A run's lesson, short: "2.1 five layers relu" for mnist_2.1_five_layers_relu."""
+    return history.name.removesuffix(".py").removeprefix("mnist_").replace("_", " ")
+
+
+def _flags_text(flags):
+    """Flags as typed: {"batch_size": 600, "no_vis": True} -> "--batch-size 600 --no-vis"."""
+    words = []
+    for key, value in flags.items():
+        if value is False or value is None:
+            continue
+        words.append(f"--{key.replace('_', '-')}")
+        if value is not True:
+            words.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+    return " ".join(words)
+
+
+def run_labels(histories):
+    """A legend label for each run, saying what differs between them.
+
+    The lesson, the flags that differ from its defaults (older histories, without
+    config["flags"]: steps, batch size and seed where they differ between the runs), how
+    it ended if interrupted, and its max and final test accuracy. Runs that would still
+    look the same (the lesson's code changed between them) get their start time.
+    """
+    older = [key for key in ("steps", "batch_size", "seed")
+             if len({json.dumps(h.config.get(key)) for h in histories}) > 1]
+    names = []
+    for history in histories:
+        flags = history.config.get("flags")
+        if not isinstance(flags, dict):
+            flags = {key: history.config.get(key) for key in older}
+        name = " ".join(filter(None, [_lesson_name(history), _flags_text(flags)]))
+        if history.final.get("interrupted"):
+            name += f", interrupted at step {history.final.get('steps', 0):,}"
+        names.append(name)
+    # Runs that look the same: their start time (HH:MM), else their date and time.
+    plain = list(names)
+    for when in (lambda date: date[11:16], lambda date: date[:19].replace("T", " ")):
+        alike = [k for k, name in enumerate(names) if names.count(name) > 1]
+        for k in alike:
+            if histories[k].config.get("date"):
+                names[k] = f"{plain[k]} ({when(str(histories[k].config['date']))})"
+    labels = []
+    for name, history in zip(names, histories):
         best = history.max_test_accuracy
-        label = f"{history.name}: max {best:.2%}" if best is not None else f"{history.name}: no test"
-        style = dict(color=RUN_COLOURS[k % len(RUN_COLOURS)], linewidth=3, label=label)
-        accuracy.plot(history.test["iteration"], history.test["accuracy"], **style)
-        loss.plot(history.test["iteration"], history.test["loss"], **style)
-    for ax, title in ((accuracy, "Test accuracy"), (loss, "Test cross-entropy loss")):
+        accuracies = [a for a in history.test["accuracy"] if not math.isnan(a)]
+        labels.append(f"{name}: max {best:.2%}, final {accuracies[-1]:.2%}" if best is not None
+                      else f"{name}: no test")
+    return labels
+
+
+def _run_styles(count):
+    """A colour and a line style for each of count runs, as a matplotlib cycler: all the
+    colours differ, and the line styles too when there are more runs than RUN_COLOURS."""
+    from cycler import cycler
+    from matplotlib import colormaps
+
+    if count <= len(RUN_COLOURS):
+        return cycler(color=RUN_COLOURS[:max(count, 1)])
+    if count <= 20:
+        colours = colormaps["tab20"].colors
+    else:
+        colours = colormaps["turbo"](np.linspace(0, 1, count))
+    styles = [RUN_LINESTYLES[k % len(RUN_LINESTYLES)] for k in range(count)]
+    return cycler(color=list(colours[:count]), linestyle=styles)
+
+
+def _legend_columns(labels):
+    return 1 if len(labels) == 1 or max(map(len, labels)) > 70 else 2
+
+
+def comparison_size(histories):
+    """The figure size for plot_comparison: taller when its legend has many lines."""
+    labels = run_labels(histories)
+    return (16, 6.5 + 0.35 * math.ceil(len(labels) / _legend_columns(labels)))
+
+
+def plot_comparison(histories, fig):
+    """Draw the test accuracy and test loss of several runs on fig, each its own colour
+    (and line style), the legend under the curves (see run_labels)."""
+    fig.set_layout_engine("constrained")
+    accuracy, loss = fig.subplots(1, 2)
+    styles = _run_styles(len(histories))
+    labels = run_labels(histories)
+    for ax, measure, title in ((accuracy, "accuracy", "Test accuracy"),
+                               (loss, "loss", "Test cross-entropy loss")):
+        ax.set_prop_cycle(styles)
+        for history, label in zip(histories, labels):
+            ax.plot(history.test["iteration"], history.test[measure], linewidth=3,
+                    label=label if ax is accuracy else None)  # one legend for both
         ax.set_title(title, fontsize=TITLE_SIZE)
-        ax.set_xlabel("iteration", fontsize=TEXT_SIZE)
+        ax.set_xlabel("step", fontsize=TEXT_SIZE)
+        ax.set_xlim(0, max([1, *[i for h in histories for i in h.test["iteration"][-1:]]]))
         ax.tick_params(labelsize=TEXT_SIZE)
         ax.grid(True, color="#dddddd")
-    _format_accuracy_axis(accuracy, _accuracy_floor([h.max_test_accuracy for h in histories]))
+    # The axis zooms in as far as it can while still showing most of every run's curve.
+    floors = [_accuracy_floor(h.test["iteration"], h.test["accuracy"]) for h in histories]
+    _format_accuracy_axis(accuracy, min(floors, default=0.0))
     loss_range = _finite_range([x for h in histories for x in h.test["loss"]], positive=True)
     if loss_range:
         _set_loss_range(loss, *_round_limits(*loss_range, log=True))
-    accuracy.legend(loc="lower right", fontsize=TEXT_SIZE)
+    fig.legend(loc="outside lower center", ncols=_legend_columns(labels), fontsize=TEXT_SIZE,
+               frameon=False, handlelength=3)
     return fig
 
 
@@ -1243,7 +1427,7 @@ def compare(*runs, save_png=None):
     """Overlay the test curves of runs (History objects or their JSON files): under the
     cell in a notebook, in a window in a terminal, or into save_png."""
     histories = _histories(runs)
-    _show_or_save(lambda fig: plot_comparison(histories, fig), (16, 7), save_png)
+    _show_or_save(lambda fig: plot_comparison(histories, fig), comparison_size(histories), save_png)
 
 
 def confusion(run, save_png=None):
@@ -1252,31 +1436,152 @@ def confusion(run, save_png=None):
     _show_or_save(lambda fig: plot_confusion(history, fig), (14, 9), save_png)
 
 
+# ------------------------------------------------------------------------ a finished run's panels
+
+
+# What panels 3 to 6 need from History.pictures (Dashboard.keep_pictures).
+_KEPT = {3: "training_digits", 4: "histograms", 5: "histograms", 6: "test_digits"}
+
+
+def _panel_numbers(number):
+    """The panels to show: 1-6 one panel; 7, 8, 9 and 0 as the dashboard's keys (panels 1
+    and 2, 4 and 5, 3 and 6, all six); or a tuple of 1, 2 or 6 panel numbers."""
+    panels = tuple(number) if isinstance(number, (tuple, list)) else VIEWS.get(str(number))
+    if not panels or len(panels) not in (1, 2, 6) or not set(panels) <= {1, 2, 3, 4, 5, 6}:
+        raise VisuError(f"no panel {number}: choose 1 to 6, 7 (panels 1 and 2), "
+                        "8 (4 and 5), 9 (3 and 6) or 0 (all six)")
+    return panels
+
+
+def _check_kept(history, panels):
+    """VisuError naming the first panel the run did not keep the pictures of."""
+    for number in panels:
+        if number in _KEPT and _KEPT[number] not in history.pictures:
+            raise VisuError(f"run {history.name} kept no picture of panel {number} (it ran "
+                            "with --no-vis, or with an older lab): run the lesson again "
+                            "without --no-vis")
+
+
+def _kept_digits(kept, dataset, what):
+    """The kept digits' indices and labels, checked against the MNIST dataset's."""
+    indices, labels = np.asarray(kept["indices"], dtype=int), np.asarray(kept["labels"], dtype=int)
+    if indices.size and (indices.max() >= dataset.num_examples
+                         or not np.array_equal(dataset.labels[indices], labels)):
+        raise VisuError(f"the MNIST {what} found are not the ones this run used: "
+                        "use the same MNIST files (--data-dir, or $MNIST_DATA_DIR)")
+    return indices, labels
+
+
+def plot_panel(history, number, fig, mnist=None):
+    """Draw panels of a finished run on fig (16 x 9), large, from its History (number: as
+    for show_panel). Panels 3 and 6 need mnist, as mnistdata.read_data_sets(reshape=False,
+    validation_size=0) gives it: the history keeps the digits' indices, not their images."""
+    panels = _panel_numbers(number)
+    _check_kept(history, panels)
+    pictures = history.pictures
+    histograms = pictures.get("histograms", {})
+    test = pictures.get("test_digits")
+    panel6 = "Test digits"
+    if test:
+        panel6 += f": {test['misread']:,} of {test['total']:,} misread"
+    titles = ["Accuracy", "Cross-entropy loss", "Training digits",
+              *histograms.get("titles", ["weights", "biases"]), panel6]
+    view = _Panels(fig, history, history.name, titles)
+    last = (history.train["iteration"] or history.test["iteration"] or [None])[-1]
+    view.iteration = pictures.get("step", last)
+    view.iterations = history.config.get("steps")
+    if 3 in panels:
+        kept = pictures["training_digits"]
+        indices, labels = _kept_digits(kept, mnist.train, "training digits")
+        view.train_digits = (mnist.train.images[indices], labels, kept["predictions"])
+        view.train_total = kept["batch_size"]
+        view.digits_changed[0] = True
+    if 6 in panels:
+        indices, labels = _kept_digits(test, mnist.test, "test digits")
+        if test["total"] != mnist.test.num_examples:
+            raise VisuError(f"this run was tested on {test['total']:,} digits, "
+                            f"the MNIST test set found has {mnist.test.num_examples:,}")
+        # All the test digits: the misread ones kept, the others read right
+        predictions = mnist.test.labels.astype(int)
+        predictions[indices] = test["predictions"]
+        view.test_digits = (mnist.test.images, mnist.test.labels, predictions)
+        view.digits_changed[1] = True
+    if histograms:
+        view.histogram_iterations = list(histograms["steps"])
+        view.percentiles = tuple([np.asarray(row, dtype=float) for row in rows]
+                                 for rows in histograms["percentiles"])
+    view.show(*panels)
+    view.update()
+    return fig
+
+
+def _read_mnist(panels, data_dir=None):
+    """The MNIST digits for panels 3 and 6 (None if neither is shown); VisuError if missing."""
+    if not {3, 6} & set(panels):
+        return None
+    import mnistdata
+
+    try:
+        return mnistdata.read_data_sets(data_dir, reshape=False, validation_size=0)
+    except mnistdata.MnistError as error:
+        raise VisuError(f"panels 3 and 6 show MNIST digits: {error}") from None
+
+
+def show_panel(run, number, save_png=None, data_dir=None):
+    """Draw panels of a finished run (a History or its JSON file) large: under the cell in a
+    notebook, in a window in a terminal, or into save_png.
+
+    number: 1 to 6 for one panel, or as the dashboard's keys: 7 panels 1 and 2, 8 panels 4
+    and 5, 9 panels 3 and 6, 0 all six. Panel 6 shows the misread test digits large enough
+    to read. Panels 3 and 6 read the digits from MNIST (data_dir: as the lessons' --data-dir).
+    """
+    history, = _histories([run])
+    panels = _panel_numbers(number)
+    _check_kept(history, panels)
+    mnist = _read_mnist(panels, data_dir)
+    _show_or_save(lambda fig: plot_panel(history, panels, fig, mnist), FIGURE_SIZE, save_png)
+
+
 def main(argv=None):
-    """The command line: python tensorflowvisu.py {compare,confusion} ... (-h for help)."""
+    """The command line: python tensorflowvisu.py {compare,confusion,panel} ... (-h for help)."""
     parser = ArgumentParser(
         prog="tensorflowvisu.py", description="Look at finished MNIST lab runs (the runs/*.json files).")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{compare,confusion}")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="{compare,confusion,panel}")
     compare_parser = commands.add_parser(
         "compare", help="overlay the test curves of several runs",
         description="Overlay the test accuracy and test loss curves of several runs, "
-                    "e.g. sigmoid vs ReLU vs dropout vs convolutions. The legend gives each "
-                    "run's best test accuracy; the accuracy axis zooms in on where the runs are.")
+                    "e.g. sigmoid vs ReLU vs dropout vs convolutions. The legend says what differs "
+                    "between the runs, and gives their best and final test accuracy.")
     compare_parser.add_argument("runs", nargs="+", metavar="RUN.json", help="run histories written by the lab")
     confusion_parser = commands.add_parser(
         "confusion", help="show a run's confusion matrix",
         description="Show which digits a run's network confuses: rows are the true digits, "
                     "columns the predicted ones; the most frequent confusions are called out.")
     confusion_parser.add_argument("run", metavar="RUN.json", help="a run history written by the lab")
-    for command in (compare_parser, confusion_parser):
+    panel_parser = commands.add_parser(
+        "panel", help="show one panel of a run's dashboard, large",
+        description="Show a panel of a finished run's dashboard, large, as it was at the end: "
+                    "1 accuracy, 2 loss, 3 training digits, 4 and 5 (weights and biases), 6 test "
+                    "digits, the misread ones first; or as the dashboard's keys: 7 panels 1 and 2, "
+                    "8 panels 4 and 5, 9 panels 3 and 6, 0 all six. Panels 3 and 6 read the digits "
+                    "from the MNIST files.")
+    panel_parser.add_argument("run", metavar="RUN.json", help="a run history written by the lab")
+    panel_parser.add_argument("number", metavar="N", type=int, choices=range(10),
+                              help="the panel: 1 to 6, or 7, 8, 9, 0 as the dashboard's keys")
+    panel_parser.add_argument("--data-dir", metavar="DIR",
+                              help="folder with the four MNIST files (default: as the lessons)")
+    for command in (compare_parser, confusion_parser, panel_parser):
         command.add_argument("--save-png", metavar="FILE",
                              help="write the picture into FILE instead of showing it")
     args = parser.parse_args(argv)
     try:
         if args.command == "compare":
             compare(*args.runs, save_png=args.save_png)
-        else:
+        elif args.command == "confusion":
             confusion(args.run, save_png=args.save_png)
+        else:
+            show_panel(args.run, args.number, save_png=args.save_png, data_dir=args.data_dir)
     except VisuError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

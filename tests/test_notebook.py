@@ -6,9 +6,11 @@ the last one per display, so the kernel's messages are recorded as they arrive.
 The kernel gets the notebook defaults: no MPLBACKEND (ipykernel's inline backend), no
 display, no magic.
 """
+import base64
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +78,18 @@ def test_run_a_lesson_shows_its_dashboard_under_the_cell_updated_in_place(notebo
         f"%run predict.py --model {out['save-model']} {tmp_path / 'seven.png'} --show",
         # lessons run again and again in one kernel: quietly
         *[f"%run mnist_1.0_softmax.py --steps 20 {flags}" for _ in range(6)],
+        f"tensorflowvisu.History.load(r'{out['history']}')",
+        # a finished run's panel 6, large (the history keeps the indices of the misread digits)
+        "import numpy as np, mnistdata\n"
+        "test = mnistdata.read_data_sets(reshape=False, validation_size=0).test\n"
+        "run = tensorflowvisu.History('made up', {'steps': 100})\n"
+        "dashboard = tensorflowvisu.Dashboard(run, live=False)\n"
+        "misread = np.arange(10_000) % 40 == 0\n"
+        "predictions = np.where(misread, (test.labels + 1) % 10, test.labels)\n"
+        "dashboard.set_test_digits(test.images, test.labels, predictions)\n"
+        "dashboard.refresh(100, 100)\n"
+        "dashboard.keep_pictures()\n"
+        "tensorflowvisu.show_panel(run, 6)",
     )
     pictures = client.pictures(0)
     kinds = [kind for kind, _ in pictures]
@@ -84,13 +98,21 @@ def test_run_a_lesson_shows_its_dashboard_under_the_cell_updated_in_place(notebo
     first, last = pictures[0][1], pictures[-1][1]
     assert last.size == (1152, 648)
     assert first.info["Title"] == "mnist_2.1_five_layers_relu: starting"
-    assert last.info["Title"] == "mnist_2.1_five_layers_relu: iteration 2,000 of 2,000", "the final state"
+    assert last.info["Title"] == "mnist_2.1_five_layers_relu: step 2,000 of 2,000", "final state"
     assert np.asarray(last.convert("L"), dtype=float).std() > 20
     assert "final test accuracy: 0." in client.streams("stdout")
 
-    for cell in (1, 2):  # compare and predict.py --show: their picture, inline
+    for cell in (1, 2, 10):  # compare, predict.py --show and show_panel: their picture, inline
         assert [kind for kind, _ in client.pictures(cell)] == ["display_data"]
         assert np.asarray(client.pictures(cell)[0][1].convert("L"), dtype=float).std() > 20
+    panel = np.asarray(client.pictures(10)[0][1].convert("RGB"), dtype=int)
+    assert panel.shape == (648, 1152, 3)
+    red = np.abs(panel - (255, 140, 140)).max(axis=-1) <= 3  # tv.ERROR_BACKGROUND
+    assert red.sum() > 40_000, "250 misread digits, large"
+    summary, = [c["data"]["text/plain"] for i, kind, c in client.messages
+                if i == 9 and kind == "execute_result"]
+    assert re.fullmatch(r"History\(mnist_1\.0_softmax: 20 steps, "
+                        r"max test accuracy 0\.\d{4}, final 0\.\d{4}\)", summary), summary
 
     # quiet: no TensorFlow start-up lines, no INFO lines, no retracing warnings, nothing on stderr
     assert client.streams("stderr") == ""
@@ -99,20 +121,56 @@ def test_run_a_lesson_shows_its_dashboard_under_the_cell_updated_in_place(notebo
     assert not [o for cell in nb.cells for o in cell.outputs if o.output_type == "error"]
 
 
+def widget_displays(client, cell_index):
+    """The widgets a cell showed: [(message type, model id, content)]."""
+    return [(kind, c["data"]["application/vnd.jupyter.widget-view+json"]["model_id"], c)
+            for i, kind, c in client.messages if i == cell_index
+            and kind in ("display_data", "update_display_data")
+            and "application/vnd.jupyter.widget-view+json" in c["data"]]
+
+
+def blue_pixels(png_base64):
+    """How many pixels have the test curves' blue: the longer the curves, the more."""
+    image = Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB")
+    image = np.asarray(image, dtype=int)
+    return int((np.abs(image - (0x00, 0x72, 0xb2)).max(axis=-1) <= 10).sum())
+
+
 def test_matplotlib_widget_gives_the_live_interactive_figure_once(notebook_env, tmp_path):
     """%matplotlib widget (ipympl): the dashboard is the interactive canvas, shown once,
-    its picture sent again while the network trains."""
-    client, _ = run_cells("%matplotlib widget", f"%run mnist_1.0_softmax.py --steps 300 --history {tmp_path / 'h.json'} "
-                                                f"--save-model {tmp_path / 'm'}")
+    its picture sent again while the network trains; the saved notebook keeps its final
+    picture. Figures shown later are shown once too, and never again in later cells."""
+    history = tmp_path / "h.json"
+    client, nb = run_cells(
+        "%matplotlib widget",
+        f"%run mnist_1.0_softmax.py --steps 300 --history {history} --save-model {tmp_path / 'm'}",
+        f"import tensorflowvisu\ntensorflowvisu.confusion(r'{history}')",
+        f"%run tensorflowvisu.py compare {history}",
+        "print('a later cell')")
     canvases = [c for i, kind, c in client.messages if i == 1 and kind == "comm_open"
                 and c["data"]["state"].get("_model_name") == "MPLCanvasModel"]
-    shown = [c for i, kind, c in client.messages if i == 1 and kind == "display_data"
-             and "application/vnd.jupyter.widget-view+json" in c["data"]]
-    assert len(canvases) == 1 and len(shown) == 1, "one canvas, shown once"
-    assert shown[0]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] == canvases[0]["comm_id"]
+    shown = widget_displays(client, 1)
+    assert len(canvases) == 1, "one canvas"
+    assert [kind for kind, _, _ in shown] == ["display_data", "update_display_data"], \
+        "shown once; its picture updated at the end"
+    assert {model for _, model, _ in shown} == {canvases[0]["comm_id"]}
     frames = [c for i, kind, c in client.messages if i == 1 and kind == "comm_msg"
               and c["comm_id"] == canvases[0]["comm_id"] and (c.get("buffers") or "_data_url" in c["data"].get("state", {}))]
     assert len(frames) >= 2, "the picture is sent again while training"
+
+    # What a saved notebook shows where the widget cannot run: the final state, not the first
+    first, final = (c["data"]["image/png"] for _, _, c in shown)
+    assert blue_pixels(final) > blue_pixels(first) + 300, "the test curves of all 300 steps"
+    saved, = [o for o in nb.cells[1].outputs if o.output_type == "display_data"]
+    assert saved.data["image/png"] == final
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert state[canvases[0]["comm_id"]]["state"]["_data_url"] == f"data:image/png;base64,{final}"
+
+    confusion, compare = widget_displays(client, 2), widget_displays(client, 3)
+    assert len(confusion) == len(compare) == 1, "each figure once, under its cell"
+    assert confusion[0][1] != compare[0][1], "the compare cell shows its own figure only"
+    assert not [kind for i, kind, _ in client.messages
+                if i == 4 and kind in ("display_data", "update_display_data")], "no figure again"
     assert client.streams("stderr") == ""
 
 

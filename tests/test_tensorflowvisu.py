@@ -15,6 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import matplotlib.colors
 import numpy as np
 import pytest
 from matplotlib.backend_bases import KeyEvent
@@ -133,6 +134,27 @@ def test_history_round_trips_exactly_through_json(tmp_path):
     assert loaded.to_dict() == history.to_dict() == stored
     assert loaded.max_test_accuracy == pytest.approx(0.098)
     assert sorted(os.listdir(path.parent)) == ["relu.json"]  # the temporary file is gone
+
+
+def test_history_repr_is_a_one_line_summary():
+    history = History("relu", {"steps": 10_000})
+    assert repr(history) == "History(relu: no measurement yet)"
+    history.append_train(0, 0.1, 2.3, 0.003, 0)
+    assert repr(history) == "History(relu: step 0 of 10,000 so far, no test yet)"
+    history.append_test(0, 0.1, 2.3, 0)
+    history.append_train(1200, 0.95, 0.2, 0.003, 5)
+    history.append_test(1200, 0.9512, 0.2, 5)
+    assert repr(history) == ("History(relu: step 1,200 of 10,000 so far, "
+                             "max test accuracy 0.9512, last 0.9512)")
+    history.final = {"steps": 1200, "interrupted": True}
+    assert repr(history) == ("History(relu: interrupted at step 1,200 of 10,000, "
+                             "max test accuracy 0.9512, final 0.9512)")
+    history.append_test(10_000, 0.9819, 0.06, 50)
+    history.test["accuracy"][-2] = 0.9825
+    history.final = {"steps": 10_000, "interrupted": False}
+    history.name = "mnist_2.1_five_layers_relu"
+    assert repr(history) == ("History(mnist_2.1_five_layers_relu: 10,000 steps, "
+                             "max test accuracy 0.9825, final 0.9819)")
 
 
 def test_history_max_test_accuracy():
@@ -259,7 +281,8 @@ def test_dashboard_renders_the_training_into_a_png(trained, tmp_path):
     assert list(test_line.get_ydata()) == history.test["accuracy"]
     assert list(loss.lines[1].get_ydata()) == history.test["loss"]
     assert accuracy.get_xlim() == (0, 300)
-    assert accuracy.get_ylim()[0] == 0.9, "the accuracy axis zooms in on 90-100 %"
+    assert accuracy.get_ylim()[0] == 0, "a short run shows its climb"
+    assert "step 300 / 300" in [text.get_text() for text in dashboard.figure.texts]
     low, high = loss.get_ylim()
     assert low <= min(history.test["loss"]) and high >= max(history.test["loss"])
     assert panel4.get_title() == "Batch-max activations"
@@ -281,6 +304,57 @@ def test_every_accuracy_tick_label_is_its_position(floor):
             assert float(label.rstrip("%")) == pytest.approx(tick * 100, abs=1e-9), (tick, label)
 
 
+def test_accuracy_axis_keeps_most_of_the_test_curve_on_the_panel():
+    """A short run shows its climb; a long one zooms in on its plateau."""
+    def floor(points):
+        return tv._accuracy_floor([i for i, _ in points], [a for _, a in points])
+
+    # 3.1, 200 steps; its best alone would zoom on 95-100 %
+    short = [(0, 0.1), (40, 0.8), (80, 0.92), (120, 0.95), (160, 0.965), (200, 0.975)]
+    assert floor(short) == 0.9, "its climb stays on the panel"
+    steps = [*range(0, 200, 20), *range(200, 10_001, 100)]
+    long = [(i, 0.982 - 0.88 * math.exp(-i / 400)) for i in steps]  # 2.1, 10,000 steps
+    assert floor(long) == 0.95
+    for points in (short, long):
+        after_0 = [a for i, a in points if i > 0]
+        assert np.mean(np.array(after_0) >= floor(points)) >= tv.ACCURACY_KEEP
+    assert floor([(0, 0.1)]) == floor([]) == 0.0, "nothing after step 0 yet: all of it"
+    assert floor([(0, 0.1), (100, 0.985), (200, 0.9851)]) == 0.95, "the best not at the very bottom"
+    assert floor([(0, 0.1), (20, float("nan")), (40, 0.9)]) == 0.8
+
+
+def test_first_picture_spans_the_run_and_waits_for_the_digits():
+    """The picture before any measurement (a notebook shows it while TensorFlow starts)."""
+    history = History("mnist_5.0_batchnorm_convolutional_augmented", {"steps": 10_000})
+    dashboard = Dashboard(history, title=history.name, live=False)
+    fig = dashboard.picture()
+    accuracy, loss, train_ax, panel4, _, test_ax = fig.axes[:6]
+    for ax in (accuracy, loss, panel4):
+        assert ax.get_xlim() == (0, 10_000)
+    for ax in (train_ax, test_ax):
+        assert list(ax.get_yticks()) == [] and list(ax.get_xticks()) == [], "no pixel ticks"
+        hints = [t.get_text() for t in ax.texts if t.get_visible()]
+        assert hints == ["waiting for the first measurement"]
+    texts = [t.get_text() for t in fig.texts if t.get_visible()]
+    assert history.name in texts, "the title in full: it fits before the legend"
+
+    dashboard.set_test_digits(fake_digits([1, 2]), np.array([1, 2]), np.array([1, 3]))
+    dashboard.refresh(0, 10_000)
+    dashboard.picture()
+    assert not [t for t in test_ax.texts if t.get_visible()]
+    assert test_ax.get_yticklabels()[0].get_text() == "100%", "the accuracy of each line"
+    assert "step 0 / 10,000" in [t.get_text() for t in fig.texts]
+
+
+def test_long_titles_are_shortened_before_the_legend():
+    title = "a title much longer than the header has room for, with more and more words " * 2
+    fig = Dashboard(History("x"), title=title, live=False).picture()
+    shown = fig.texts[0]
+    assert shown.get_text().endswith("…") and len(shown.get_text()) < len(title)
+    fig.canvas.draw()
+    assert shown.get_window_extent().x1 <= fig.legends[0].get_window_extent().x0
+
+
 def test_keys_show_the_right_panels(trained):
     _, dashboard = trained
     six = [ax.get_position(original=True).bounds for ax in dashboard.figure.axes[:6]]
@@ -288,6 +362,7 @@ def test_keys_show_the_right_panels(trained):
         press(dashboard, key)
         assert visible_panels(dashboard) == [int(key)]
         assert dashboard.figure.axes[int(key) - 1].get_position(original=True).width > 0.8
+        assert dashboard.figure.legends[0].get_visible() == (key in "12"), "the curves' legend"
     for key, pair in (("7", [1, 2]), ("8", [4, 5]), ("9", [3, 6])):
         press(dashboard, key)
         assert visible_panels(dashboard) == pair
@@ -299,6 +374,12 @@ def test_keys_show_the_right_panels(trained):
         assert visible_panels(dashboard) == [1, 2, 3, 4, 5, 6]
         assert np.allclose([ax.get_position(original=True).bounds for ax in dashboard.figure.axes[:6]], six)
     press(dashboard, "g")  # not a dashboard key: no error
+    test_image = dashboard.figure.axes[5].images[0]
+    for key, (lines, per_line) in (("6", (14, 28)), ("9", (22, 20)), ("0", (25, 40))):
+        press(dashboard, key)
+        dashboard.picture()
+        assert test_image.get_array().shape[:2] == (lines * 28, per_line * 28), "larger digits"
+        assert dashboard.figure.axes[5].get_ylim() == (lines * 28 - 0.5, -0.5)
     with pytest.raises(ValueError):
         dashboard.show_panels(1, 2, 3)
 
@@ -477,17 +558,81 @@ def test_compare_overlays_runs_with_names_and_max_accuracy(tmp_path, capsys):
     sigmoid = saved_history(tmp_path, "sigmoid", [0.1, 0.9, 0.95, 0.971, 0.97])
     relu = saved_history(tmp_path, "relu", [0.1, 0.95, 0.975, 0.982, 0.98])
     histories = [History.load(sigmoid), History.load(relu)]
-    fig = tv.plot_comparison(histories, tv.offscreen_figure((16, 7)))
+    fig = tv.plot_comparison(histories, tv.offscreen_figure(tv.comparison_size(histories)))
     accuracy, loss = fig.axes
-    legend = [text.get_text() for text in accuracy.get_legend().get_texts()]
-    assert legend == ["sigmoid: max 97.10%", "relu: max 98.20%"]
+    legend = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert legend == ["sigmoid: max 97.10%, final 97.00%", "relu: max 98.20%, final 98.00%"]
     assert len(accuracy.lines) == len(loss.lines) == 2
     assert accuracy.lines[0].get_color() != accuracy.lines[1].get_color()
-    assert accuracy.get_ylim() == (0.95, 1.0), "zoomed on where the runs differ"
+    assert accuracy.get_ylim() == (0.9, 1.0), "zoomed in, with most of each run's curve"
+    for ax in (accuracy, loss):
+        assert ax.get_xlim() == (0, 400) and ax.get_xlabel() == "step"
+    fig.canvas.draw()
+    below = fig.legends[0].get_window_extent()
+    assert all(below.y1 < ax.get_window_extent().y0 for ax in fig.axes), "under the curves"
 
     out = tmp_path / "png" / "compare.png"
     assert tv.main(["compare", str(sigmoid), str(relu), "--save-png", str(out)]) == 0
     assert_picture(out)
+
+
+def test_compare_labels_say_what_differs_between_the_runs():
+    def run(name, accuracies=(0.1, 0.9, 0.95), **config):
+        history = History(name, config)
+        for k, accuracy in enumerate(accuracies):
+            history.append_test(100 * k, accuracy, 1 / (k + 1), k)
+        return history
+
+    date = "2025-05-03T14:05:31"
+    labels = tv.run_labels([
+        run("mnist_2.1_five_layers_relu", steps=2000, seed=0, flags={}, date=date),
+        run("mnist_2.1_five_layers_relu", (0.1, 0.5), steps=20, batch_size=60000, seed=1, date=date,
+            flags={"steps": 20, "batch_size": 60000, "seed": 1}),
+        # the same lesson and flags twice (its code changed between the runs): their start time
+        run("mnist_1.0_softmax", flags={}, date="2025-05-03T15:10:00"),
+        run("mnist_1.0_softmax", (0.1, 0.92, 0.91), flags={}, date="2025-05-03T16:45:00"),
+        run("mnist_3.0_convolutional", flags={"xla": "off", "no_vis": True}),
+    ])
+    assert labels == [
+        "2.1 five layers relu: max 95.00%, final 95.00%",
+        "2.1 five layers relu --steps 20 --batch-size 60000 --seed 1: max 50.00%, final 50.00%",
+        "1.0 softmax (15:10): max 95.00%, final 95.00%",
+        "1.0 softmax (16:45): max 92.00%, final 91.00%",
+        "3.0 convolutional --xla off --no-vis: max 95.00%, final 95.00%",
+    ]
+    # Older histories, without "flags": steps, batch size and seed where they differ
+    older = [run("mnist_1.0_softmax", steps=2000, batch_size=100, seed=0),
+             run("mnist_1.0_softmax", steps=20, batch_size=100, seed=0),
+             run("mnist_1.0_softmax", steps=20, batch_size=100, seed=0, date=date),
+             run("mnist_1.0_softmax", steps=20, batch_size=100, seed=0, date="2025-05-04T14:05:00"),
+             run("sigmoid", [])]
+    older[1].final = {"steps": 20, "interrupted": True}
+    flags = "--steps 20 --batch-size 100 --seed 0"
+    assert tv.run_labels(older) == [
+        "1.0 softmax --steps 2000 --batch-size 100 --seed 0: max 95.00%, final 95.00%",
+        f"1.0 softmax {flags}, interrupted at step 20: max 95.00%, final 95.00%",
+        f"1.0 softmax {flags} (2025-05-03 14:05:31): max 95.00%, final 95.00%",  # same HH:MM
+        f"1.0 softmax {flags} (2025-05-04 14:05:00): max 95.00%, final 95.00%",
+        "sigmoid: no test",
+    ]
+
+
+@pytest.mark.parametrize("count", [1, 2, 10, 11, 13, 25])
+def test_compare_gives_every_run_its_own_colour(count):
+    histories = [History(f"run {k}") for k in range(count)]
+    for k, history in enumerate(histories):
+        history.append_test(0, 0.1, 2.3, 0)
+        history.append_test(100, 0.9 + k / 1000, 0.3, 1)
+    fig = tv.plot_comparison(histories, tv.offscreen_figure(tv.comparison_size(histories)))
+    accuracy, loss = fig.axes
+    colours = [tuple(matplotlib.colors.to_rgba(line.get_color())) for line in accuracy.lines]
+    assert len(set(colours)) == count, "no two runs share a colour"
+    assert [(line.get_color(), line.get_linestyle()) for line in loss.lines] == \
+        [(line.get_color(), line.get_linestyle()) for line in accuracy.lines], "a run: one style"
+    if count > len(tv.RUN_COLOURS):  # neighbours differ in their line style too
+        styles = [line.get_linestyle() for line in accuracy.lines]
+        assert all(a != b for a, b in zip(styles, styles[1:]))
+    assert len(fig.legends[0].get_texts()) == count
 
 
 def test_confusion_calls_out_the_most_confused_pairs_with_the_reports_figures(tmp_path):
@@ -509,6 +654,148 @@ def test_confusion_calls_out_the_most_confused_pairs_with_the_reports_figures(tm
     out = tmp_path / "confusion.png"
     assert tv.main(["confusion", str(path), "--save-png", str(out)]) == 0
     assert_picture(out)
+
+
+@pytest.fixture(scope="module")
+def mnist(mnist_dir):
+    import mnistdata
+
+    return mnistdata.read_data_sets(mnist_dir, reshape=False, validation_size=0)
+
+
+def finished_run(path, mnist, misread_every=50):
+    """A 300-step run's history as the lab saves it, with the pictures of its dashboard's
+    panels 3 to 6 (real MNIST digits, made-up predictions). Returns the dashboard."""
+    history = History("mnist_2.1_five_layers_relu", {"steps": 300})
+    dashboard = Dashboard(history, title=history.name, live=False)
+    fake_training(history, dashboard, 300)
+    batch = np.arange(1000, 1100) * 7
+    labels = mnist.train.labels[batch]
+    predictions = np.where(batch % 3 == 0, 7, labels)
+    dashboard.set_training_digits(mnist.train.images[batch], labels, predictions, indices=batch)
+    labels = mnist.test.labels
+    predictions = np.where(np.arange(len(labels)) % misread_every == 0, (labels + 1) % 10, labels)
+    dashboard.set_test_digits(mnist.test.images, labels, predictions)
+    dashboard.keep_pictures()
+    history.final = {"steps": 300, "interrupted": False}
+    history.save(path)
+    return dashboard
+
+
+def test_keep_pictures_keeps_what_panels_3_to_6_show(tmp_path):
+    history = History("x", {"steps": 300})
+    dashboard = Dashboard(history, live=False, panel4_title="activations")
+    dashboard.keep_pictures()
+    assert history.pictures == {}, "nothing to keep"
+    fake_training(history, dashboard, 300)
+    dashboard.keep_pictures()
+    assert sorted(history.pictures) == ["histograms", "step", "test_digits"], "no training indices"
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 500)
+    predictions = np.where(np.arange(500) % 4 == 0, (labels + 1) % 10, labels)
+    indices = np.arange(500) + 10  # where they are in the training set
+    dashboard.set_training_digits(fake_digits(labels), labels, predictions, indices=indices)
+    test_labels = rng.integers(0, 10, 3000)
+    test_predictions = (test_labels + (np.arange(3000) % 5 != 0)) % 10  # 2,400 misread
+    dashboard.set_test_digits(fake_digits(test_labels), test_labels, test_predictions)
+    dashboard.refresh(300, 300)
+    dashboard.keep_pictures()
+    path = tmp_path / "run.json"
+    history.save(path)
+    kept = json.loads(path.read_text())["pictures"]
+    assert kept["step"] == 300
+    train = kept["training_digits"]
+    assert train["batch_size"] == 500 and len(train["indices"]) == 100
+    assert train["indices"][:3] == [10, 14, 18], "the misread ones first, as the panel shows them"
+    assert train["labels"][0] == labels[0] and train["predictions"][0] == predictions[0]
+    test = kept["test_digits"]
+    assert test["misread"] == 2400 and test["total"] == 3000
+    assert len(test["indices"]) == tv.MAX_KEPT_ERRORS and test["indices"][:4] == [1, 2, 3, 4]
+    assert test["labels"][0] == test_labels[1] and test["predictions"][0] == test_predictions[1]
+    histograms = kept["histograms"]
+    assert histograms["titles"] == ["activations", "biases"]
+    assert histograms["steps"] == history.test["iteration"]
+    assert np.array(histograms["percentiles"]).shape == (2, len(history.test["iteration"]), 11)
+    assert History.load(path).pictures == kept
+
+    older = json.loads(path.read_text())
+    del older["pictures"]
+    path.write_text(json.dumps(older))
+    assert History.load(path).pictures == {}, "histories without pictures still load"
+
+
+def test_show_panel_draws_a_finished_runs_panel_large(tmp_path, mnist, mnist_dir, monkeypatch,
+                                                      capsys):
+    monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
+    path = tmp_path / "run.json"
+    dashboard = finished_run(path, mnist)
+    history = History.load(path)
+
+    # Panel 6: the misread test digits first, larger: the same grid as the window's key 6
+    fig = tv.plot_panel(history, 6, tv.offscreen_figure(tv.FIGURE_SIZE), mnist)
+    assert [k + 1 for k, ax in enumerate(fig.axes[:6]) if ax.get_visible()] == [6]
+    assert fig.axes[5].get_title() == "Test digits: 200 of 10,000 misread"
+    drawn = fig.axes[5].images[0].get_array()
+    dashboard.show_panels(6)
+    assert np.array_equal(drawn, dashboard.picture().axes[5].images[0].get_array())
+    assert drawn.shape[:2] == (14 * 28, 28 * 28), "392 digits of 37 pixels in the window"
+    assert "step 300 / 300" in [t.get_text() for t in fig.texts]
+
+    # Panel 3: the last training batch, from the training set
+    fig = tv.plot_panel(history, 3, tv.offscreen_figure(tv.FIGURE_SIZE), mnist)
+    dashboard.show_panels(3)
+    drawn = fig.axes[2].images[0].get_array()
+    assert np.array_equal(drawn, dashboard.picture().axes[2].images[0].get_array())
+
+    # Panels 4 and 5 (key 8), and the curves (key 7): as the dashboard drew them
+    for key, panels in ((8, [4, 5]), (7, [1, 2])):
+        fig = tv.plot_panel(history, key, tv.offscreen_figure(tv.FIGURE_SIZE))
+        assert [k + 1 for k, ax in enumerate(fig.axes[:6]) if ax.get_visible()] == panels
+    assert fig.axes[3].get_title() == "Weights"
+    assert list(fig.axes[0].lines[1].get_ydata()) == history.test["accuracy"]
+
+    out = tmp_path / "panel6.png"
+    assert tv.main(["panel", str(path), "6", "--save-png", str(out)]) == 0
+    image = assert_picture(out)
+    assert image.shape == (900, 1600, 3)
+    red = np.all(np.abs(image.astype(int) - (tv.ERROR_BACKGROUND * 255).astype(int)) <= 3, axis=-1)
+    assert red.sum() > 50_000, "200 misread digits, large"
+    assert capsys.readouterr().out == f"Saved {out}\n"
+
+
+def test_show_panel_says_in_one_line_what_is_missing(tmp_path, mnist, monkeypatch, capsys):
+    bare = saved_history(tmp_path, "mnist_1.0_softmax", [0.1, 0.9])  # an older lab, or --no-vis
+    assert tv.main(["panel", str(bare), "6", "--save-png", str(tmp_path / "p.png")]) == 1
+    err = capsys.readouterr().err
+    assert err == ("error: run mnist_1.0_softmax kept no picture of panel 6 (it ran with --no-vis, "
+                   "or with an older lab): run the lesson again without --no-vis\n")
+    assert tv.main(["panel", str(bare), "1", "--save-png", str(tmp_path / "p.png")]) == 0, "curves"
+    with pytest.raises(SystemExit) as usage:
+        tv.main(["panel", str(bare), "12"])
+    assert usage.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    with pytest.raises(VisuError, match="no panel 12"):
+        tv.show_panel(bare, 12)
+
+    path = tmp_path / "run.json"
+    finished_run(path, mnist)
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on: no download
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("MNIST_MIRRORS", f"http://127.0.0.1:{sock.getsockname()[1]}/")
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "no_mnist_here"))
+    assert tv.main(["panel", str(path), "3", "--save-png", str(tmp_path / "p3.png")]) == 1
+    err = capsys.readouterr().err  # mnistdata also says which download failed
+    assert err.splitlines()[-1].startswith("error: panels 3 and 6 show MNIST digits: ")
+    assert err.count("error:") == 1 and "Traceback" not in err
+
+    stored = json.loads(path.read_text())
+    stored["pictures"]["test_digits"]["labels"][0] += 1  # other MNIST files than the run's
+    path.write_text(json.dumps(stored))
+    with pytest.raises(VisuError, match="not the ones this run used"):
+        tv.plot_panel(History.load(path), 6, tv.offscreen_figure(tv.FIGURE_SIZE), mnist)
+    assert not (tmp_path / "p3.png").exists()
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
