@@ -25,6 +25,7 @@ import lab  # the shared machinery: flags, data, training loop, dashboard, repor
 args = lab.parse_args(__doc__, steps=10000)  # the flags first: a typo is reported at once
 
 import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
+import blocks  # the lab's learning-rate decay and batch normalisation
 
 W1 = tf.Variable(tf.random.truncated_normal([784, 200], stddev=0.1))
 B1 = tf.Variable(tf.ones([200]) / 10)  # 0.1: a small positive bias keeps the ReLUs alive
@@ -51,7 +52,7 @@ def model(X, training=False):
 
 # Learning rate at step s: 0.0001 + 0.003 * e^(-s/2000): 0.0031 at the start, 0.0012
 # after 2000 steps, 0.0001 in the end. Keras evaluates it at every step.
-optimizer = tf.keras.optimizers.Adam(lab.ExponentialDecay(0.003, decay_steps=2000, floor=0.0001))
+optimizer = tf.keras.optimizers.Adam(blocks.ExponentialDecay(0.003, decay_steps=2000, floor=0.0001))
 
 
 @tf.function

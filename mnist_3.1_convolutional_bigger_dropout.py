@@ -22,6 +22,7 @@ import lab  # the shared machinery: flags, data, training loop, dashboard, repor
 args = lab.parse_args(__doc__, steps=10000)  # the flags first: a typo is reported at once
 
 import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
+import blocks  # the lab's learning-rate decay and batch normalisation
 
 K, L, M, N = 6, 12, 24, 200
 
@@ -52,7 +53,7 @@ def model(X, training=False):
     return tf.matmul(Y4, W5) + B5
 
 
-optimizer = tf.keras.optimizers.Adam(lab.ExponentialDecay(0.003, decay_steps=2000, floor=0.0001))
+optimizer = tf.keras.optimizers.Adam(blocks.ExponentialDecay(0.003, decay_steps=2000, floor=0.0001))
 
 
 @tf.function

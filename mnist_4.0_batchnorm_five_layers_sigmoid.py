@@ -1,7 +1,7 @@
 r"""Lesson 4.0: lesson 2.0 with batch normalisation. Max test accuracy about 98.3%.
 
 A sigmoid only works near 0: far from it, it saturates at 0 or 1 and its gradient
-vanishes. Batch normalisation (lab.BatchNorm) re-centres and re-scales every layer's
+vanishes. Batch normalisation (blocks.BatchNorm) re-centres and re-scales every layer's
 weighted sums on each training batch before the sigmoid, so the sigmoids stay in their
 useful range whatever the weights do, and training can take bigger steps
 (learning rate 0.01 instead of 0.003). Each neuron learns its own offset (O, which
@@ -28,6 +28,7 @@ import lab  # the shared machinery: flags, data, training loop, dashboard, repor
 args = lab.parse_args(__doc__, steps=10000)  # the flags first: a typo is reported at once
 
 import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
+import blocks  # the lab's learning-rate decay and batch normalisation
 
 # Batch-normalised layers have no bias: an offset O and a scale S per neuron instead.
 W1 = tf.Variable(tf.random.truncated_normal([784, 200], stddev=0.1))
@@ -43,7 +44,7 @@ B5 = tf.Variable(tf.zeros([10]))
 variables = [W1, O1, S1, W2, O2, S2, W3, O3, S3, W4, O4, S4, W5, B5]
 
 # The moving averages of each layer's batch mean and variance, for test time.
-BN1, BN2, BN3, BN4 = (lab.BatchNorm(size, decay=0.998) for size in (200, 100, 60, 30))
+BN1, BN2, BN3, BN4 = (blocks.BatchNorm(size, decay=0.998) for size in (200, 100, 60, 30))
 
 
 def layers(X, training=False):
@@ -66,13 +67,15 @@ def model(X, training=False):
 
 
 def panels(X):
-    """Dashboard panels 4 and 5, on a training batch: the values before and after batch norm + sigmoid."""
+    """Dashboard panels 4 and 5, on a training batch: the values before batch norm, and
+    after it and the sigmoid."""
     _, sums, activations = layers(X)
     return {"weighted sums (before BN)": tf.concat([tf.reshape(Y, [-1]) for Y in sums], 0),
-            "sigmoid activations (after BN)": tf.concat([tf.reshape(Y, [-1]) for Y in activations], 0)}
+            "sigmoid activations (after BN)": tf.concat([tf.reshape(Y, [-1]) for Y in activations],
+                                                        0)}
 
 
-optimizer = tf.keras.optimizers.Adam(lab.ExponentialDecay(0.01, decay_steps=2000, floor=0.0001))
+optimizer = tf.keras.optimizers.Adam(blocks.ExponentialDecay(0.01, decay_steps=2000, floor=0.0001))
 
 
 @tf.function

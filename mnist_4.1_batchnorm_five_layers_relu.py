@@ -1,6 +1,6 @@
 r"""Lesson 4.1: lesson 2.1 with batch normalisation. Max test accuracy about 98.5%.
 
-Batch normalisation (lab.BatchNorm, see lesson 4.0) on the five ReLU layers. A ReLU
+Batch normalisation (blocks.BatchNorm, see lesson 4.0) on the five ReLU layers. A ReLU
 does not care about the scale of its input, so only the offset is learnt (B, which
 replaces the bias and starts at 0.1 as the biases of lesson 2.1 did). The learning rate
 starts ten times higher than in lesson 2.1.
@@ -25,6 +25,7 @@ import lab  # the shared machinery: flags, data, training loop, dashboard, repor
 args = lab.parse_args(__doc__, steps=10000)  # the flags first: a typo is reported at once
 
 import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
+import blocks  # the lab's learning-rate decay and batch normalisation
 
 W1 = tf.Variable(tf.random.truncated_normal([784, 200], stddev=0.1))
 B1 = tf.Variable(tf.ones([200]) / 10)  # the batch-norm offset of layer 1
@@ -38,7 +39,7 @@ W5 = tf.Variable(tf.random.truncated_normal([30, 10], stddev=0.1))
 B5 = tf.Variable(tf.ones([10]) / 10)  # a real bias: no batch norm on the last layer
 variables = [W1, B1, W2, B2, W3, B3, W4, B4, W5, B5]
 
-BN1, BN2, BN3, BN4 = (lab.BatchNorm(size) for size in (200, 100, 60, 30))
+BN1, BN2, BN3, BN4 = (blocks.BatchNorm(size) for size in (200, 100, 60, 30))
 
 
 def layers(X, training=False):
@@ -61,13 +62,14 @@ def model(X, training=False):
 
 
 def panels(X):
-    """Dashboard panels 4 and 5, on a training batch: weighted sums, and each neuron's batch-max activation."""
+    """Dashboard panels 4 and 5, on a training batch: the weighted sums, and each neuron's
+    largest activation over the batch."""
     _, sums, activations = layers(X)
     return {"weighted sums (before BN)": tf.concat([tf.reshape(Y, [-1]) for Y in sums], 0),
             "batch-max activations": tf.concat([tf.reduce_max(Y, axis=0) for Y in activations], 0)}
 
 
-optimizer = tf.keras.optimizers.Adam(lab.ExponentialDecay(0.03, decay_steps=1000, floor=0.0001))
+optimizer = tf.keras.optimizers.Adam(blocks.ExponentialDecay(0.03, decay_steps=1000, floor=0.0001))
 
 
 @tf.function

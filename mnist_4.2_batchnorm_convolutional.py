@@ -1,22 +1,22 @@
-r"""Lesson 4.2: a bigger convolutional network with batch normalisation. Max test accuracy about 99.5%.
+r"""Lesson 4.2: a bigger convolutional network, batch-normalised. Test accuracy about 99.5%.
 
 Lesson 3.1 with many more filters (24, 48 and 64) and batch normalisation
-(lab.BatchNorm, see lesson 4.0) after every convolutional and dense layer, channel by
+(blocks.BatchNorm, see lesson 4.0) after every convolutional and dense layer, channel by
 channel for the convolutions. The offsets B replace the biases. Batch norm lets the
 learning rate start at 0.02; dropout (keep 0.75) stays on the dense layer.
 Watch panels 4 and 5: each neuron's largest activation over the batch, for the
 convolutional and for the dense layer: batch norm keeps them in one tidy range.
 
-  @ @ @ @ @ @ @ @ @ @    -- conv. layer 6x6x1=>24 stride 1 +BN     W1 [6, 6, 1, 24]   B1 [24]
-  :::::::::::::::::::                                             Y1 [batch, 28, 28, 24]
-    @ @ @ @ @ @ @ @      -- conv. layer 5x5x24=>48 stride 2 +BN    W2 [5, 5, 24, 48]  B2 [48]
-    :::::::::::::::                                               Y2 [batch, 14, 14, 48]
-      @ @ @ @ @ @        -- conv. layer 4x4x48=>64 stride 2 +BN    W3 [4, 4, 48, 64]  B3 [64]
-      :::::::::::                                                 Y3 [batch, 7, 7, 64] => [batch, 3136]
-      \x/x\x/x\x/ D      -- fully connected layer (BN+relu+D)      W4 [3136, 200]     B4 [200]
-       . . . . .                                                  Y4 [batch, 200]
-        \x/x\x/          -- fully connected layer (softmax)        W5 [200, 10]       B5 [10]
-         . . .                                                    Y  [batch, 10]
+  @ @ @ @ @ @ @ @ @ @    -- conv. layer 6x6x1=>24 stride 1 +BN  W1 [6, 6, 1, 24]   B1 [24]
+  :::::::::::::::::::                                      Y1 [batch, 28, 28, 24]
+    @ @ @ @ @ @ @ @      -- conv. layer 5x5x24=>48 stride 2 +BN W2 [5, 5, 24, 48]  B2 [48]
+    :::::::::::::::                                        Y2 [batch, 14, 14, 48]
+      @ @ @ @ @ @        -- conv. layer 4x4x48=>64 stride 2 +BN W3 [4, 4, 48, 64]  B3 [64]
+      :::::::::::                                          Y3 [batch, 7, 7, 64] => [batch, 3136]
+      \x/x\x/x\x/ D      -- fully connected layer (BN+relu+D)   W4 [3136, 200]     B4 [200]
+       . . . . .                                           Y4 [batch, 200]
+        \x/x\x/          -- fully connected layer (softmax)     W5 [200, 10]       B5 [10]
+         . . .                                             Y  [batch, 10]
 """
 
 import lab  # the shared machinery: flags, data, training loop, dashboard, reports
@@ -24,6 +24,7 @@ import lab  # the shared machinery: flags, data, training loop, dashboard, repor
 args = lab.parse_args(__doc__, steps=10000)  # the flags first: a typo is reported at once
 
 import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
+import blocks  # the lab's learning-rate decay and batch normalisation
 
 K, L, M, N = 24, 48, 64, 200
 
@@ -39,15 +40,18 @@ W5 = tf.Variable(tf.random.truncated_normal([N, 10], stddev=0.1))
 B5 = tf.Variable(tf.ones([10]) / 10)
 variables = [W1, B1, W2, B2, W3, B3, W4, B4, W5, B5]
 
-BN1, BN2, BN3, BN4 = (lab.BatchNorm(size) for size in (K, L, M, N))
+BN1, BN2, BN3, BN4 = (blocks.BatchNorm(size) for size in (K, L, M, N))
 DROP = 0.25
 
 
 def layers(X, training=False):
     """Images X [batch, 28, 28, 1] -> logits [batch, 10], and the activations of the layers."""
-    Y1 = tf.nn.relu(BN1(tf.nn.conv2d(X, W1, strides=1, padding="SAME"), B1, training=training))   # 28x28
-    Y2 = tf.nn.relu(BN2(tf.nn.conv2d(Y1, W2, strides=2, padding="SAME"), B2, training=training))  # 14x14
-    Y3 = tf.nn.relu(BN3(tf.nn.conv2d(Y2, W3, strides=2, padding="SAME"), B3, training=training))  # 7x7
+    Y1l = tf.nn.conv2d(X, W1, strides=1, padding="SAME")  # 28x28: weighted sums, before batch norm
+    Y1 = tf.nn.relu(BN1(Y1l, B1, training=training))
+    Y2l = tf.nn.conv2d(Y1, W2, strides=2, padding="SAME")  # 14x14
+    Y2 = tf.nn.relu(BN2(Y2l, B2, training=training))
+    Y3l = tf.nn.conv2d(Y2, W3, strides=2, padding="SAME")  # 7x7
+    Y3 = tf.nn.relu(BN3(Y3l, B3, training=training))
     YY = tf.reshape(Y3, [-1, 7 * 7 * M])
     Y4 = tf.nn.relu(BN4(tf.matmul(YY, W4), B4, training=training))
     Ylogits = tf.matmul(tf.nn.dropout(Y4, rate=DROP) if training else Y4, W5) + B5
@@ -59,14 +63,15 @@ def model(X, training=False):
 
 
 def panels(X):
-    """Dashboard panels 4 and 5, on a training batch: each neuron's largest activation over the batch."""
+    """Dashboard panels 4 and 5, on a training batch: each neuron's largest activation over
+    the batch."""
     _, convolutional, dense = layers(X)
     return {"batch-max conv activations": tf.concat([tf.reshape(tf.reduce_max(Y, axis=0), [-1])
                                                      for Y in convolutional], 0),
             "batch-max dense activations": tf.reduce_max(dense, axis=0)}
 
 
-optimizer = tf.keras.optimizers.Adam(lab.ExponentialDecay(0.02, decay_steps=1600, floor=0.0001))
+optimizer = tf.keras.optimizers.Adam(blocks.ExponentialDecay(0.02, decay_steps=1600, floor=0.0001))
 
 
 @tf.function

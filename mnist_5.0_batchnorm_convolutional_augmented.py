@@ -1,4 +1,4 @@
-r"""Lesson 5.0: the best single model here: batch norm + data augmentation. Max test accuracy about 99.6%.
+r"""Lesson 5.0: batch norm and data augmentation, the best single network so far: about 99.6%.
 
 Lesson 4.2's network learns its 60,000 training digits almost by heart. The cure
 is more data, and we can make it: every training batch is randomly rotated (up to
@@ -9,16 +9,16 @@ batch at once (one affine transformation per image, one interpolation); panel 3 
 dashboard shows the augmented digits. With so much variety the network can train
 longer (30 epochs), with more dropout (keep 0.5) on its dense layer.
 
-  @ @ @ @ @ @ @ @ @ @    -- conv. layer 6x6x1=>24 stride 1 +BN     W1 [6, 6, 1, 24]   B1 [24]
-  :::::::::::::::::::                                             Y1 [batch, 28, 28, 24]
-    @ @ @ @ @ @ @ @      -- conv. layer 5x5x24=>48 stride 2 +BN    W2 [5, 5, 24, 48]  B2 [48]
-    :::::::::::::::                                               Y2 [batch, 14, 14, 48]
-      @ @ @ @ @ @        -- conv. layer 4x4x48=>64 stride 2 +BN    W3 [4, 4, 48, 64]  B3 [64]
-      :::::::::::                                                 Y3 [batch, 7, 7, 64] => [batch, 3136]
-      \x/x\x/x\x/ D      -- fully connected layer (BN+relu+D)      W4 [3136, 200]     B4 [200]
-       . . . . .                                                  Y4 [batch, 200]
-        \x/x\x/          -- fully connected layer (softmax)        W5 [200, 10]       B5 [10]
-         . . .                                                    Y  [batch, 10]
+  @ @ @ @ @ @ @ @ @ @    -- conv. layer 6x6x1=>24 stride 1 +BN  W1 [6, 6, 1, 24]   B1 [24]
+  :::::::::::::::::::                                      Y1 [batch, 28, 28, 24]
+    @ @ @ @ @ @ @ @      -- conv. layer 5x5x24=>48 stride 2 +BN W2 [5, 5, 24, 48]  B2 [48]
+    :::::::::::::::                                        Y2 [batch, 14, 14, 48]
+      @ @ @ @ @ @        -- conv. layer 4x4x48=>64 stride 2 +BN W3 [4, 4, 48, 64]  B3 [64]
+      :::::::::::                                          Y3 [batch, 7, 7, 64] => [batch, 3136]
+      \x/x\x/x\x/ D      -- fully connected layer (BN+relu+D)   W4 [3136, 200]     B4 [200]
+       . . . . .                                           Y4 [batch, 200]
+        \x/x\x/          -- fully connected layer (softmax)     W5 [200, 10]       B5 [10]
+         . . .                                             Y  [batch, 10]
 """
 
 import math
@@ -28,6 +28,7 @@ import lab  # the shared machinery: flags, data, training loop, dashboard, repor
 args = lab.parse_args(__doc__, steps=18000)  # the flags first: a typo is reported at once
 
 import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
+import blocks  # the lab's learning-rate decay and batch normalisation
 
 
 def augment(X):
@@ -68,15 +69,18 @@ W5 = tf.Variable(tf.random.truncated_normal([N, 10], stddev=0.1))
 B5 = tf.Variable(tf.ones([10]) / 10)
 variables = [W1, B1, W2, B2, W3, B3, W4, B4, W5, B5]
 
-BN1, BN2, BN3, BN4 = (lab.BatchNorm(size) for size in (K, L, M, N))
+BN1, BN2, BN3, BN4 = (blocks.BatchNorm(size) for size in (K, L, M, N))
 DROP = 0.5
 
 
 def layers(X, training=False):
     """Images X [batch, 28, 28, 1] -> logits [batch, 10], and the activations of the layers."""
-    Y1 = tf.nn.relu(BN1(tf.nn.conv2d(X, W1, strides=1, padding="SAME"), B1, training=training))   # 28x28
-    Y2 = tf.nn.relu(BN2(tf.nn.conv2d(Y1, W2, strides=2, padding="SAME"), B2, training=training))  # 14x14
-    Y3 = tf.nn.relu(BN3(tf.nn.conv2d(Y2, W3, strides=2, padding="SAME"), B3, training=training))  # 7x7
+    Y1l = tf.nn.conv2d(X, W1, strides=1, padding="SAME")  # 28x28: weighted sums, before batch norm
+    Y1 = tf.nn.relu(BN1(Y1l, B1, training=training))
+    Y2l = tf.nn.conv2d(Y1, W2, strides=2, padding="SAME")  # 14x14
+    Y2 = tf.nn.relu(BN2(Y2l, B2, training=training))
+    Y3l = tf.nn.conv2d(Y2, W3, strides=2, padding="SAME")  # 7x7
+    Y3 = tf.nn.relu(BN3(Y3l, B3, training=training))
     YY = tf.reshape(Y3, [-1, 7 * 7 * M])
     Y4 = tf.nn.relu(BN4(tf.matmul(YY, W4), B4, training=training))
     Ylogits = tf.matmul(tf.nn.dropout(Y4, rate=DROP) if training else Y4, W5) + B5
@@ -88,14 +92,15 @@ def model(X, training=False):
 
 
 def panels(X):
-    """Dashboard panels 4 and 5, on a training batch: each neuron's largest activation over the batch."""
+    """Dashboard panels 4 and 5, on a training batch: each neuron's largest activation over
+    the batch."""
     _, convolutional, dense = layers(X)
     return {"batch-max conv activations": tf.concat([tf.reshape(tf.reduce_max(Y, axis=0), [-1])
                                                      for Y in convolutional], 0),
             "batch-max dense activations": tf.reduce_max(dense, axis=0)}
 
 
-optimizer = tf.keras.optimizers.Adam(lab.ExponentialDecay(0.02, decay_steps=3000, floor=0.0001))
+optimizer = tf.keras.optimizers.Adam(blocks.ExponentialDecay(0.02, decay_steps=3000, floor=0.0001))
 
 
 @tf.function

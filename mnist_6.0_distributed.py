@@ -1,4 +1,4 @@
-r"""Lesson 6.0: lesson 3.0's network, trained data-parallel by several replicas. Max test accuracy about 98.9%.
+r"""Lesson 6.0: lesson 3.0's network, trained data-parallel by several replicas: about 98.9%.
 
 Data parallelism: several copies of the model ("replicas") share every training step.
 The batch of 100 images is split between them, 50 each with two replicas; each replica
@@ -44,9 +44,10 @@ after Ctrl-C, a crash or a worker that dies, the same command resumes from it
 
 import lab  # the shared machinery: flags, data, training loop, dashboard, reports
 
-args = lab.parse_args(__doc__, steps=10000, distributed=True)  # also --replicas, --checkpoint-dir...
+args = lab.parse_args(__doc__, steps=10000, distributed=True)  # + --replicas, --checkpoint-dir...
 
 import tensorflow as tf  # loaded by parse_args (it takes seconds), with the lab's settings
+import blocks  # the lab's learning-rate decay and batch normalisation
 
 if args.cluster:  # TF_CONFIG is set: this process is one worker of a cluster of machines
     strategy = tf.distribute.MultiWorkerMirroredStrategy()  # connects to the other workers
@@ -55,7 +56,7 @@ else:  # one machine: one replica per device of this process (args.devices: --re
 
 K, L, M, N = 4, 8, 12, 200  # filters in the three convolutional layers, neurons in the dense one
 
-with strategy.scope():  # made here, the variables are mirrored: one copy per replica, kept identical
+with strategy.scope():  # made here, variables are mirrored: one copy per replica, kept identical
     W1 = tf.Variable(tf.random.truncated_normal([5, 5, 1, K], stddev=0.1))
     B1 = tf.Variable(tf.ones([K]) / 10)
     W2 = tf.Variable(tf.random.truncated_normal([5, 5, K, L], stddev=0.1))
@@ -68,7 +69,8 @@ with strategy.scope():  # made here, the variables are mirrored: one copy per re
     B5 = tf.Variable(tf.ones([10]) / 10)
     variables = [W1, B1, W2, B2, W3, B3, W4, B4, W5, B5]
     # The optimizer too: its moving averages are variables, mirrored like the weights.
-    optimizer = tf.keras.optimizers.Adam(lab.ExponentialDecay(0.003, decay_steps=2000, floor=0.0001))
+    decay = blocks.ExponentialDecay(0.003, decay_steps=2000, floor=0.0001)
+    optimizer = tf.keras.optimizers.Adam(decay)
 
 
 def model(X, training=False):
@@ -92,10 +94,10 @@ def replica_step(X, Y_):
         # Summed over this replica's images, divided by the WHOLE batch's size (not the
         # share's): the replicas' gradients then add up to the gradient of the mean over
         # the whole batch, as one copy would compute it.
-        loss = tf.nn.compute_average_loss(tf.nn.softmax_cross_entropy_with_logits(labels=Y_, logits=Ylogits),
-                                          global_batch_size=args.batch_size)
+        losses = tf.nn.softmax_cross_entropy_with_logits(labels=Y_, logits=Ylogits)
+        loss = tf.nn.compute_average_loss(losses, global_batch_size=args.batch_size)
     gradients = tape.gradient(loss, variables)
-    optimizer.apply_gradients(zip(gradients, variables))  # all-reduce (add every replica's up), then step
+    optimizer.apply_gradients(zip(gradients, variables))  # all-reduce (a sum over replicas), a step
 
 
 @tf.function

@@ -62,7 +62,6 @@ import hashlib
 import http.client
 import io
 import os
-import secrets
 import sys
 import time
 import urllib.error
@@ -73,6 +72,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from plumbing import UserError, write_atomically
 
 # Base URLs tried in order for missing files (the file name plus ".gz" is appended).
 # https:// only: nobody on the way can see or swap the download (users may choose http://).
@@ -98,9 +99,7 @@ TIMEOUT = 30  # seconds without an answer before a mirror is given up
 MAX_SIZE = 64_000_000  # bytes
 
 
-class MnistError(Exception):
-    """The MNIST files could not be found, downloaded, read or verified (one-line message)."""
-
+MnistError = UserError  # the MNIST files could not be found, downloaded, read or verified
 
 class DataSet:
     """One split (train, validation or test): images, labels and a batch server.
@@ -394,28 +393,13 @@ def _describe(error) -> str:
 
 
 def _save(data: bytes, target: Path):
-    """Write a verified download atomically: a temporary file in the same folder, then rename.
-    The folder is created now, and only now: a failed download leaves nothing behind."""
-    # An unguessable name, created only if nothing is there (O_EXCL, and no symlink
-    # followed): in a shared folder, nobody can plant a file or link that we would write to.
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.part")
-    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL
-             | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))  # (POSIX, Windows)
-    created = False
+    """Write a verified download atomically (plumbing.write_atomically: a new, unguessable
+    temporary file in the same folder, then renamed). The folder is created now, and only
+    now: a failed download leaves nothing behind."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o666)  # 0o666 minus the umask, as any file the user makes
-        created = True
-        with open(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, target)  # other programs see either no file or the whole file
-    except BaseException as error:  # even Ctrl-C: no temporary file is left behind
-        if created:
-            tmp.unlink(missing_ok=True)
-        if not isinstance(error, OSError):
-            raise
-        raise MnistError(f"{target.name}: downloaded but cannot be saved in {target.parent}: "
-                         f"{error.strerror or error}") from None
+        write_atomically(target, lambda file: file.write(data))
+    except UserError as error:
+        raise MnistError(f"{target.name}: downloaded, but {error}") from None
 
 
 if __name__ == "__main__":

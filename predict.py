@@ -59,8 +59,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-import lab  # loads TensorFlow with the lab's settings (lab.load_tensorflow); light to import
+import plumbing  # loads TensorFlow with the lab's settings (load_tensorflow); light to import
 import tensorflowvisu
+from plumbing import UserError
 
 ROOT = Path(__file__).resolve().parent
 MODELS = ROOT / "models"  # where the lessons save their networks (lab.py: --save-model)
@@ -85,11 +86,7 @@ TITLE_POINTS, ANSWER_POINTS, NAME_POINTS, TICK_POINTS = 13, 11, 10, 9  # font si
 NAME_AT_MOST = 40  # longer file names are shortened in the middle, keeping the extension
 
 
-class PredictError(Exception):
-    """A problem the user can fix; the message is one line that says what is wrong."""
-
-
-class NoInkError(PredictError, ValueError):
+class NoInkError(UserError, ValueError):
     """The picture has no digit in it: one uniform colour, or only faint noise."""
 
 
@@ -262,25 +259,25 @@ def _centre(digit):
 
 
 def read_image(path):
-    """Open a PNG or JPEG file and prepare it: float32 [28, 28]. Raises PredictError."""
+    """Open a PNG or JPEG file and prepare it: float32 [28, 28]. Raises UserError."""
     path = Path(path)
     if path.is_dir():
-        raise PredictError("is a folder, not an image")
+        raise UserError("is a folder, not an image")
     if path.is_file() and path.stat().st_size == 0:
-        raise PredictError("empty file (0 bytes), not an image")
+        raise UserError("empty file (0 bytes), not an image")
     try:
         with Image.open(path) as image:
             image.load()
             return preprocess(image)
     except FileNotFoundError:
-        raise PredictError("no such file") from None
+        raise UserError("no such file") from None
     except UnidentifiedImageError:
-        raise PredictError("not an image that can be read (PNG or JPEG expected)") from None
+        raise UserError("not an image that can be read (PNG or JPEG expected)") from None
     except Image.DecompressionBombError:
-        raise PredictError("the image is too large (more than "
+        raise UserError("the image is too large (more than "
                            f"{Image.MAX_IMAGE_PIXELS * 2:,} pixels)") from None
     except OSError as error:  # unreadable, or a truncated or damaged file
-        raise PredictError(f"cannot read the image ({error.strerror or error})") from None
+        raise UserError(f"cannot read the image ({error.strerror or error})") from None
 
 
 # ---------------------------------------------------------------------- the model
@@ -290,13 +287,13 @@ def check_model_folder(folder):
     """Fail fast, before TensorFlow loads, when `folder` cannot be a SavedModel."""
     folder = Path(folder)
     if not folder.exists():
-        raise PredictError(f"model {folder}: no such folder")
+        raise UserError(f"model {folder}: no such folder")
     if not folder.is_dir():
-        raise PredictError(f"model {folder}: is a file; a model is a folder (e.g. models/mnist_3.0_convolutional)")
+        raise UserError(f"model {folder}: is a file; a model is a folder (e.g. models/mnist_3.0_convolutional)")
     if not (folder / "saved_model.pb").is_file():
         inside = sorted(p.name for p in _model_folders(folder))
         hint = f": it holds models, pass one of them, e.g. {folder / inside[0]}" if inside else ""
-        raise PredictError(f"model {folder}: not a saved model (no saved_model.pb in it){hint}")
+        raise UserError(f"model {folder}: not a saved model (no saved_model.pb in it){hint}")
 
 
 def load_model(folder):
@@ -305,26 +302,26 @@ def load_model(folder):
     Only TensorFlow and the folder are needed, not the lessons' code: the SavedModel
     holds the computation and the trained weights. Its "serving_default" signature
     takes `images` (float32 [N, 28, 28], 0-1, light ink on black) and returns
-    `probabilities` [N, 10] and `digits` [N]. Raises PredictError.
+    `probabilities` [N, 10] and `digits` [N]. Raises UserError.
     """
     check_model_folder(folder)
     try:
-        tf = lab.load_tensorflow()
+        tf = plumbing.load_tensorflow()
     except ImportError as error:
-        raise PredictError(f"cannot import TensorFlow ({error}): pip install -r requirements.txt") from None
+        raise UserError(f"cannot import TensorFlow ({error}): pip install -r requirements.txt") from None
     problem = None
-    with lab.quiet_stderr():  # a damaged folder makes TensorFlow's C++ core complain at length
+    with plumbing.quiet_stderr():  # a damaged folder makes TensorFlow's C++ core complain at length
         try:
             saved = tf.saved_model.load(str(folder))
         except Exception as error:  # a damaged or foreign folder: TensorFlow says why
             problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if problem:
-        raise PredictError(f"model {folder}: cannot load it ({problem})")
+        raise UserError(f"model {folder}: cannot load it ({problem})")
     serve = saved.signatures.get("serving_default")
     if serve is None:
-        raise PredictError(f"model {folder}: not a digit model saved by the lab (it has no serving_default signature)")
+        raise UserError(f"model {folder}: not a digit model saved by the lab (it has no serving_default signature)")
     if not _is_digit_signature(serve, tf):
-        raise PredictError(f"model {folder}: not a digit model saved by the lab (its serving_default signature "
+        raise UserError(f"model {folder}: not a digit model saved by the lab (its serving_default signature "
                            "must take images [N, 28, 28] and return probabilities [N, 10])")
 
     def probabilities(images):
@@ -355,10 +352,10 @@ def _model_folders(folder):
 
 
 def latest_model():
-    """The most recently saved model under models/ next to this script. Raises PredictError."""
+    """The most recently saved model under models/ next to this script. Raises UserError."""
     found = _model_folders(MODELS)
     if not found:
-        raise PredictError(f"no trained model in {MODELS}: train one first "
+        raise UserError(f"no trained model in {MODELS}: train one first "
                            "(e.g. python mnist_3.0_convolutional.py) or pass --model DIR")
     return max(found, key=lambda p: (p / "saved_model.pb").stat().st_mtime)
 
@@ -444,13 +441,13 @@ def _text_inches(text, points):
 
 
 def save_png(path, names, digits, probabilities):
-    """Draw the predictions into a PNG file (no window). Raises PredictError."""
+    """Draw the predictions into a PNG file (no window). Raises UserError."""
     fig = tensorflowvisu.offscreen_figure(_figure_size(names), dpi=100)
     plot_predictions(fig, names, digits, probabilities)
     try:
         tensorflowvisu.save_figure(fig, path, dpi=100)
-    except tensorflowvisu.VisuError as error:
-        raise PredictError(f"--save-png: {error}") from None
+    except UserError as error:
+        raise UserError(f"--save-png: {error}") from None
 
 
 def show(names, digits, probabilities):
@@ -459,7 +456,7 @@ def show(names, digits, probabilities):
     try:
         tensorflowvisu.show_figure(lambda fig: plot_predictions(fig, names, digits, probabilities),
                                    _figure_size(names), "predict.py")
-    except tensorflowvisu.VisuError as problem:
+    except UserError as problem:
         print(f"{problem}: cannot show the pictures (the predictions are above); "
               "add --save-png FILE to save them in a file", file=sys.stderr)
 
@@ -610,7 +607,7 @@ class DrawingPad:
 
 
 def parse_args(argv=None):
-    parser = tensorflowvisu.ArgumentParser(
+    parser = plumbing.ArgumentParser(
         prog="predict.py",
         description="Classify your own pictures of handwritten digits (PNG or JPEG, any size, "
                     "dark on light or light on dark) with a network trained by the lab's lessons, "
@@ -636,7 +633,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return _run(args)
-    except PredictError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -647,14 +644,14 @@ def _run(args):
     if args.draw:  # no window possible: say so before anything else
         try:
             window = tensorflowvisu.window_figure((10, 5.2), "predict.py --draw", dpi=100, toolbar=False)
-        except tensorflowvisu.VisuError as problem:  # no zoom and pan tools: in the pad, dragging draws
-            raise PredictError(f"{problem}: --draw needs a window to draw in") from None
+        except UserError as problem:  # no zoom and pan tools: in the pad, dragging draws
+            raise UserError(f"{problem}: --draw needs a window to draw in") from None
     folder = Path(args.model) if args.model else latest_model()
     if not args.model:
         print(f"using the most recent model: {folder}", file=sys.stderr)
     check_model_folder(folder)
     if args.save_png and not Path(args.save_png).resolve().parent.is_dir():
-        raise PredictError(f"--save-png {args.save_png}: no folder {Path(args.save_png).resolve().parent}")
+        raise UserError(f"--save-png {args.save_png}: no folder {Path(args.save_png).resolve().parent}")
     if args.draw:
         import matplotlib.pyplot as plt
 
@@ -668,7 +665,7 @@ def _run(args):
         try:
             digits.append(read_image(name))
             names.append(name)
-        except PredictError as error:
+        except UserError as error:
             print(f"error: {name}: {error}", file=sys.stderr)
             failed = True
     if not digits:

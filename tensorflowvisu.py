@@ -30,25 +30,21 @@ Importing this module imports neither TensorFlow nor matplotlib.pyplot.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import types
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-HISTORY_FORMAT = "mnist-lab-history/1"
+import history as history_module
+import plumbing
+from history import History
+from plumbing import UserError
 
 # How often the dashboard may redraw: at most MAX_FPS frames a second, and drawing may
 # take at most DRAW_BUDGET of the wall time (NOTEBOOK_BUDGET for a picture in a notebook,
@@ -78,7 +74,7 @@ RUN_COLOURS = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9",
                "#000000", "#f0e442", "#999999", "#882255"]
 RUN_LINESTYLES = ["-", "--", "-.", ":"]
 
-# Digit tiles: black ink on white, or on red for the misrecognised ones.
+# Digit tiles: black ink on white, or on red for the misread ones.
 BLACK = np.array([0.0, 0.0, 0.0], np.float32)
 BACKGROUND = np.array([1.0, 1.0, 1.0], np.float32)
 ERROR_BACKGROUND = np.array([1.0, 0.55, 0.55], np.float32)
@@ -119,486 +115,363 @@ VIEWS["escape"] = VIEWS["0"]
 PAUSE_KEY = " "
 
 
-class VisuError(Exception):
-    """A problem the user can fix; the message is one line that says what to do."""
-
-    def _render_traceback_(self):  # IPython (notebooks) shows this instead of a traceback
-        return [f"error: {self}"]
+# --------------------------------------------------------------------------- the dashboard
 
 
-# --------------------------------------------------------------------------- files
+class Dashboard:
+    """The lab's six panels: a view of a training run, which also keeps its History.
 
+    Any training loop can feed it (the lessons do it through lab.py):
 
-def _plain(value):
-    """The value with numpy numbers and arrays turned into plain Python ones (for JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+        dashboard = tensorflowvisu.Dashboard("my_network", steps=1000)
+        for step in range(1001):
+            ...                                             # a training step
+            if step % 20 == 0:                              # the training batch's figures
+                dashboard.train(step, accuracy, loss)
+            if step % 100 == 0:                             # the test images'
+                dashboard.test(step, test_accuracy, test_loss, images=x_test, labels=y_test,
+                               predictions=test_predictions, panels=[all_weights, all_biases])
+        dashboard.finish("runs/my_network.json")            # saves the history for compare
 
-
-def _temporary_name(path):
-    """A hidden name next to path, with path's suffix (writers choose the format by it)."""
-    path = Path(path)
-    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-
-
-def _write_atomically(path, write):
-    """Write a file so that nobody ever sees half of it.
-
-    write(file) writes into a temporary file next to the target (same folder, same
-    suffix), which then replaces the target in one step (os.replace). Missing folders
-    are created.
-    """
-    path = Path(path)
-    temp = _temporary_name(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():
-            raise IsADirectoryError(21, "it is a folder")
-        if path.exists() and not path.is_file():  # /dev/null, a pipe...: never replace those
-            with open(path, "wb") as file:
-                write(file)
-            return
-        with open(temp, "xb") as file:
-            write(file)
-        os.replace(temp, path)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise VisuError(f"cannot write {path} ({error.strerror or error}): "
-                        "choose another file name or folder") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-
-
-def cannot_write(path, folder=False):
-    """Why `path` cannot be written, or None if it can. Creates nothing.
-
-    `path` is a file to write (or, with folder=True, a folder to create or replace);
-    missing folders on the way will be created when it is written, so the nearest one
-    that exists must take new files: the only sure test is to write one there.
-    """
-    path = Path(path).absolute()
-    if path.exists() and path.is_dir() != folder:
-        return "it is a folder" if path.is_dir() else "it is a file"
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"{parent} is a file"
-    try:
-        tempfile.TemporaryFile(dir=parent).close()
-    except OSError as error:
-        return f"cannot write in {parent}: {error.strerror or error}"
-    return None
-
-
-def save_figure(fig, path, dpi=PNG_DPI):
-    """Save a figure as a PNG file, atomically. Raises VisuError if it cannot be written."""
-    _write_atomically(path, lambda file: fig.savefig(file, format="png", dpi=dpi))
-
-
-@contextlib.contextmanager
-def ctrl_c_held(on_press=None):
-    """Hold Ctrl-C back while the block runs, for work that must not stop half-way
-    (a file being written, a movie frame going to ffmpeg, a TensorFlow computation).
-    Yields an object whose `pressed` tells whether Ctrl-C came meanwhile; on_press()
-    is called when it comes (e.g. to end a pause)."""
-    held = types.SimpleNamespace(pressed=False)
-    if threading.current_thread() is not threading.main_thread():
-        yield held
-        return
-
-    def press(*_):
-        held.pressed = True
-        if on_press:
-            on_press()
-
-    previous = signal.signal(signal.SIGINT, press)
-    try:
-        yield held
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with a bad flag reported in one line instead of the usage block.
-
-    Shared by every command line of the lab: the lessons, predict.py and this module.
+    name: the run's name (title, history); steps: how many the run will take (the axes
+    span them from the start); config: what describes the run, kept in its history.
+    live: show a window (or, in a notebook, a picture under the cell) if possible; `live`
+    then tells whether it does, and `not_live` why not ("no display", ...). Without it,
+    nothing is drawn until a picture is needed: png (a PNG of the final state) or movie
+    (an MP4 or GIF, a frame at every test). panel_titles: what panels 4 and 5 show.
+    Images: [N, 28, 28] (or [N, 28, 28, 1], [N, 784]) of ink from 0 to 1; labels and
+    predictions: N digits. Arrays are kept by reference: pass fresh ones.
     """
 
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
-
-
-# --------------------------------------------------------------------------- history
-
-
-class History:
-    """Everything one training run measured; saved as JSON, read back by the CLI.
-
-    train and test are columns of numbers (one list per measurement, one entry per
-    update; "iteration" is the step); config describes the run (script, steps, flags,
-    date, engine...); final and report are filled by the caller at the end (see lab.py
-    for their keys); pictures is what the dashboard's panels 3 to 6 showed at the end
-    (Dashboard.keep_pictures), for show_panel. Files without pictures still load.
-    """
-
-    def __init__(self, name: str, config: dict | None = None):
-        self.name = str(name)
-        self.config = dict(config or {})
-        self.train = {"iteration": [], "accuracy": [], "loss": [], "learning_rate": [], "wall_time": []}
-        self.test = {"iteration": [], "accuracy": [], "loss": [], "wall_time": []}
-        self.final = {}
-        self.report = None
-        self.pictures = {}
-
-    def __repr__(self):
-        """One line: History(mnist_2.1_five_layers_relu: 10,000 steps, max test accuracy ...)."""
-        last = (self.train["iteration"] or self.test["iteration"] or [None])[-1]
-        steps = self.final.get("steps", last)
-        planned = self.config.get("steps")
-        of = f" of {planned:,}" if isinstance(planned, int) and planned != steps else ""
-        if steps is None:
-            return f"History({self.name}: no measurement yet)"
-        if not self.final:
-            done = f"step {steps:,}{of} so far"
-        elif self.final.get("interrupted"):
-            done = f"interrupted at step {steps:,}{of}"
-        else:
-            done = f"{steps:,} steps"
-        best = self.max_test_accuracy
-        if best is None:
-            return f"History({self.name}: {done}, no test yet)"
-        final = f"{'final' if self.final else 'last'} {self.test['accuracy'][-1]:.4f}"
-        return f"History({self.name}: {done}, max test accuracy {best:.4f}, {final})"
-
-    def append_train(self, iteration, accuracy, loss, learning_rate, wall_time):
-        """Record what was measured on the current training batch."""
-        for key, value in zip(self.train, (iteration, accuracy, loss, learning_rate, wall_time)):
-            self.train[key].append(int(value) if key == "iteration" else float(value))
-
-    def append_test(self, iteration, accuracy, loss, wall_time):
-        """Record what was measured on the test digits."""
-        for key, value in zip(self.test, (iteration, accuracy, loss, wall_time)):
-            self.test[key].append(int(value) if key == "iteration" else float(value))
-
-    def resume(self, earlier, step):
-        """Carry on from the history of the same run, interrupted after `step` (lab.py)."""
-        for part in ("train", "test"):
-            mine, theirs = getattr(self, part), getattr(earlier, part)
-            keep = [k for k, i in enumerate(theirs["iteration"]) if i <= step]
-            for key in mine:
-                mine[key] = [theirs[key][k] for k in keep]
-        self.config["resumed_from"] = [*earlier.config.get("resumed_from", []), step]
+    def __init__(self, name, steps=None, *, config=None, panel_titles=("weights", "biases"), live=True,
+                 movie=None, png=None):
+        self.history = History(name, dict(config or {}, steps=steps) if steps else config)
+        self.title = str(name) or "MNIST lab"
+        self.panel_titles = ["Accuracy", "Cross-entropy loss", "Training digits", *panel_titles, "Test digits"]
+        self.png = png
+        self.movie = Movie(movie) if movie else None
+        self.mode = None  # "window" (a GUI window or notebook widget), "notebook" (pictures) or None
+        self.not_live = ""  # why live was asked for and is not possible
+        self.paused = False
+        self.closed = False  # the user closed the window
+        self.draw_times = []  # seconds each live redraw took (to check the drawing budget)
+        self._panels = None  # built when first needed (a live view, data pushed, a picture asked for)
+        self._step = None
+        self._steps = steps if isinstance(steps, int) and steps > 0 else None
+        self._training_indices = None  # where the training digits are in the training set
+        self._training = True  # until the run ends: space pauses, closing stops it
+        self._close_requested = False
+        self._shown = False  # the window has appeared
+        self._next_draw = self._next_events = 0.0
+        self._drawn_state = None  # the data the screen shows
+        self._display = None  # the display handle of a notebook picture, or of a widget
+        self._start = time.perf_counter()
+        self._saved = False  # save() ran (or finish() runs it)
+        if live:
+            self._open()
 
     @property
-    def max_test_accuracy(self):
-        """The best test accuracy so far, None before the first test."""
-        values = [a for a in self.test["accuracy"] if not math.isnan(a)]
-        return max(values) if values else None
+    def live(self):
+        """True while a window (or a notebook picture) shows the dashboard."""
+        return self.mode is not None and not self.closed
 
-    def to_dict(self) -> dict:
-        return {
-            "format": HISTORY_FORMAT,
-            "name": self.name,
-            "config": _plain(self.config),
-            "train": _plain(self.train),
-            "test": _plain(self.test),
-            "final": _plain(self.final),
-            "report": _plain(self.report),
-            "pictures": _plain(self.pictures),
-        }
+    @property
+    def wants_pictures(self):
+        """Will anything show the digits and panels 4 and 5: a window or notebook picture, a
+        movie, a PNG, or the figure asked for already (picture, show_panels)? (Else they
+        need not be computed.)"""
+        return self.live or bool(self.movie or self.png) or self._panels is not None
 
-    @classmethod
-    def from_dict(cls, d):
-        """The History stored in d (as made by to_dict); VisuError if d is not one."""
-        if not isinstance(d, dict) or d.get("format") != HISTORY_FORMAT:
-            raise VisuError(f'not a run history (no "format": "{HISTORY_FORMAT}")')
-        history = cls(d.get("name", ""), d.get("config") or {})
-        for part in ("train", "test"):
-            columns = d.get(part)
-            wanted = getattr(history, part)
-            if not isinstance(columns, dict) or not all(isinstance(columns.get(k), list) for k in wanted):
-                raise VisuError(f'damaged run history: "{part}" needs the lists {", ".join(wanted)}')
-            for key in wanted:
-                wanted[key] = list(columns[key])
-        history.final = dict(d.get("final") or {})
-        history.report = d.get("report")
-        history.pictures = dict(d.get("pictures") or {})
-        return history
+    @property
+    def figure(self):
+        """The matplotlib Figure (None until something needed it)."""
+        return self._panels.fig if self._panels else None
 
-    def save(self, path):
-        """Write the history as JSON, atomically; creates missing folders."""
-        text = json.dumps(self.to_dict(), indent=1)
-        _write_atomically(path, lambda file: file.write(text.encode("utf-8")))
+    def clock(self):
+        """Seconds since the run started (a resumed run's clock goes on)."""
+        return round(time.perf_counter() - self._start, 3)
 
-    @classmethod
-    def load(cls, path) -> History:
-        """Read a history written by save; VisuError naming the file if that fails."""
+    # ----- what the training loop tells
+
+    def train(self, step, accuracy, loss, learning_rate=None, *, images=None, labels=None, predictions=None,
+              indices=None):
+        """What was measured on a training batch at `step`: its accuracy and loss (and the
+        learning rate); its images, labels and the network's predictions for panel 3
+        (indices: where they are in the training set, for show_panel). Then draws if it
+        is time. Raises KeyboardInterrupt once if the user closed the window."""
+        self.history.append_train(step, accuracy, loss, math.nan if learning_rate is None else learning_rate,
+                                  self.clock())
+        if images is not None and self.wants_pictures:
+            self._ensure_panels()
+            self._panels.train_digits = (images, labels, predictions)
+            self._panels.digits_changed[0] = True
+            self._training_indices = indices
+        self.refresh(step)
+
+    def test(self, step, accuracy, loss, *, images=None, labels=None, predictions=None, panels=None):
+        """What was measured on the test images at `step`: accuracy and loss; the images,
+        labels and predictions for panel 6; panels: the values whose spread panels 4 and 5
+        show (e.g. [all the weights, all the biases]). Then draws if it is time."""
+        self.history.append_test(step, accuracy, loss, self.clock())
+        if self.wants_pictures and images is not None:
+            self._ensure_panels()
+            self._panels.test_digits = (images, labels, predictions)
+            self._panels.digits_changed[1] = True
+        if self.wants_pictures and panels is not None:
+            self._ensure_panels()
+            self._panels.append_histograms(step, *panels)
+        if self.movie:
+            self.movie.add_frame(self.picture(), step)
+        self.refresh(step)
+
+    def continue_from(self, earlier, step):
+        """Go on from the history of the same run, interrupted at `step` (lesson 6.0)."""
+        self.history.resume(earlier, step)
+        self._start -= (self.history.train["wall_time"][-1:] or [0])[0]
+
+    def refresh(self, step):
+        """Redraw if it is time (within the budget), else let the window handle its events;
+        wait while paused. Raises KeyboardInterrupt once if the user closed the window."""
+        self._step = step
+        if self._panels:
+            self._panels.step, self._panels.steps = step, self._steps
+        if self.live:
+            now = time.perf_counter()
+            if now >= self._next_draw:
+                self._draw()
+            elif now >= self._next_events:
+                self._process_events()
+            while self.paused and self.live:
+                time.sleep(EVENT_INTERVAL)
+                self._process_events()
+        if self._close_requested:
+            self._close_requested = False
+            raise KeyboardInterrupt("the dashboard window was closed")
+
+    def resume(self):
+        """End a pause (space), e.g. because Ctrl-C came: the loop goes on to stop."""
+        self.paused = False
+
+    # ----- the end of the run
+
+    def save(self, *history_paths):
+        """At the end of the run: keep what panels 3 to 6 show in the history, write it to
+        each of history_paths, write the PNG and the movie; returns the paths written."""
+        self._training = self.paused = False
+        self._saved = True
+        self.keep_pictures()
+        for path in history_paths:
+            self.history.save(path)
+        saved = list(history_paths)
+        if self.png:
+            save_figure(self.picture(), self.png)
+            saved.append(self.png)
+        if self.movie:
+            self.movie.finish(self.picture(), self._step)
+            saved.append(self.movie.path)
+        return saved
+
+    def finish(self, *history_paths, wait=True):
+        """The end of the run: save (see save) unless that is done, draw the final state;
+        with wait and a window on screen, print a hint and keep the window open until the
+        user closes it; then close it. Safe to call twice."""
+        if history_paths or not self._saved:
+            self.save(*history_paths)
+        self._training = self.paused = False
         try:
-            with open(path, encoding="utf-8") as file:
-                d = json.load(file)
-        except FileNotFoundError:
-            raise VisuError(f"{path}: no such file") from None
-        except OSError as error:
-            raise VisuError(f"{path}: cannot read it ({error.strerror or error})") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise VisuError(f"{path}: not a JSON file ({error})") from None
+            if not self.live:
+                return
+            if self._drawn_state != self._panels.data_state():
+                self._draw()
+            if self.mode == "window" and self._display is not None:
+                # %matplotlib widget: the notebook keeps, as the widget's picture, the one
+                # made when it was shown; show the final state instead.
+                self._display.update(self.figure.canvas)
+            if wait and self.mode == "window" and not _is_notebook_widget(_chosen_backend()):
+                print("Close the dashboard window to finish.", flush=True)
+                while self.live:
+                    time.sleep(EVENT_INTERVAL)
+                    self._process_events()
+        finally:
+            if self.mode == "window" and not self.closed and not _is_notebook_widget(_chosen_backend()):
+                import matplotlib.pyplot as plt
+
+                plt.close(self.figure)
+            self.mode = None
+
+    def keep_pictures(self):
+        """Keep in the history what panels 3 to 6 show now, so that show_panel can draw
+        them after the run: the training digits shown (if train() had their indices), the
+        misread test digits, the percentiles of panels 4 and 5. Indices,
+        not images: show_panel reads the digits from MNIST. Keeps nothing without them."""
+        panels = self._panels
+        if panels is None:
+            return
+        pictures = {"step": panels.step}
+        if panels.train_digits is not None and self._training_indices is not None:
+            labels, predictions = (np.asarray(a).reshape(-1) for a in panels.train_digits[1:])
+            shown = _shown_digits(labels, predictions, TRAIN_GRID[0])
+            pictures["training_digits"] = {
+                "indices": np.asarray(self._training_indices).reshape(-1)[shown],
+                "labels": labels[shown], "predictions": predictions[shown],
+                "batch_size": len(labels)}
+        if panels.test_digits is not None:
+            labels, predictions = (np.asarray(a).reshape(-1) for a in panels.test_digits[1:])
+            wrong = np.flatnonzero(labels != predictions)
+            kept = wrong[:MAX_KEPT_ERRORS]
+            pictures["test_digits"] = {"indices": kept, "labels": labels[kept],
+                                       "predictions": predictions[kept], "misread": len(wrong),
+                                       "total": len(labels)}
+        if panels.histogram_steps:
+            pictures["histograms"] = {
+                "titles": self.panel_titles[3:5], "steps": panels.histogram_steps,
+                # 5 significant digits are plenty for a picture, and keep the file small
+                "percentiles": [[[float(f"{v:.5g}") for v in row] for row in rows]
+                                for rows in panels.percentiles]}
+        self.history.pictures = history_module._plain(pictures)
+
+    def picture(self):
+        """The figure, up to date (for a movie frame, a PNG)."""
+        self._ensure_panels()
+        panels = self._panels
+        # (paused too: a pause ended by Ctrl-C (resume) or by the end of the run must not
+        # stay in the PNG or the movie's last frame)
+        panels.step, panels.steps, panels.paused = self._step, self._steps, self.paused
+        panels.update()
+        return panels.fig
+
+    def show_panels(self, *panels):
+        """Show one panel, two side by side, or all six, as the window's keys do:
+        show_panels(3), show_panels(1, 2), show_panels(1, 2, 3, 4, 5, 6)."""
+        self._ensure_panels()
+        self._panels.show(*panels)
+
+    # ----- showing: window, notebook or nothing
+
+    def _open(self):
         try:
-            return cls.from_dict(d)
-        except VisuError as error:
-            raise VisuError(f"{path}: {error}") from None
+            if _notebook_pictures():  # a picture under the cell, replaced in place
+                from IPython.display import display
 
+                start = time.perf_counter()
+                self._ensure_panels()
+                self._panels.update()
+                self._display = display(self._notebook_picture(), display_id=True)
+                self.mode = "notebook"
+                # This first picture counts in the budget: the next one waits its turn
+                # (a picture is a whole PNG; on a short run every one of them shows).
+                self._next_draw = start + (time.perf_counter() - start) / NOTEBOOK_BUDGET
+                return
+            self._ensure_panels(window=True)  # the window appears at the first draw
+            self.mode = "window"
+            print("Dashboard keys: space pause, 1-6 one panel, 7 curves, 8 panels 4+5, "
+                  "9 digits, 0 all six.", flush=True)
+        except Exception as error:  # no window: training goes on without
+            self.not_live = str(error) if isinstance(error, UserError) else \
+                f"could not open a window ({type(error).__name__}: {error})"
+            if self._panels is not None and self.mode is None and self._panels.fig.canvas.manager:
+                import matplotlib.pyplot as plt
 
-# --------------------------------------------------------------------------- digits
+                plt.close(self._panels.fig)
+            self._panels = None  # half made: an offscreen one is built if needed
 
+    def _ensure_panels(self, window=False):
+        if self._panels is not None:
+            return
+        if window:
+            fig = window_figure(FIGURE_SIZE, self.title)
+            fig.canvas.mpl_connect("close_event", self._on_close)
+            manager = fig.canvas.manager
+            if getattr(manager, "key_press_handler_id", None) is not None:
+                # Our handler passes the keys it does not use on to matplotlib's.
+                fig.canvas.mpl_disconnect(manager.key_press_handler_id)
+        else:
+            fig = offscreen_figure(FIGURE_SIZE)
+        fig.canvas.mpl_connect("key_press_event", self._on_key)
+        self._panels = _Panels(fig, self.history, self.title, self.panel_titles)
+        self._panels.step, self._panels.steps = self._step, self._steps
 
-def _stamp(tiles, which, digits, left, box, ink):
-    """Write the digits (font GLYPHS) into the bottom corner of the tiles number which."""
-    glyphs = GLYPHS[digits][..., None]  # (k, 10, 6, 1)
-    area = np.empty((len(which), 12, 8, 3), np.float32)
-    area[:] = box
-    area[:, 1:11, 1:7] = np.where(glyphs, ink, box)
-    tiles[which, 16:28, left:left + 8] = area
+    def _draw(self):
+        """Redraw now, measure the cost, and plan the next redraw within the budget."""
+        start = time.perf_counter()
+        panels = self._panels
+        panels.paused = self.paused
+        panels.update()
+        first = self.mode == "window" and not self._shown
+        if self.mode == "notebook":
+            self._display.update(self._notebook_picture())
+        else:
+            if first:
+                self._show_window()
+            panels.render()
+            self._process_events()
+        cost = time.perf_counter() - start
+        self.draw_times.append(cost)
+        self._drawn_state = panels.data_state()
+        # The first draw also loads fonts and the like, once: like opening the window,
+        # it is not part of the budget.
+        budget = NOTEBOOK_BUDGET if self.mode == "notebook" else DRAW_BUDGET
+        self._next_draw = start + max(1 / MAX_FPS, 0 if first else cost / budget)
 
+    def _notebook_picture(self):
+        """The dashboard as a PNG picture for the notebook (its Title says which step)."""
+        from IPython.display import Image
 
-def _shown_digits(labels, predictions, count):
-    """Which digits a grid of count shows, in order: the misread ones, then the others."""
-    return np.argsort(np.asarray(labels) == np.asarray(predictions), kind="stable")[:count]
+        i, n = self._panels.step, self._panels.steps
+        when = "starting" if i is None else f"step {i:,}" + (f" of {n:,}" if n else "")
+        return Image(data=png_bytes(self.figure, title=f"{self.title}: {when}"), format="png")
 
+    def _show_window(self):
+        """Show the window (or the widget under the cell), cheaply."""
+        canvas = self.figure.canvas
+        if _is_notebook_widget(_chosen_backend()):
+            # %matplotlib widget: the canvas goes under the cell, live and interactive. Its
+            # display handle lets finish() leave the final picture in the saved notebook.
+            from IPython.display import display
 
-def digit_grid(images, labels, predictions, count=100, lines=10):
-    """Arrange count digits on lines lines as one RGB picture (floats in [0, 1]).
+            if hasattr(canvas, "_repr_mimebundle_"):  # ipympl
+                self._display = display(canvas, display_id=True)
+            else:
+                self.figure.show()
+            _leave_pyplot(self.figure)
+        else:
+            # While a window appears, it draws itself (often twice): hide the panels until
+            # then, and then draw them once.
+            for ax in self.figure.axes:
+                ax.set_visible(False)
+            self.figure.show()
+        self._process_events()
+        self._shown = True
+        self._panels.show(*self._panels.view)
 
-    Misrecognised digits come first, on a red background, with the correct digit in the
-    bottom left corner (black on white) and the predicted one in the bottom right corner
-    (white on red); then the recognised ones in their original order on white. If there
-    are fewer than count digits, the rest of the grid stays white.
+    def _process_events(self):
+        """Let the window handle clicks, keys and resizing (this runs our key handler)."""
+        if self.mode == "window" and not self.closed:
+            self.figure.canvas.flush_events()
+        self._next_events = time.perf_counter() + EVENT_INTERVAL
 
-    images: [N, 28, 28], [N, 28, 28, 1] or [N, 784], white ink (1) on black (0).
-    labels, predictions: N integers 0-9.
-    Pure numpy, and quick: the labels are pixels, not matplotlib text.
-    """
-    if count % lines:
-        raise ValueError(f"count ({count}) must be a multiple of lines ({lines})")
-    images = np.asarray(images)
-    labels = np.asarray(labels).reshape(-1).astype(int)
-    predictions = np.asarray(predictions).reshape(-1).astype(int)
-    if not len(images) == len(labels) == len(predictions):
-        raise ValueError(f"{len(images)} images, {len(labels)} labels, {len(predictions)} predictions")
-    order = _shown_digits(labels, predictions, count)
-    labels, predictions = labels[order], predictions[order]
-    wrong = labels != predictions
-    ink = images[order].reshape(len(order), 28, 28, 1).astype(np.float32)
-    if images.dtype == np.uint8:
-        ink /= 255
-    ink = np.clip(ink, 0, 1)
+    def _on_close(self, event):
+        self.closed = True
+        self._close_requested = self._training
 
-    tiles = np.ones((count, 28, 28, 3), np.float32)
-    background = np.where(wrong[:, None, None, None], ERROR_BACKGROUND, BACKGROUND)
-    tiles[:len(order)] = background * (1 - ink)  # black ink
-    errors = np.flatnonzero(wrong)
-    _stamp(tiles, errors, labels[errors], 0, LABEL_BOX, BLACK)
-    _stamp(tiles, errors, predictions[errors], 20, PREDICTION_BOX, BACKGROUND)
+    def _on_key(self, event):
+        """Dashboard keys; every other key goes to matplotlib's usual handler (zoom, save...)."""
+        from matplotlib.backend_bases import key_press_handler
 
-    per_line = count // lines
-    return tiles.reshape(lines, per_line, 28, 28, 3).swapaxes(1, 2).reshape(lines * 28, per_line * 28, 3)
-
-
-# --------------------------------------------------------------------------- figures: where they show
-
-
-def _chosen_backend():
-    """The matplotlib backend chosen by the user or a notebook ('' if matplotlib would pick)."""
-    import matplotlib
-
-    try:
-        name = matplotlib.get_backend(auto_select=False)  # matplotlib >= 3.10
-    except TypeError:
-        name = os.environ.get("MPLBACKEND")
-    return (name or "").lower()
-
-
-def _no_display():
-    """True on Linux without an X11 or Wayland display: no window can open."""
-    return sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def in_notebook():
-    """True in a Jupyter kernel (JupyterLab, Notebook, VS Code, Colab)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython and hasattr(ipython, "get_ipython") else None
-    return shell is not None and hasattr(shell, "kernel")
-
-
-def _is_notebook_widget(backend):
-    return any(word in backend for word in ("ipympl", "widget", "nbagg"))
-
-
-def _notebook_pictures():
-    """True where figures should be pictures under a notebook cell: a Jupyter kernel with
-    its default (inline) backend, or none chosen; not with %matplotlib widget."""
-    backend = _chosen_backend()
-    return in_notebook() and not _is_notebook_widget(backend) and (
-        "inline" in backend or backend in ("", "agg"))
-
-
-def offscreen_figure(figsize, dpi=SCREEN_DPI):
-    """A figure that is only rendered to files or pictures (no pyplot, no window)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def window_figure(figsize, title, dpi=SCREEN_DPI, toolbar=True):
-    """A pyplot figure that will show in a window (or an ipympl widget in a notebook).
-
-    Raises VisuError with the reason when no window can open here ("no display", or a
-    backend that cannot show windows).
-    """
-    if _no_display() and not _is_notebook_widget(_chosen_backend()):
-        raise VisuError("no display")
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context({} if toolbar else {"toolbar": "None"}):
-        fig = plt.figure(figsize=figsize, dpi=dpi)
-    if fig.canvas.required_interactive_framework is None and not _is_notebook_widget(plt.get_backend().lower()):
-        plt.close(fig)
-        raise VisuError(f"the matplotlib backend {plt.get_backend()!r} cannot open windows")
-    fig.stale_callback = None  # we decide when to draw, not pyplot's interactive mode
-    fig.canvas.manager.set_window_title(title)
-    return fig
-
-
-def png_bytes(fig, dpi=SCREEN_DPI, title=None):
-    """The figure as a PNG file's bytes; title goes into the file's Title field."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Title": title} if title else None)
-    return buffer.getvalue()
-
-
-def show_figure(draw, figsize, title="MNIST lab"):
-    """Show a picture: under the cell in a notebook, else in a window until it is closed.
-
-    draw(fig) draws on the figure. Raises VisuError("no display") and the like when
-    neither is possible (callers suggest --save-png).
-    """
-    if _notebook_pictures():
-        from IPython.display import Image, display
-
-        fig = offscreen_figure(figsize)
-        draw(fig)
-        display(Image(data=png_bytes(fig), format="png"))
-        return
-    fig = window_figure(figsize, title)
-    draw(fig)
-    if _is_notebook_widget(_chosen_backend()):  # %matplotlib widget: shown under the cell, once
-        fig.show()
-        _leave_pyplot(fig)
-        return
-    import matplotlib.pyplot as plt
-
-    plt.show()
-
-
-def _leave_pyplot(fig):
-    """Take a figure shown under a cell (%matplotlib widget) out of pyplot's list of figures.
-
-    Else later cells show it again: ipympl shows pyplot's current figure at every plt.show(),
-    which %run calls; and %run's "a figure was made" flag would make it draw a new, empty one.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib._pylab_helpers import Gcf
-
-    Gcf.figs.pop(fig.canvas.manager.num, None)
-    if hasattr(plt.draw_if_interactive, "called"):  # set by IPython's %run
-        plt.draw_if_interactive.called = False
-
-
-# --------------------------------------------------------------------------- axes
-
-
-def _accuracy_floor(iterations, accuracies):
-    """Lower end of an accuracy axis that zooms in on a test curve yet shows most of it.
-
-    The highest of 0.98, 0.95, 0.9 and 0.8 that keeps at least ACCURACY_KEEP of the test
-    points after step 0 on the axis (a short run shows its climb, a long one its plateau)
-    and puts the best one in the upper 70 % of the axis; else 0.
-    """
-    points = np.asarray([a for i, a in zip(iterations, accuracies) if i > 0], dtype=float)
-    points = points[np.isfinite(points)]
-    if not points.size:
-        return 0.0
-    for floor in (0.98, 0.95, 0.9, 0.8):
-        if np.mean(points >= floor) >= ACCURACY_KEEP and points.max() >= floor + 0.3 * (1 - floor):
-            return floor
-    return 0.0
-
-
-DECADES = [10.0 ** k for k in range(-6, 7)]
-ROUND_NUMBERS = [s * decade for decade in DECADES for s in (1, 2, 5)]  # 1e-6, 2e-6, 5e-6, ... 5e6
-
-
-def _round_limits(low, high, current=None, log=False):
-    """Axis limits that hold [low, high], on round numbers (1, 2 or 5 times a power of ten).
-
-    With current limits, the axis only grows: each side stays while it holds the
-    data, else moves out with room to spare. So axis ranges change rarely, and the
-    dashboard rarely needs a full redraw.
-    """
-    grow = current is not None
-    if log:
-        new_low = max(r for r in ROUND_NUMBERS if r <= max(low, 1e-5) / (3 if grow else 1.5))
-        new_high = min(r for r in ROUND_NUMBERS if r >= min(high, 1e6) * (2 if grow else 1.2))
-    else:
-        room = max(high - low, 0.1 * max(abs(low), abs(high)), 1e-3) / (3 if grow else 10)
-        step = min(r for r in ROUND_NUMBERS if r >= (high - low + 2 * room) / 5)
-        new_low, new_high = math.floor((low - room) / step) * step, math.ceil((high + room) / step) * step
-    if not grow:
-        return new_low, new_high
-    return (current[0] if low >= current[0] else new_low, current[1] if high <= current[1] else new_high)
-
-
-def _finite_range(values, positive=False):
-    """(min, max) of the finite (and, if positive, > 0) values; None if there is none."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values) & ((values > 0) if positive else True)]
-    return (values.min(), values.max()) if values.size else None
-
-
-def _format_accuracy_axis(ax, floor):
-    """Accuracy in per cent, from floor to 100 %, with ticks on round values that their
-    labels give exactly (98.5 %, not 98 %)."""
-    from matplotlib.ticker import MultipleLocator, PercentFormatter
-
-    step = ACCURACY_TICKS[floor]
-    ax.set_ylim(floor, 1.0)
-    ax.yaxis.set_major_locator(MultipleLocator(step))
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0 if round(step * 100, 6).is_integer() else 1))
-
-
-def _set_loss_range(ax, low, high):
-    """A logarithmic loss axis from low to high, labelled with plain numbers (0.05, 0.1, 0.2...)."""
-    ax.set_yscale("log")
-    ax.set_ylim(low, high)
-    ticks = [r for r in ROUND_NUMBERS if low <= r <= high]
-    if len(ticks) > 9:  # too many: keep the powers of ten
-        ticks = [r for r in ticks if r in DECADES]
-    ax.set_yticks(ticks, [f"{r:g}" for r in ticks])
-    ax.minorticks_off()
+        if event.key == PAUSE_KEY:
+            if not self._training:
+                return
+            self.paused = not self.paused
+        elif event.key in VIEWS:
+            self._panels.show(*VIEWS[event.key])
+        else:
+            if self.mode == "window":
+                key_press_handler(event)
+            return
+        self._panels.paused = self.paused
+        if self.live:  # redraw soon, with the latest data
+            self._panels.update()
+            self.figure.canvas.draw_idle()
 
 
 # --------------------------------------------------------------------------- the dashboard's panels
@@ -629,12 +502,12 @@ class _Panels:
 
     def __init__(self, fig, history, title, panel_titles):
         self.fig, self.history = fig, history
-        self.iteration = self.iterations = None  # shown at the top right
+        self.step = self.steps = None  # shown at the top right
         self.paused = False  # shows the PAUSED overlay
         self.train_digits = self.test_digits = None  # (images, labels, predictions)
         self.train_total = None  # the batch size, when train_digits are only the ones shown
         self.digits_changed = [False, False]
-        self.histogram_iterations, self.percentiles = [], ([], [])  # panels 4 and 5
+        self.histogram_steps, self.percentiles = [], ([], [])  # panels 4 and 5
         self.view = VIEWS["0"]  # the panels shown
         # y ranges, which only grow (see _round_limits); the loss range starts where
         # MNIST losses are (from 2.3 down to a few hundredths), so it rarely changes
@@ -649,8 +522,8 @@ class _Panels:
 
     # -- the data
 
-    def append_histograms(self, iteration, panel4_values, panel5_values):
-        self.histogram_iterations.append(int(iteration))
+    def append_histograms(self, step, panel4_values, panel5_values):
+        self.histogram_steps.append(int(step))
         for values, store in zip((panel4_values, panel5_values), self.percentiles):
             values = np.asarray(values, dtype=np.float32).reshape(-1)
             if values.size == 0:
@@ -661,8 +534,8 @@ class _Panels:
 
     def data_state(self):
         """Something that changes when there is new data to show."""
-        return (len(self.history.train["iteration"]), len(self.history.test["iteration"]),
-                len(self.histogram_iterations), self.iteration, tuple(self.digits_changed))
+        return (len(self.history.train["step"]), len(self.history.test["step"]),
+                len(self.histogram_steps), self.step, tuple(self.digits_changed))
 
     # -- layout
 
@@ -747,7 +620,7 @@ class _Panels:
             ax.grid(False)
             for spine in ax.spines.values():
                 spine.set_visible(False)
-            ax.set_xlabel("red: misrecognised  (correct | predicted)", fontsize=TEXT_SIZE - 2, va="top")
+            ax.set_xlabel("red: misread  (correct | predicted)", fontsize=TEXT_SIZE - 2, va="top")
         self.digit_axes = (train_ax, test_ax)
 
         self.moving = [*self.lines.values(), *[a for bands, median in self.bands for a in (*bands, median)],
@@ -762,10 +635,10 @@ class _Panels:
         history, axes = self.history, self.axes
         for series, columns in (("train", history.train), ("test", history.test)):
             for measure in ("accuracy", "loss"):
-                self.lines[series, measure].set_data(columns["iteration"], columns[measure])
+                self.lines[series, measure].set_data(columns["step"], columns[measure])
         best = history.max_test_accuracy
         axes[0].title.set_text("Accuracy" if best is None else f"Accuracy (test max {best:.2%})")
-        floor = _accuracy_floor(history.test["iteration"], history.test["accuracy"])
+        floor = _accuracy_floor(history.test["step"], history.test["accuracy"])
         if floor != self.accuracy_floor:
             _format_accuracy_axis(axes[0], floor)
             self.accuracy_floor = floor
@@ -778,7 +651,7 @@ class _Panels:
                 _set_loss_range(axes[1], *limits)
                 self.limits["loss"] = limits
 
-        x = np.asarray(self.histogram_iterations, dtype=float)
+        x = np.asarray(self.histogram_steps, dtype=float)
         for ax, (bands, median), percentiles in zip(axes[3:5], self.bands, self.percentiles):
             if not percentiles:
                 continue
@@ -793,8 +666,8 @@ class _Panels:
                 self.limits[ax] = _round_limits(low, high + 0.3 * (high - low), self.limits.get(ax))
                 ax.set_ylim(*self.limits[ax])
 
-        right = max([1, self.iterations or 0, *history.train["iteration"][-1:],
-                     *history.test["iteration"][-1:], *self.histogram_iterations[-1:]])
+        right = max([1, self.steps or 0, *history.train["step"][-1:],
+                     *history.test["step"][-1:], *self.histogram_steps[-1:]])
         for ax in (axes[0], axes[1], axes[3], axes[4]):
             ax.set_xlim(0, right)
 
@@ -815,10 +688,10 @@ class _Panels:
             self.digits_changed[k] = False
 
         status = ""
-        if self.iteration is not None:
-            status = f"step {self.iteration:,}"
-            if self.iterations:
-                status += f" / {self.iterations:,}"
+        if self.step is not None:
+            status = f"step {self.step:,}"
+            if self.steps:
+                status += f" / {self.steps:,}"
         self.status.set_text(status)
         self.paused_text.set_visible(self.paused)
 
@@ -859,305 +732,247 @@ class _Panels:
                 artist.draw(renderer)
 
 
-# --------------------------------------------------------------------------- the dashboard
+# --------------------------------------------------------------------------- files
 
 
-class Dashboard:
-    """The lab's six live panels (see the module documentation): a view of the training.
+def save_figure(fig, path, dpi=PNG_DPI):
+    """Save a figure as a PNG file, atomically. Raises UserError if it cannot be written."""
+    plumbing.write_atomically(path, lambda file: fig.savefig(file, format="png", dpi=dpi))
 
-    history: the run's History; panels 1 and 2 read their curves from it.
-    live: show a window (or, in a notebook, a picture under the cell) if possible; `live`
-    then tells whether it does, and `not_live` why not ("no display", ...). A dashboard
-    that is not live draws nothing until a picture is asked for (save_png, picture).
 
-    The training loop pushes the digits and histograms (set_training_digits,
-    set_test_digits, append_histograms: references are kept, pass fresh arrays) and
-    calls refresh(i) after each measurement. At the end, keep_pictures() before saving
-    the history (for show_panel), then finish().
+# --------------------------------------------------------------------------- digits
+
+
+def _stamp(tiles, which, digits, left, box, ink):
+    """Write the digits (font GLYPHS) into the bottom corner of the tiles number which."""
+    glyphs = GLYPHS[digits][..., None]  # (k, 10, 6, 1)
+    area = np.empty((len(which), 12, 8, 3), np.float32)
+    area[:] = box
+    area[:, 1:11, 1:7] = np.where(glyphs, ink, box)
+    tiles[which, 16:28, left:left + 8] = area
+
+
+def _shown_digits(labels, predictions, count):
+    """Which digits a grid of count shows, in order: the misread ones, then the others."""
+    return np.argsort(np.asarray(labels) == np.asarray(predictions), kind="stable")[:count]
+
+
+def digit_grid(images, labels, predictions, count=100, lines=10):
+    """Arrange count digits on lines lines as one RGB picture (floats in [0, 1]).
+
+    Misread digits come first, on a red background, with the correct digit in the
+    bottom left corner (black on white) and the predicted one in the bottom right corner
+    (white on red); then the recognised ones in their original order on white. If there
+    are fewer than count digits, the rest of the grid stays white.
+
+    images: [N, 28, 28], [N, 28, 28, 1] or [N, 784], white ink (1) on black (0).
+    labels, predictions: N integers 0-9.
+    Pure numpy, and quick: the labels are pixels, not matplotlib text.
     """
+    if count % lines:
+        raise ValueError(f"count ({count}) must be a multiple of lines ({lines})")
+    images = np.asarray(images)
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    predictions = np.asarray(predictions).reshape(-1).astype(int)
+    if not len(images) == len(labels) == len(predictions):
+        raise ValueError(f"{len(images)} images, {len(labels)} labels, {len(predictions)} predictions")
+    order = _shown_digits(labels, predictions, count)
+    labels, predictions = labels[order], predictions[order]
+    wrong = labels != predictions
+    ink = images[order].reshape(len(order), 28, 28, 1).astype(np.float32)
+    if images.dtype == np.uint8:
+        ink /= 255
+    ink = np.clip(ink, 0, 1)
 
-    def __init__(self, history, *, title="", panel4_title="weights", panel5_title="biases", live=True):
-        self.history = history
-        self.title = title or "MNIST lab"
-        self.panel_titles = ["Accuracy", "Cross-entropy loss", "Training digits", panel4_title,
-                             panel5_title, "Test digits"]
-        self.mode = None  # "window" (a GUI window or notebook widget), "notebook" (pictures) or None
-        self.not_live = ""  # why live was asked for and is not possible
-        self.paused = False
-        self.closed = False  # the user closed the window
-        self.draw_times = []  # seconds each live redraw took (to check the drawing budget)
-        self._panels = None  # built when first needed (a live view, data pushed, a picture asked for)
-        self._iteration = None
-        steps = history.config.get("steps")  # the axes span the run from the first picture on
-        self._iterations = steps if isinstance(steps, int) and steps > 0 else None
-        self._training_indices = None  # where the training digits are in the training set
-        self._training = True  # until the last refresh: space pauses, closing stops
-        self._close_requested = False
-        self._shown = False  # the window has appeared
-        self._next_draw = self._next_events = 0.0
-        self._drawn_state = None  # the data the screen shows
-        self._display = None  # the display handle of a notebook picture, or of a widget
-        if live:
-            self._open()
+    tiles = np.ones((count, 28, 28, 3), np.float32)
+    background = np.where(wrong[:, None, None, None], ERROR_BACKGROUND, BACKGROUND)
+    tiles[:len(order)] = background * (1 - ink)  # black ink
+    errors = np.flatnonzero(wrong)
+    _stamp(tiles, errors, labels[errors], 0, LABEL_BOX, BLACK)
+    _stamp(tiles, errors, predictions[errors], 20, PREDICTION_BOX, BACKGROUND)
 
-    @property
-    def live(self):
-        """True while a window (or a notebook picture) shows the dashboard."""
-        return self.mode is not None and not self.closed
+    per_line = count // lines
+    return tiles.reshape(lines, per_line, 28, 28, 3).swapaxes(1, 2).reshape(lines * 28, per_line * 28, 3)
 
-    @property
-    def figure(self):
-        """The matplotlib Figure (None until something needed it)."""
-        return self._panels.fig if self._panels else None
 
-    # ----- what the training loop pushes
+# --------------------------------------------------------------------------- figures: where they show
 
-    def set_training_digits(self, images, labels, predictions, indices=None):
-        """The current training batch, with the network's predictions; the panel shows 100.
-        indices: where these digits are in the training set (keep_pictures keeps them)."""
-        self._ensure_panels()
-        self._panels.train_digits = (images, labels, predictions)
-        self._panels.digits_changed[0] = True
-        self._training_indices = indices
 
-    def set_test_digits(self, images, labels, predictions):
-        """All the test digits with the network's predictions; the panel shows 1000."""
-        self._ensure_panels()
-        self._panels.test_digits = (images, labels, predictions)
-        self._panels.digits_changed[1] = True
+def _chosen_backend():
+    """The matplotlib backend chosen by the user or a notebook ('' if matplotlib would pick)."""
+    import matplotlib
 
-    def append_histograms(self, iteration, panel4_values, panel5_values):
-        """Record how the values of panels 4 and 5 (e.g. all weights, all biases) spread."""
-        self._ensure_panels()
-        self._panels.append_histograms(iteration, panel4_values, panel5_values)
+    try:
+        name = matplotlib.get_backend(auto_select=False)  # matplotlib >= 3.10
+    except TypeError:
+        name = os.environ.get("MPLBACKEND")
+    return (name or "").lower()
 
-    # ----- the training loop asks
 
-    def refresh(self, iteration, iterations=None):
-        """The loop measured at `iteration` (of `iterations`): redraw if due (within the
-        budget), else let the window handle its events; wait while paused. At the last
-        iteration, draws the final state. Raises KeyboardInterrupt once if the user
-        closed the window during training."""
-        self._iteration, self._iterations = iteration, iterations
-        if self._panels:
-            self._panels.iteration, self._panels.iterations = iteration, iterations
-        last = iteration == iterations
-        if self.live:
-            now = time.perf_counter()
-            if now >= self._next_draw or last:
-                self._draw()
-            elif now >= self._next_events:
-                self._process_events()
-            while self.paused and self.live and not last:
-                time.sleep(EVENT_INTERVAL)
-                self._process_events()
-        if last:
-            self._training = self.paused = False
-        if self._close_requested:
-            self._close_requested = False
-            raise KeyboardInterrupt("the dashboard window was closed")
+def _no_display():
+    """True on Linux without an X11 or Wayland display: no window can open."""
+    return sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
-    def resume(self):
-        """End a pause (space), e.g. because Ctrl-C came: the loop goes on to stop."""
-        self.paused = False
 
-    def picture(self):
-        """The figure, up to date (for a movie frame)."""
-        self._ensure_panels()
-        self._panels.update()
-        return self._panels.fig
+def _is_notebook_widget(backend):
+    return any(word in backend for word in ("ipympl", "widget", "nbagg"))
 
-    def save_png(self, path):
-        """Save the dashboard as it is now into a PNG file (1600 x 900), atomically."""
-        save_figure(self.picture(), path)
 
-    def keep_pictures(self):
-        """Keep in the history what panels 3 to 6 show now, so that show_panel can draw
-        them after the run: the training digits shown (if set_training_digits had their
-        indices), the misread test digits, the percentiles of panels 4 and 5. Indices,
-        not images: show_panel reads the digits from MNIST. Keeps nothing without them."""
-        panels = self._panels
-        if panels is None:
-            return
-        pictures = {"step": panels.iteration}
-        if panels.train_digits is not None and self._training_indices is not None:
-            labels, predictions = (np.asarray(a).reshape(-1) for a in panels.train_digits[1:])
-            shown = _shown_digits(labels, predictions, TRAIN_GRID[0])
-            pictures["training_digits"] = {
-                "indices": np.asarray(self._training_indices).reshape(-1)[shown],
-                "labels": labels[shown], "predictions": predictions[shown],
-                "batch_size": len(labels)}
-        if panels.test_digits is not None:
-            labels, predictions = (np.asarray(a).reshape(-1) for a in panels.test_digits[1:])
-            wrong = np.flatnonzero(labels != predictions)
-            kept = wrong[:MAX_KEPT_ERRORS]
-            pictures["test_digits"] = {"indices": kept, "labels": labels[kept],
-                                       "predictions": predictions[kept], "misread": len(wrong),
-                                       "total": len(labels)}
-        if panels.histogram_iterations:
-            pictures["histograms"] = {
-                "titles": self.panel_titles[3:5], "steps": panels.histogram_iterations,
-                # 5 significant digits are plenty for a picture, and keep the file small
-                "percentiles": [[[float(f"{v:.5g}") for v in row] for row in rows]
-                                for rows in panels.percentiles]}
-        self.history.pictures = _plain(pictures)
+def _notebook_pictures():
+    """True where figures should be pictures under a notebook cell: a Jupyter kernel with
+    its default (inline) backend, or none chosen; not with %matplotlib widget."""
+    backend = _chosen_backend()
+    return plumbing.in_notebook() and not _is_notebook_widget(backend) and (
+        "inline" in backend or backend in ("", "agg"))
 
-    def show_panels(self, *panels):
-        """Show one panel, two side by side, or all six: show_panels(3), show_panels(1, 2), show_panels(1, 2, 3, 4, 5, 6)."""
-        self._ensure_panels()
-        self._panels.show(*panels)
 
-    def finish(self, wait=True):
-        """Draw the final state; with wait and a window on screen, print a hint and keep the
-        window open until the user closes it; then close it. Safe to call twice."""
-        self._training = self.paused = False
-        try:
-            if not self.live:
-                return
-            if self._drawn_state != self._panels.data_state():
-                self._draw()
-            if self.mode == "window" and self._display is not None:
-                # %matplotlib widget: the notebook keeps, as the widget's picture, the one
-                # made when it was shown; show the final state instead.
-                self._display.update(self.figure.canvas)
-            if wait and self.mode == "window" and not _is_notebook_widget(_chosen_backend()):
-                print("Close the dashboard window to finish.", flush=True)
-                while self.live:
-                    time.sleep(EVENT_INTERVAL)
-                    self._process_events()
-        finally:
-            if self.mode == "window" and not self.closed and not _is_notebook_widget(_chosen_backend()):
-                import matplotlib.pyplot as plt
+def offscreen_figure(figsize, dpi=SCREEN_DPI):
+    """A figure that is only rendered to files or pictures (no pyplot, no window)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-                plt.close(self.figure)
-            self.mode = None
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
 
-    # ----- showing: window, notebook or nothing
 
-    def _open(self):
-        try:
-            if _notebook_pictures():  # a picture under the cell, replaced in place
-                from IPython.display import Image, display
+def window_figure(figsize, title, dpi=SCREEN_DPI, toolbar=True):
+    """A pyplot figure that will show in a window (or an ipympl widget in a notebook).
 
-                start = time.perf_counter()
-                self._ensure_panels()
-                self._panels.update()
-                self._display = display(self._notebook_picture(), display_id=True)
-                self.mode = "notebook"
-                # This first picture counts in the budget: the next one waits its turn
-                # (a picture is a whole PNG; on a short run every one of them shows).
-                self._next_draw = start + (time.perf_counter() - start) / NOTEBOOK_BUDGET
-                return
-            self._ensure_panels(window=True)  # the window appears at the first draw
-            self.mode = "window"
-            print("Dashboard keys: space pause, 1-6 one panel, 7 curves, 8 panels 4+5, "
-                  "9 digits, 0 all six.", flush=True)
-        except Exception as error:  # no window: training goes on without
-            self.not_live = str(error) if isinstance(error, VisuError) else \
-                f"could not open a window ({type(error).__name__}: {error})"
-            if self._panels is not None and self.mode is None and self._panels.fig.canvas.manager:
-                import matplotlib.pyplot as plt
+    Raises UserError with the reason when no window can open here ("no display", or a
+    backend that cannot show windows).
+    """
+    if _no_display() and not _is_notebook_widget(_chosen_backend()):
+        raise UserError("no display")
+    import matplotlib.pyplot as plt
 
-                plt.close(self._panels.fig)
-            self._panels = None  # half made: an offscreen one is built if needed
+    with plt.rc_context({} if toolbar else {"toolbar": "None"}):
+        fig = plt.figure(figsize=figsize, dpi=dpi)
+    if fig.canvas.required_interactive_framework is None and not _is_notebook_widget(plt.get_backend().lower()):
+        plt.close(fig)
+        raise UserError(f"the matplotlib backend {plt.get_backend()!r} cannot open windows")
+    fig.stale_callback = None  # we decide when to draw, not pyplot's interactive mode
+    fig.canvas.manager.set_window_title(title)
+    return fig
 
-    def _ensure_panels(self, window=False):
-        if self._panels is not None:
-            return
-        if window:
-            fig = window_figure(FIGURE_SIZE, self.title)
-            fig.canvas.mpl_connect("close_event", self._on_close)
-            manager = fig.canvas.manager
-            if getattr(manager, "key_press_handler_id", None) is not None:
-                # Our handler passes the keys it does not use on to matplotlib's.
-                fig.canvas.mpl_disconnect(manager.key_press_handler_id)
-        else:
-            fig = offscreen_figure(FIGURE_SIZE)
-        fig.canvas.mpl_connect("key_press_event", self._on_key)
-        self._panels = _Panels(fig, self.history, self.title, self.panel_titles)
-        self._panels.iteration, self._panels.iterations = self._iteration, self._iterations
 
-    def _draw(self):
-        """Redraw now, measure the cost, and plan the next redraw within the budget."""
-        start = time.perf_counter()
-        panels = self._panels
-        panels.paused = self.paused
-        panels.update()
-        first = self.mode == "window" and not self._shown
-        if self.mode == "notebook":
-            self._display.update(self._notebook_picture())
-        else:
-            if first:
-                self._show_window()
-            panels.render()
-            self._process_events()
-        cost = time.perf_counter() - start
-        self.draw_times.append(cost)
-        self._drawn_state = panels.data_state()
-        # The first draw also loads fonts and the like, once: like opening the window,
-        # it is not part of the budget.
-        budget = NOTEBOOK_BUDGET if self.mode == "notebook" else DRAW_BUDGET
-        self._next_draw = start + max(1 / MAX_FPS, 0 if first else cost / budget)
+def png_bytes(fig, dpi=SCREEN_DPI, title=None):
+    """The figure as a PNG file's bytes; title goes into the file's Title field."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Title": title} if title else None)
+    return buffer.getvalue()
 
-    def _notebook_picture(self):
-        """The dashboard as a PNG picture for the notebook (its Title says which step)."""
-        from IPython.display import Image
 
-        i, n = self._panels.iteration, self._panels.iterations
-        when = "starting" if i is None else f"step {i:,}" + (f" of {n:,}" if n else "")
-        return Image(data=png_bytes(self.figure, title=f"{self.title}: {when}"), format="png")
+def show_figure(draw, figsize, title="MNIST lab"):
+    """Show a picture: under the cell in a notebook, else in a window until it is closed.
 
-    def _show_window(self):
-        """Show the window (or the widget under the cell), cheaply."""
-        canvas = self.figure.canvas
-        if _is_notebook_widget(_chosen_backend()):
-            # %matplotlib widget: the canvas goes under the cell, live and interactive. Its
-            # display handle lets finish() leave the final picture in the saved notebook.
-            from IPython.display import display
+    draw(fig) draws on the figure. Raises UserError("no display") and the like when
+    neither is possible (callers suggest --save-png).
+    """
+    if _notebook_pictures():
+        from IPython.display import Image, display
 
-            if hasattr(canvas, "_repr_mimebundle_"):  # ipympl
-                self._display = display(canvas, display_id=True)
-            else:
-                self.figure.show()
-            _leave_pyplot(self.figure)
-        else:
-            # While a window appears, it draws itself (often twice): hide the panels until
-            # then, and then draw them once.
-            for ax in self.figure.axes:
-                ax.set_visible(False)
-            self.figure.show()
-        self._process_events()
-        self._shown = True
-        self._panels.show(*self._panels.view)
+        fig = offscreen_figure(figsize)
+        draw(fig)
+        display(Image(data=png_bytes(fig), format="png"))
+        return
+    fig = window_figure(figsize, title)
+    draw(fig)
+    if _is_notebook_widget(_chosen_backend()):  # %matplotlib widget: shown under the cell, once
+        fig.show()
+        _leave_pyplot(fig)
+        return
+    import matplotlib.pyplot as plt
 
-    def _process_events(self):
-        """Let the window handle clicks, keys and resizing (this runs our key handler)."""
-        if self.mode == "window" and not self.closed:
-            self.figure.canvas.flush_events()
-        self._next_events = time.perf_counter() + EVENT_INTERVAL
+    plt.show()
 
-    def _on_close(self, event):
-        self.closed = True
-        self._close_requested = self._training
 
-    def _on_key(self, event):
-        """Dashboard keys; every other key goes to matplotlib's usual handler (zoom, save...)."""
-        from matplotlib.backend_bases import key_press_handler
+def _leave_pyplot(fig):
+    """Take a figure shown under a cell (%matplotlib widget) out of pyplot's list of figures.
 
-        if event.key == PAUSE_KEY:
-            if not self._training:
-                return
-            self.paused = not self.paused
-        elif event.key in VIEWS:
-            self._panels.show(*VIEWS[event.key])
-        else:
-            if self.mode == "window":
-                key_press_handler(event)
-            return
-        self._panels.paused = self.paused
-        if self.live:  # redraw soon, with the latest data
-            self._panels.update()
-            self.figure.canvas.draw_idle()
+    Else later cells show it again: ipympl shows pyplot's current figure at every plt.show(),
+    which %run calls; and %run's "a figure was made" flag would make it draw a new, empty one.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib._pylab_helpers import Gcf
+
+    Gcf.figs.pop(fig.canvas.manager.num, None)
+    if hasattr(plt.draw_if_interactive, "called"):  # set by IPython's %run
+        plt.draw_if_interactive.called = False
+
+
+# --------------------------------------------------------------------------- axes
+
+
+def _accuracy_floor(steps, accuracies):
+    """Lower end of an accuracy axis that zooms in on a test curve yet shows most of it.
+
+    The highest of 0.98, 0.95, 0.9 and 0.8 that keeps at least ACCURACY_KEEP of the test
+    points after step 0 on the axis (a short run shows its climb, a long one its plateau)
+    and puts the best one in the upper 70 % of the axis; else 0.
+    """
+    points = np.asarray([a for i, a in zip(steps, accuracies) if i > 0], dtype=float)
+    points = points[np.isfinite(points)]
+    if not points.size:
+        return 0.0
+    for floor in (0.98, 0.95, 0.9, 0.8):
+        if np.mean(points >= floor) >= ACCURACY_KEEP and points.max() >= floor + 0.3 * (1 - floor):
+            return floor
+    return 0.0
+
+
+DECADES = [10.0 ** k for k in range(-6, 7)]
+ROUND_NUMBERS = [s * decade for decade in DECADES for s in (1, 2, 5)]  # 1e-6, 2e-6, 5e-6, ... 5e6
+
+
+def _round_limits(low, high, current=None, log=False):
+    """Axis limits that hold [low, high], on round numbers (1, 2 or 5 times a power of ten).
+
+    With current limits, the axis only grows: each side stays while it holds the
+    data, else moves out with room to spare. So axis ranges change rarely, and the
+    dashboard rarely needs a full redraw.
+    """
+    grow = current is not None
+    if log:
+        new_low = max(r for r in ROUND_NUMBERS if r <= max(low, 1e-5) / (3 if grow else 1.5))
+        new_high = min(r for r in ROUND_NUMBERS if r >= min(high, 1e6) * (2 if grow else 1.2))
+    else:
+        room = max(high - low, 0.1 * max(abs(low), abs(high)), 1e-3) / (3 if grow else 10)
+        step = min(r for r in ROUND_NUMBERS if r >= (high - low + 2 * room) / 5)
+        new_low, new_high = math.floor((low - room) / step) * step, math.ceil((high + room) / step) * step
+    if not grow:
+        return new_low, new_high
+    return (current[0] if low >= current[0] else new_low, current[1] if high <= current[1] else new_high)
+
+
+def _finite_range(values, positive=False):
+    """(min, max) of the finite (and, if positive, > 0) values; None if there is none."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & ((values > 0) if positive else True)]
+    return (values.min(), values.max()) if values.size else None
+
+
+def _format_accuracy_axis(ax, floor):
+    """Accuracy in per cent, from floor to 100 %, with ticks on round values that their
+    labels give exactly (98.5 %, not 98 %)."""
+    from matplotlib.ticker import MultipleLocator, PercentFormatter
+
+    step = ACCURACY_TICKS[floor]
+    ax.set_ylim(floor, 1.0)
+    ax.yaxis.set_major_locator(MultipleLocator(step))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0 if round(step * 100, 6).is_integer() else 1))
+
+
+def _set_loss_range(ax, low, high):
+    """A logarithmic loss axis from low to high, labelled with plain numbers (0.05, 0.1, 0.2...)."""
+    ax.set_yscale("log")
+    ax.set_ylim(low, high)
+    ticks = [r for r in ROUND_NUMBERS if low <= r <= high]
+    if len(ticks) > 9:  # too many: keep the powers of ten
+        ticks = [r for r in ticks if r in DECADES]
+    ax.set_yticks(ticks, [f"{r:g}" for r in ticks])
+    ax.minorticks_off()
 
 
 # --------------------------------------------------------------------------- movies
@@ -1176,7 +991,7 @@ class Movie:
         """What is wrong with this movie file name, or None."""
         if Path(path).suffix not in (".mp4", ".gif"):
             return "a movie file name must end in .mp4 or .gif"
-        return cannot_write(path)
+        return plumbing.cannot_write(path)
 
     def __init__(self, path):
         from matplotlib import animation
@@ -1184,37 +999,37 @@ class Movie:
         path = Path(path)
         problem = self.check_name(path)
         if problem:
-            raise VisuError(f"cannot record the movie {path} ({problem}): choose another file name or folder")
+            raise UserError(f"cannot record the movie {path} ({problem}): choose another file name or folder")
         if path.suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
             path = path.with_suffix(".gif")
             print(f"ffmpeg not found: the movie will be {path} (install ffmpeg for MP4)", file=sys.stderr)
         self.path = str(path)
-        self._temp = _temporary_name(path)
+        self._temp = plumbing.temporary_name(path)
         self._writer = None
         self.frames = 0
-        self._last_iteration = None
+        self._last_step = None
 
-    def add_frame(self, figure, iteration):
+    def add_frame(self, figure, step):
         if self._writer is None:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._writer, dpi = _movie_writer(Path(self.path))
             self._writer.setup(figure, str(self._temp), dpi=dpi)
-        with ctrl_c_held() as ctrl_c:  # half a frame would garble the movie
+        with plumbing.ctrl_c_held() as ctrl_c:  # half a frame would garble the movie
             self._writer.grab_frame()
         self.frames += 1
-        self._last_iteration = iteration
+        self._last_step = step
         if ctrl_c.pressed:
             raise KeyboardInterrupt
 
-    def finish(self, figure, iteration):
+    def finish(self, figure, step):
         """Add the final state (if it is new), close the movie file and move it into place."""
         try:
-            if self.frames == 0 or iteration != self._last_iteration:
-                self.add_frame(figure, iteration)
+            if self.frames == 0 or step != self._last_step:
+                self.add_frame(figure, step)
             self._writer.finish()
             os.replace(self._temp, self.path)
         except (OSError, subprocess.CalledProcessError) as error:
-            raise VisuError(f"cannot write the movie {self.path} ({error})") from None
+            raise UserError(f"cannot write the movie {self.path} ({error})") from None
         finally:
             with contextlib.suppress(OSError):
                 self._temp.unlink()
@@ -1237,7 +1052,8 @@ def _movie_writer(path):
         def _run(self):
             self._proc = subprocess.Popen(
                 self._args(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True, creationflags=animation.subprocess_creation_flags)
+                start_new_session=True,  # (POSIX; Windows: its own process group, below)
+                creationflags=animation.subprocess_creation_flags | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0))
 
     return FFMpegWriterOwnSession(fps=MOVIE_FPS, codec="h264"), MP4_DPI
 
@@ -1271,7 +1087,7 @@ def run_labels(histories):
     look the same (the lesson's code changed between them) get their start time.
     """
     older = [key for key in ("steps", "batch_size", "seed")
-             if len({json.dumps(h.config.get(key)) for h in histories}) > 1]
+             if len({repr(h.config.get(key)) for h in histories}) > 1]
     names = []
     for history in histories:
         flags = history.config.get("flags")
@@ -1334,15 +1150,15 @@ def plot_comparison(histories, fig):
                                (loss, "loss", "Test cross-entropy loss")):
         ax.set_prop_cycle(styles)
         for history, label in zip(histories, labels):
-            ax.plot(history.test["iteration"], history.test[measure], linewidth=3,
+            ax.plot(history.test["step"], history.test[measure], linewidth=3,
                     label=label if ax is accuracy else None)  # one legend for both
         ax.set_title(title, fontsize=TITLE_SIZE)
         ax.set_xlabel("step", fontsize=TEXT_SIZE)
-        ax.set_xlim(0, max([1, *[i for h in histories for i in h.test["iteration"][-1:]]]))
+        ax.set_xlim(0, max([1, *[i for h in histories for i in h.test["step"][-1:]]]))
         ax.tick_params(labelsize=TEXT_SIZE)
         ax.grid(True, color="#dddddd")
     # The axis zooms in as far as it can while still showing most of every run's curve.
-    floors = [_accuracy_floor(h.test["iteration"], h.test["accuracy"]) for h in histories]
+    floors = [_accuracy_floor(h.test["step"], h.test["accuracy"]) for h in histories]
     _format_accuracy_axis(accuracy, min(floors, default=0.0))
     loss_range = _finite_range([x for h in histories for x in h.test["loss"]], positive=True)
     if loss_range:
@@ -1368,7 +1184,7 @@ def plot_confusion(history, fig):
     report = history.report or {}
     matrix = np.asarray(report.get("confusion_matrix", []))
     if matrix.shape != (10, 10) or not all(len(report.get(k) or []) == 10 for k in ("precision", "recall")):
-        raise VisuError(f"run {history.name!r} has no confusion matrix in its report "
+        raise UserError(f"run {history.name!r} has no confusion matrix in its report "
                         "(it was interrupted, or made without a final evaluation)")
     matrix = matrix.astype(int)
     recall, precision = report["recall"], report["precision"]
@@ -1419,8 +1235,8 @@ def _show_or_save(draw, figsize, save_png):
         return
     try:
         show_figure(draw, figsize)
-    except VisuError as error:
-        raise VisuError(f"{error}: add --save-png FILE") from None
+    except UserError as error:
+        raise UserError(f"{error}: add --save-png FILE") from None
 
 
 def compare(*runs, save_png=None):
@@ -1448,16 +1264,16 @@ def _panel_numbers(number):
     and 2, 4 and 5, 3 and 6, all six); or a tuple of 1, 2 or 6 panel numbers."""
     panels = tuple(number) if isinstance(number, (tuple, list)) else VIEWS.get(str(number))
     if not panels or len(panels) not in (1, 2, 6) or not set(panels) <= {1, 2, 3, 4, 5, 6}:
-        raise VisuError(f"no panel {number}: choose 1 to 6, 7 (panels 1 and 2), "
+        raise UserError(f"no panel {number}: choose 1 to 6, 7 (panels 1 and 2), "
                         "8 (4 and 5), 9 (3 and 6) or 0 (all six)")
     return panels
 
 
 def _check_kept(history, panels):
-    """VisuError naming the first panel the run did not keep the pictures of."""
+    """UserError naming the first panel the run did not keep the pictures of."""
     for number in panels:
         if number in _KEPT and _KEPT[number] not in history.pictures:
-            raise VisuError(f"run {history.name} kept no picture of panel {number} (it ran "
+            raise UserError(f"run {history.name} kept no picture of panel {number} (it ran "
                             "with --no-vis, or with an older lab): run the lesson again "
                             "without --no-vis")
 
@@ -1467,7 +1283,7 @@ def _kept_digits(kept, dataset, what):
     indices, labels = np.asarray(kept["indices"], dtype=int), np.asarray(kept["labels"], dtype=int)
     if indices.size and (indices.max() >= dataset.num_examples
                          or not np.array_equal(dataset.labels[indices], labels)):
-        raise VisuError(f"the MNIST {what} found are not the ones this run used: "
+        raise UserError(f"the MNIST {what} found are not the ones this run used: "
                         "use the same MNIST files (--data-dir, or $MNIST_DATA_DIR)")
     return indices, labels
 
@@ -1487,9 +1303,9 @@ def plot_panel(history, number, fig, mnist=None):
     titles = ["Accuracy", "Cross-entropy loss", "Training digits",
               *histograms.get("titles", ["weights", "biases"]), panel6]
     view = _Panels(fig, history, history.name, titles)
-    last = (history.train["iteration"] or history.test["iteration"] or [None])[-1]
-    view.iteration = pictures.get("step", last)
-    view.iterations = history.config.get("steps")
+    last = (history.train["step"] or history.test["step"] or [None])[-1]
+    view.step = pictures.get("step", last)
+    view.steps = history.config.get("steps")
     if 3 in panels:
         kept = pictures["training_digits"]
         indices, labels = _kept_digits(kept, mnist.train, "training digits")
@@ -1499,7 +1315,7 @@ def plot_panel(history, number, fig, mnist=None):
     if 6 in panels:
         indices, labels = _kept_digits(test, mnist.test, "test digits")
         if test["total"] != mnist.test.num_examples:
-            raise VisuError(f"this run was tested on {test['total']:,} digits, "
+            raise UserError(f"this run was tested on {test['total']:,} digits, "
                             f"the MNIST test set found has {mnist.test.num_examples:,}")
         # All the test digits: the misread ones kept, the others read right
         predictions = mnist.test.labels.astype(int)
@@ -1507,7 +1323,7 @@ def plot_panel(history, number, fig, mnist=None):
         view.test_digits = (mnist.test.images, mnist.test.labels, predictions)
         view.digits_changed[1] = True
     if histograms:
-        view.histogram_iterations = list(histograms["steps"])
+        view.histogram_steps = list(histograms["steps"])
         view.percentiles = tuple([np.asarray(row, dtype=float) for row in rows]
                                  for rows in histograms["percentiles"])
     view.show(*panels)
@@ -1516,7 +1332,7 @@ def plot_panel(history, number, fig, mnist=None):
 
 
 def _read_mnist(panels, data_dir=None):
-    """The MNIST digits for panels 3 and 6 (None if neither is shown); VisuError if missing."""
+    """The MNIST digits for panels 3 and 6 (None if neither is shown); UserError if missing."""
     if not {3, 6} & set(panels):
         return None
     import mnistdata
@@ -1524,7 +1340,7 @@ def _read_mnist(panels, data_dir=None):
     try:
         return mnistdata.read_data_sets(data_dir, reshape=False, validation_size=0)
     except mnistdata.MnistError as error:
-        raise VisuError(f"panels 3 and 6 show MNIST digits: {error}") from None
+        raise UserError(f"panels 3 and 6 show MNIST digits: {error}") from None
 
 
 def show_panel(run, number, save_png=None, data_dir=None):
@@ -1544,7 +1360,7 @@ def show_panel(run, number, save_png=None, data_dir=None):
 
 def main(argv=None):
     """The command line: python tensorflowvisu.py {compare,confusion,panel} ... (-h for help)."""
-    parser = ArgumentParser(
+    parser = plumbing.ArgumentParser(
         prog="tensorflowvisu.py", description="Look at finished MNIST lab runs (the runs/*.json files).")
     commands = parser.add_subparsers(dest="command", required=True,
                                      metavar="{compare,confusion,panel}")
@@ -1582,7 +1398,7 @@ def main(argv=None):
             confusion(args.run, save_png=args.save_png)
         else:
             show_panel(args.run, args.number, save_png=args.save_png, data_dir=args.data_dir)
-    except VisuError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

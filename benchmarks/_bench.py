@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: lab.py and the lessons
 sys.path.insert(0, str(ROOT))
-import lab  # noqa: E402  (light: it imports TensorFlow only when asked to)
+import plumbing  # noqa: E402  (light: it imports TensorFlow only when asked to)
 RESULTS = Path(__file__).resolve().parent / "results"  # default place of the JSON results
 PYTHON = sys.executable
 
@@ -104,6 +104,31 @@ def run_json_worker(command, env=None, timeout=1800):
     return json.loads(lines[-1])
 
 
+# ------------------------------------------------------------------------- a run's speed
+
+
+def rates(history, from_step=200):
+    """Images per second of a run, from its history (a dict, as saved), from step
+    `from_step` to the last (the warm-up before it: the first calls compile and trace).
+
+    training: the training alone (from the end of each measurement, its test pass
+    included, to the end of the next training call); end to end: with the test passes.
+    """
+    def column(part, key):
+        return history[part].get(key) or history[part].get("iteration")  # (histories before "step")
+
+    trained = dict(zip(column("train", "step"), history["train"]["wall_time"]))  # training call i ended
+    tested = dict(zip(column("test", "step"), history["test"]["wall_time"]))  # test pass at i ended
+    points = [i for i in trained if i >= from_step]
+    if len(points) < 2:
+        return {"training_images_per_second": None, "images_per_second": None}
+    training = sum(trained[b] - tested.get(a, trained[a]) for a, b in zip(points, points[1:]))
+    end_to_end = tested.get(points[-1], trained[points[-1]]) - tested.get(points[0], trained[points[0]])
+    images = (points[-1] - points[0]) * history["config"]["batch_size"]
+    return {"training_images_per_second": round(images / training),
+            "images_per_second": round(images / end_to_end)}
+
+
 # ------------------------------------------------------------------------- statistics
 
 
@@ -143,6 +168,26 @@ def _git(*args):
         return ""
 
 
+# SIMD instruction sets that decide how fast TensorFlow's CPU kernels can be.
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16",
+             "amx_bf16", "amx_int8", "amx_tile")
+
+
+def cpu():
+    """This machine's processor: {"model", "cores", "flags"}, e.g. {"model": "AMD EPYC
+    (family 23, model 1)", "cores": 2, "flags": ["avx", "avx2", "fma"]}."""
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        first = ""
+    flags = set()
+    for line in first.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags = set(value.split())
+    return {"model": plumbing.cpu_name(), "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags]}
+
+
 def machine_info():
     """What the figures depend on: CPU, cores, memory, versions, the code's commit, the load."""
     try:
@@ -151,7 +196,7 @@ def machine_info():
         memory = None
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "cpu": lab.cpu(),  # model (with family/model numbers on x86), cores, SIMD flags
+        "cpu": cpu(),  # model (with family/model numbers on x86), cores, SIMD flags
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gib": round(memory, 1) if memory else None,

@@ -55,17 +55,19 @@ MODELS = {
     "3.1": {"kind": "conv", "convs": [(6, 1, 6), (5, 2, 12), (4, 2, 24)], "dense": 200, "dropout": 0.25},
 }
 BATCH = 100
-MEASURE_EVERY, TEST_EVERY, TIMED_FROM = 20, 100, 200  # as lab.py
+MEASURE_EVERY, TIMED_FROM = 20, 200  # as lab.py
 TEST_CHUNK = 1000
 
 
 def learning_rate(step):
-    """The lessons' schedule (lab.ExponentialDecay(0.003, 2000, floor=0.0001))."""
+    """The lessons' schedule (blocks.ExponentialDecay(0.003, 2000, floor=0.0001))."""
     return 0.0001 + 0.003 * math.exp(-step / 2000)
 
 
 def is_test_point(i, steps):
-    return i % TEST_EVERY == 0 or i == steps or i < 10 * MEASURE_EVERY
+    import lab  # (light: no TensorFlow)
+
+    return lab.test_due(i, steps)  # the lessons' schedule
 
 
 def load_mnist(data_dir):
@@ -107,9 +109,9 @@ class Clock:
 
 
 def keras_run(spec, variants, steps, data_dir):
-    import lab
+    import plumbing
 
-    tf = lab.load_tensorflow()  # oneDNN on, as the lessons have it
+    tf = plumbing.load_tensorflow()  # oneDNN on, as the lessons have it
     import keras
 
     class Schedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -179,7 +181,7 @@ def keras_run(spec, variants, steps, data_dir):
                                 steps_per_execution=int(spe or 1))
         del model
     return {"framework": "keras", "keras": keras.__version__, "tensorflow": tf.__version__,
-            "engine": lab.engine(), "variants": results}
+            "engine": plumbing.engine(), "variants": results}
 
 
 # ---------------------------------------------------------------------------- PyTorch

@@ -118,9 +118,9 @@ def one_run(script, steps, live, display, mnist_dir):
         raise RuntimeError("the live run could not open its window:\n" + stderr.strip())
     return {"live": live, "train_seconds": final["wall_seconds"], "e2e_seconds": round(e2e, 3) if e2e else None,
             "close_line_seconds": round(close_line, 3) if close_line else None,
-            "training_seconds": final["training_seconds"], "test_seconds": final["test_seconds"],
-            "images_per_second": final["images_per_second"], "max_test_accuracy": final["max_test_accuracy"],
-            "closed_by": closed_by, "notes": notes}
+            "training_seconds": final["training_seconds"], "test_seconds": final["testing_seconds"],
+            "images_per_second": B.rates(history)["training_images_per_second"],
+            "max_test_accuracy": final["max_test_accuracy"], "closed_by": closed_by, "notes": notes}
 
 
 def notebook_run(script, steps, mnist_dir):
@@ -146,7 +146,7 @@ def notebook_run(script, steps, mnist_dir):
     final = history["final"]
     return {"live": True, "train_seconds": final["wall_seconds"], "e2e_seconds": round(e2e, 3),
             "close_line_seconds": None, "training_seconds": final["training_seconds"],
-            "test_seconds": final["test_seconds"], "images_per_second": final["images_per_second"],
+            "test_seconds": final["testing_seconds"], "images_per_second": B.rates(history)["training_images_per_second"],
             "max_test_accuracy": final["max_test_accuracy"], "closed_by": None, "notes": []}
 
 

@@ -12,7 +12,7 @@ biases, batch norm, the loss, the optimizer) is left out: it is a few per cent o
 arithmetic, though not of the time. A test image costs the forward pass.
 
 The peak is the best of tf.matmul on square float32 matrices (1024 to 4096), with
-TensorFlow loaded as the lessons load it (lab.load_tensorflow: oneDNN on x86-64).
+TensorFlow loaded as the lessons load it (plumbing.load_tensorflow: oneDNN on x86-64).
 
 Used by throughput.py and lab_time.py (each runs this in a child process).
 """
@@ -33,12 +33,12 @@ import _bench as B  # noqa: E402
 
 def lesson_flops(number):
     """{"forward": FLOPs, "training": FLOPs, "layers": [...]} per image, from the lesson's graph."""
-    import lab
+    import plumbing
 
     script = B.lesson(number)
     sys.argv = [str(script), "--no-vis"]
     lesson = runpy.run_path(str(script), run_name="lesson")  # variables and model, no training
-    tf = lab.load_tensorflow()  # loaded by the lesson, with its settings
+    tf = plumbing.load_tensorflow()  # loaded by the lesson, with its settings
     graph = tf.function(lesson["model"]).get_concrete_function(
         tf.TensorSpec([1, 28, 28, 1], tf.float32), training=False).graph
 
@@ -76,9 +76,9 @@ def lesson_flops(number):
 
 def matmul_peak(sizes=(1024, 2048, 4096), seconds=1.0):
     """The best GFLOP/s of tf.matmul on square float32 matrices of these sizes."""
-    import lab
+    import plumbing
 
-    tf = lab.load_tensorflow()
+    tf = plumbing.load_tensorflow()
     results = {}
     for n in sizes:
         a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
@@ -89,7 +89,7 @@ def matmul_peak(sizes=(1024, 2048, 4096), seconds=1.0):
             tf.matmul(a, b).numpy()
             best = min(best, time.perf_counter() - t)
         results[n] = round(2 * n ** 3 / best / 1e9, 1)
-    return {"peak_gflops": max(results.values()), "gflops_by_size": results, "engine": lab.engine()}
+    return {"peak_gflops": max(results.values()), "gflops_by_size": results, "engine": plumbing.engine()}
 
 
 def measure_peak_in_child():

@@ -4,7 +4,7 @@ Launches `mnist_1.0_softmax.py --no-vis --steps 20` and timestamps its stdout li
 they arrive (from the launch of the process):
 
   header   "mnist_1.0_softmax: 20 steps of 100 images...": the flags checked, TensorFlow
-           loaded (lab.load_tensorflow), MNIST read and verified, the tensors made, the
+           loaded (plumbing.load_tensorflow), MNIST read and verified, the tensors made, the
            model traced once; the training functions are traced next
   step 0   the "step      0" line: the training functions traced, the untrained model's
            metrics and first test done; the next thing the process does is the first
@@ -17,7 +17,7 @@ and separately, each in a fresh process, the parts:
 
   python          `python -c pass`
   import tf       `import tensorflow` (in a process; the time of the import statement)
-  import lab      `import lab; lab.load_tensorflow()` (TensorFlow with the lab's settings,
+  import lab      `import lab, plumbing; plumbing.load_tensorflow()` (TensorFlow with the lab's settings,
                   GPU look-up, mnistdata, tensorflowvisu)
   read_data_sets  mnistdata.read_data_sets(one_hot=True, reshape=False, validation_size=0)
                   alone (numpy only: gzip, SHA-256 check, conversion to float32)
@@ -44,8 +44,8 @@ PARTS = {
     "python": "pass",
     "import tf": ("import time; t = time.perf_counter(); import tensorflow as tf; "
                   "print(time.perf_counter() - t)"),
-    "import lab": ("import sys, time; sys.path.insert(0, {root!r}); t = time.perf_counter(); import lab; "
-                   "lab.load_tensorflow(); print(time.perf_counter() - t)"),
+    "import lab": ("import sys, time; sys.path.insert(0, {root!r}); t = time.perf_counter(); import lab, plumbing; "
+                   "plumbing.load_tensorflow(); print(time.perf_counter() - t)"),
     "read_data_sets": ("import sys, time; sys.path.insert(0, {root!r}); import mnistdata; "
                        "t = time.perf_counter(); mnistdata.read_data_sets({data!r}, one_hot=True, reshape=False, "
                        "validation_size=0, seed=0); print(time.perf_counter() - t)"),

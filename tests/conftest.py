@@ -1,11 +1,15 @@
 """Shared test fixtures.
 
 Real MNIST comes from the MNIST_DATA_DIR environment variable (CI sets it to ../shared/mnist),
-else from data/ next to the scripts, downloaded there if needed (a fresh machine with internet).
+else from data/ next to the lessons, downloaded there if needed (a fresh machine with internet).
 When CI is set, a skipped test counts as a failure: everything must run there.
+
+Tests marked slow (real notebook kernels, lesson processes, windows on Xvfb, Ctrl-C,
+long runs) are left out by `python -m pytest -m "not slow"`: the core in about a minute.
 """
 import functools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,24 +18,42 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 # Keep TensorFlow's C++ start-up chatter out of test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Tests never open a window unless they ask for one (the Xvfb test sets its own DISPLAY).
+# Tests never open a window unless they ask for one (the Xvfb tests set their own DISPLAY).
 os.environ["MPLBACKEND"] = "Agg"
 
-sys.path.insert(0, str(ROOT))
-import lab  # noqa: E402
+import plumbing  # noqa: E402
 
 # TensorFlow in this process as the lessons load it (oneDNN...): lessons run here with lab.run.
-lab.load_tensorflow()
+plumbing.load_tensorflow()
 
+# The two lines every run ends with.
+FINAL_LINES = re.compile(r"max test accuracy: (0\.\d{4})\nfinal test accuracy: (0\.\d{4})\n$")
+
+
+def child_env(mnist_dir=None, **extra):
+    """The environment of a child process: a user's shell without a display (what CI has),
+    real MNIST; extra variables added (None removes one)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["MPLBACKEND"] = "Agg"
+    if mnist_dir:
+        env["MNIST_DATA_DIR"] = str(mnist_dir)
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    return env
 
 
 def ctrl_c_works():
     """preexec_fn for a child that a test sends Ctrl-C (SIGINT): a shell's background job
     (`cmd &` without job control, as some CI runners start it) ignores SIGINT, and so
-    would its children; Python then raises no KeyboardInterrupt."""
+    would its children; Python then raises no KeyboardInterrupt. (POSIX: the tests run
+    on Linux.)"""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
@@ -41,7 +63,7 @@ def mnist_dir():
     folder = os.environ.get("MNIST_DATA_DIR")
     if folder:
         return str(Path(folder).resolve())
-    # No MNIST_DATA_DIR: the data/ folder next to the scripts, downloaded there on a fresh
+    # No MNIST_DATA_DIR: the data/ folder next to the lessons, downloaded there on a fresh
     # machine exactly as the lessons do it (once; later runs find the files).
     problem = _fetch_mnist()
     if problem:
@@ -63,20 +85,37 @@ def _fetch_mnist():
     return None
 
 
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    """Real MNIST as the lessons load it: 60,000 training images (28x28x1), one-hot labels,
+    batches in the order of seed 0. Shared: tests that draw batches from it get later ones."""
+    import mnistdata
+
+    return mnistdata.read_data_sets(mnist_dir, one_hot=True, reshape=False, validation_size=0, seed=0)
+
+
 @pytest.fixture
 def run_script(tmp_path, mnist_dir):
     """Run a project script in a subprocess from a foreign directory; returns CompletedProcess."""
 
     def run(script, *args, timeout=600, env=None, cwd=None):
-        full_env = dict(os.environ, MNIST_DATA_DIR=mnist_dir, MPLBACKEND="Agg")
-        full_env.pop("DISPLAY", None)
-        full_env.update(env or {})
         return subprocess.run(
             [sys.executable, str(ROOT / script), *map(str, args)],
-            cwd=cwd or tmp_path, env=full_env, capture_output=True, text=True, timeout=timeout,
+            cwd=cwd or tmp_path, env=child_env(mnist_dir, **(env or {})), capture_output=True, text=True,
+            timeout=timeout,
         )
 
     return run
+
+
+@pytest.fixture
+def no_tensorflow(tmp_path):
+    """Environment variables whose PYTHONPATH holds a 'tensorflow' that ends the process:
+    proves it was never imported."""
+    fake = tmp_path / "fake" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("import os\nos.write(2, b'TENSORFLOW IMPORTED')\nos._exit(99)\n")
+    return {"PYTHONPATH": str(fake.parent)}
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -101,3 +140,25 @@ def xvfb():
         pytest.skip(str(error))
     with server:
         yield server.display
+
+
+def drawn_digit(digit, size, dark_on_light=True, width=None):
+    """A digit drawn with PIL's lines and ellipses, as a user's picture (a PIL Image):
+    1 (a bar), 0 (an ellipse), 7 (two strokes)."""
+    from PIL import Image, ImageDraw
+
+    paper, ink = (255, 0) if dark_on_light else (0, 255)
+    image = Image.new("L", (size, size), paper)
+    draw = ImageDraw.Draw(image)
+    width = width or max(2, size // 12)
+    s = size
+    if digit == 1:
+        draw.line([(s * 0.5, s * 0.15), (s * 0.5, s * 0.85)], fill=ink, width=width)
+    elif digit == 0:
+        draw.ellipse([s * 0.3, s * 0.15, s * 0.7, s * 0.85], outline=ink, width=width)
+    elif digit == 7:
+        draw.line([(s * 0.25, s * 0.2), (s * 0.75, s * 0.2), (s * 0.45, s * 0.85)], fill=ink, width=width,
+                  joint="curve")
+    else:
+        raise ValueError(digit)
+    return image

@@ -3,6 +3,8 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 from conftest import ROOT
 
 SHARED = sorted(p.stem for p in ROOT.glob("*.py") if not p.name.startswith("mnist_"))  # all but the lessons
@@ -13,6 +15,7 @@ def test_pyproject_lists_every_shared_module():
     assert sorted(modules) == SHARED
 
 
+@pytest.mark.slow
 def test_pip_install_editable_then_every_module_imports_and_a_lesson_runs_from_another_folder(
         tmp_path, mnist_dir):
     """pip install -e . (offline) into a folder of its own, read as a site directory (what a

@@ -761,7 +761,7 @@ def test_a_failed_save_leaves_no_temporary_file(tmp_path, server):
     with pytest.raises(MnistError) as error:
         read_data_sets(tmp_path, mirrors=server.mirrors("good"), checksums=server.checksums)
     message = str(error.value)
-    assert message.startswith(f"{TRAIN_IMAGES}.gz: downloaded but cannot be saved in {tmp_path}: ")
+    assert message.startswith(f"{TRAIN_IMAGES}.gz: downloaded, but cannot write {tmp_path / TRAIN_IMAGES}.gz (")
     assert "\n" not in message
     assert [p.name for p in tmp_path.iterdir()] == [TRAIN_IMAGES + ".gz"]  # the folder only
 

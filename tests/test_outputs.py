@@ -1,14 +1,26 @@
 """What a run leaves behind: TensorBoard logs, pictures, movie, history, report."""
+import ipaddress
 import json
 import platform
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
+import psutil
+import pytest
 import tensorflow as tf
 from PIL import Image
+
+import lab
+from conftest import child_env
 
 STEPS = 200
 
 
+@pytest.mark.slow
 def test_one_run_writes_every_requested_output(run_script, tmp_path):
     result = run_script("mnist_1.0_softmax.py", "--no-vis", "--steps", STEPS,
                         "--history", tmp_path / "runs" / "h.json", "--save-model", tmp_path / "model",
@@ -44,12 +56,32 @@ def test_one_run_writes_every_requested_output(run_script, tmp_path):
     for scalar in ("train/accuracy", "train/loss", "learning_rate", "test/accuracy", "test/loss"):
         assert tags.get(scalar) == {"scalars"}, scalar
     assert tags.get("W") == {"histograms"} and tags.get("b") == {"histograms"}  # named after the lesson's globals
-    assert tags.get("misrecognised test digits") == {"images"}
+    assert tags.get("misread test digits") == {"images"}
 
 
+@pytest.mark.slow
+def test_tensorboard_shows_the_logs_to_this_machine_only(tmp_path):
+    """README says TensorBoard serves on localhost: what it listens on, while it runs."""
+    tensorboard = Path(sys.executable).with_name("tensorboard")
+    process = subprocess.Popen([str(tensorboard), "--logdir", str(tmp_path), "--port", "0"], env=child_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
+    try:
+        for line in process.stdout:
+            if re.search(r"TensorBoard .* at http://localhost:\d+/", line):
+                break
+        addresses = [c.laddr.ip for c in psutil.Process(process.pid).net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN]
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.communicate()
+    assert addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses), addresses
+
+
+@pytest.mark.slow
 def test_compare_and_confusion_on_real_runs(run_script, mnist_dir, tmp_path):
-    import lab
-
     for script in ("mnist_1.0_softmax.py", "mnist_2.1_five_layers_relu.py"):
         lab.run(script, no_vis=True, steps=100, data_dir=mnist_dir, history=tmp_path / f"{script}.json",
                 save_model=tmp_path / script)

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+import plumbing
 import predict
-from conftest import ROOT
+from conftest import ROOT, child_env, drawn_digit
 
 SHARED_MODULES = [p for p in ROOT.glob("*.py") if not p.name.startswith("mnist_")]  # not the lessons
 FIRST_LINE = re.compile(r"^(?P<file>.+): (?P<digit>\d) \(p=(?P<p>[01]\.\d\d)\)$")
@@ -30,16 +31,8 @@ THEN_LINE = re.compile(r"^  then (\d) \(p=([01]\.\d\d)\), (\d) \(p=([01]\.\d\d)\
 # ---------------------------------------------------------------------------- helpers
 
 
-def environment(**extra):
-    """No display, no window: what CI has."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env["MPLBACKEND"] = "Agg"
-    env.update(extra)
-    return env
-
-
 def run_predict(*args, cwd, script=ROOT / "predict.py", env=None):
-    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=cwd, env=env or environment(),
+    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=cwd, env=env or child_env(),
                           capture_output=True, text=True, timeout=300)
 
 
@@ -55,25 +48,6 @@ def parse(stdout):
         found[match["file"]] = (int(match["digit"]), float(match["p"]),
                                 [(int(a[0]), float(a[1])), (int(a[2]), float(a[3]))])
     return found
-
-
-def drawn_digit(digit, size, dark_on_light=True, width=None):
-    """A digit drawn with PIL's lines and ellipses: 1 (a bar), 0 (an ellipse), 7 (two strokes)."""
-    paper, ink = (255, 0) if dark_on_light else (0, 255)
-    image = Image.new("L", (size, size), paper)
-    draw = ImageDraw.Draw(image)
-    width = width or max(2, size // 12)
-    s = size
-    if digit == 1:
-        draw.line([(s * 0.5, s * 0.15), (s * 0.5, s * 0.85)], fill=ink, width=width)
-    elif digit == 0:
-        draw.ellipse([s * 0.3, s * 0.15, s * 0.7, s * 0.85], outline=ink, width=width)
-    elif digit == 7:
-        draw.line([(s * 0.25, s * 0.2), (s * 0.75, s * 0.2), (s * 0.45, s * 0.85)], fill=ink, width=width,
-                  joint="curve")
-    else:
-        raise ValueError(digit)
-    return image
 
 
 def centre_of_mass(image):
@@ -101,12 +75,9 @@ def similarity(a, b):
 
 
 @pytest.fixture(scope="module")
-def mnist_test(mnist_dir):
+def mnist_test(mnist):
     """The first 200 MNIST test digits: images [200, 28, 28] float 0-1 and labels."""
-    import mnistdata
-
-    mnist = mnistdata.read_data_sets(mnist_dir, reshape=False, validation_size=0)
-    return mnist.test.images[:200, :, :, 0], mnist.test.labels[:200].astype(int)
+    return mnist.test.images[:200, :, :, 0], mnist.test.labels[:200].argmax(1)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +87,7 @@ def model_dir(tmp_path_factory, mnist_dir):
     result = subprocess.run(
         [sys.executable, str(ROOT / "mnist_2.1_five_layers_relu.py"), "--no-vis", "--steps", "600",
          "--save-model", str(folder / "model"), "--history", str(folder / "run.json")],
-        cwd=folder, env=environment(MNIST_DATA_DIR=mnist_dir), capture_output=True, text=True, timeout=600)
+        cwd=folder, env=child_env(mnist_dir), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder / "model"
 
@@ -176,15 +147,6 @@ def classified(pictures, model_dir):
     result = run_predict("--model", model_dir, *names, cwd=folder)
     assert result.returncode == 0, result.stderr
     return result, names, parse(result.stdout)
-
-
-@pytest.fixture
-def no_tensorflow(tmp_path):
-    """PYTHONPATH with a 'tensorflow' that ends the process: proves predict.py never imported it."""
-    fake = tmp_path / "fake" / "tensorflow"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("import os\nos.write(1, b'TENSORFLOW IMPORTED')\nos._exit(99)\n")
-    return environment(PYTHONPATH=str(fake.parent))
 
 
 # ----------------------------------------------------------------- preprocess: units
@@ -346,6 +308,7 @@ def test_colour_depth_and_transparency_do_not_change_the_digit(convert):
 # ------------------------------------------------------- the command line on pictures
 
 
+@pytest.mark.slow
 def test_mnist_digits_resized_inverted_png_and_jpeg_are_mostly_right(classified, pictures):
     _, truth = pictures
     _, _, found = classified
@@ -357,6 +320,7 @@ def test_mnist_digits_resized_inverted_png_and_jpeg_are_mostly_right(classified,
     assert sum(found[n][0] == truth[n] for n in names) >= 18
 
 
+@pytest.mark.slow
 def test_digits_drawn_with_lines_and_ellipses_are_right(classified, pictures):
     _, truth = pictures
     _, _, found = classified
@@ -365,6 +329,7 @@ def test_digits_drawn_with_lines_and_ellipses_are_right(classified, pictures):
     assert len(wrong) <= 1, wrong  # 18 pictures: 3 shapes, 3 sizes, 2 polarities
 
 
+@pytest.mark.slow
 def test_output_two_lines_per_image_in_order_and_nothing_on_stderr(classified):
     result, names, found = classified
     assert list(found) == names  # one entry per image, in the order given
@@ -375,6 +340,7 @@ def test_output_two_lines_per_image_in_order_and_nothing_on_stderr(classified):
     assert result.stderr == ""  # TensorFlow's start-up chatter stays hidden
 
 
+@pytest.mark.slow
 def test_bad_inputs_one_line_each_the_others_still_classified(model_dir, tmp_path):
     drawn_digit(1, 100).save(tmp_path / "one.png")
     drawn_digit(0, 100, dark_on_light=False).save(tmp_path / "zero.jpg")
@@ -405,9 +371,9 @@ def test_bad_inputs_one_line_each_the_others_still_classified(model_dir, tmp_pat
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["--bogus"], 2, "predict.py: error: unrecognized arguments: --bogus"),
-    ([], 2, "predict.py: error: give one or more IMAGE files, or --draw"),
-    (["--draw", "x.png"], 2, "predict.py: error: --draw takes no IMAGE"),
+    (["--bogus"], 1, "predict.py: error: unrecognized arguments: --bogus"),
+    ([], 1, "predict.py: error: give one or more IMAGE files, or --draw"),
+    (["--draw", "x.png"], 1, "predict.py: error: --draw takes no IMAGE"),
     (["--model", "nowhere", "x.png"], 1, "error: model nowhere: no such folder"),
     (["--model", "pictures", "x.png"], 1, "error: model pictures: not a saved model (no saved_model.pb in it)"),
     (["--model", "pictures/one.png", "x.png"], 1, "error: model pictures/one.png: is a file"),
@@ -415,6 +381,7 @@ def test_bad_inputs_one_line_each_the_others_still_classified(model_dir, tmp_pat
     (["--model", "MODEL", "--draw"], 1, "error: no display: --draw needs a window"),
     (["x.png"], 1, "error: no trained model in "),  # no models/ next to predict.py
 ])
+@pytest.mark.slow
 def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message, no_tensorflow, model_dir,
                                                             tmp_path):
     app = tmp_path / "app"  # a predict.py with no models/ folder beside it
@@ -424,9 +391,9 @@ def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message,
     (tmp_path / "pictures").mkdir()
     drawn_digit(1, 50).save(tmp_path / "pictures" / "one.png")
     args = [str(model_dir) if a == "MODEL" else a for a in args]
-    result = run_predict(*args, cwd=tmp_path, script=app / "predict.py", env=no_tensorflow)
+    result = run_predict(*args, cwd=tmp_path, script=app / "predict.py", env=child_env(**no_tensorflow))
     assert result.returncode == code, result.stdout + result.stderr
-    assert "TENSORFLOW IMPORTED" not in result.stdout
+    assert "TENSORFLOW IMPORTED" not in result.stderr
     lines = result.stderr.splitlines()
     assert lines[0].startswith(message), result.stderr
     if args[-1:] == ["pictures"]:  # a missing file and a folder: one line each
@@ -435,6 +402,7 @@ def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message,
         assert len(lines) == 1, result.stderr
 
 
+@pytest.mark.slow
 def test_default_model_is_the_most_recently_saved(model_dir, tmp_path):
     app = tmp_path / "app"
     app.mkdir()
@@ -451,6 +419,7 @@ def test_default_model_is_the_most_recently_saved(model_dir, tmp_path):
     assert parse(result.stdout)["one.png"][0] == 1
 
 
+@pytest.mark.slow
 def test_not_a_model_clear_one_line_errors(model, model_dir, tmp_path):
     import tensorflow as tf
 
@@ -472,7 +441,7 @@ def test_not_a_model_clear_one_line_errors(model, model_dir, tmp_path):
         "missing": "no such folder",
     }
     for name, problem in cases.items():
-        with pytest.raises(predict.PredictError) as error:
+        with pytest.raises(plumbing.UserError) as error:
             predict.load_model(tmp_path / name)
         message = str(error.value)
         assert message.startswith(f"model {tmp_path / name}: ") and problem in message
@@ -485,6 +454,7 @@ def test_not_a_model_clear_one_line_errors(model, model_dir, tmp_path):
     assert result.stderr.count("\n") == 1 and result.stdout == ""
 
 
+@pytest.mark.slow
 def test_show_without_a_display_says_so_and_still_prints(model_dir, tmp_path):
     drawn_digit(7, 90).save(tmp_path / "seven.png")
     result = run_predict("--model", model_dir, "seven.png", "--show", cwd=tmp_path)
@@ -494,6 +464,7 @@ def test_show_without_a_display_says_so_and_still_prints(model_dir, tmp_path):
     assert "--save-png" in result.stderr and result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_save_png_draws_each_digit_and_its_probabilities(model_dir, pictures, tmp_path):
     folder, truth = pictures
     names = [n for n in truth if n.startswith("drawn")][::3][:4]
@@ -559,6 +530,7 @@ def test_save_png_with_one_picture_and_long_names(tmp_path):
     assert [edge.min() for edge in edges] == [255] * 4  # white all round: nothing runs off it
 
 
+@pytest.mark.slow
 def test_save_png_to_a_missing_folder_fails_before_loading_tensorflow(no_tensorflow, model_dir, tmp_path):
     drawn_digit(1, 50).save(tmp_path / "one.png")
     result = run_predict("--model", model_dir, "one.png", "--save-png", "no/such/p.png", cwd=tmp_path,
@@ -570,6 +542,7 @@ def test_save_png_to_a_missing_folder_fails_before_loading_tensorflow(no_tensorf
 # -------------------------------------------------------- the saved model on its own
 
 
+@pytest.mark.slow
 def test_fresh_process_without_the_project_gives_the_same_digits(model, model_dir, classified, pictures,
                                                                   tmp_path):
     folder, _ = pictures
@@ -591,7 +564,7 @@ def test_fresh_process_without_the_project_gives_the_same_digits(model, model_di
         print(json.dumps({"digits": out["digits"].numpy().tolist(), "argmax": probabilities.argmax(1).tolist(),
                           "serve": also.tolist(), "sums": probabilities.sum(1).tolist()}))
     """)
-    env = environment(PYTHONPATH="")
+    env = child_env(PYTHONPATH="")
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -688,6 +661,7 @@ def test_pad_c_clears(pad):
 # -------------------------------------------------------- the drawing pad, for real
 
 
+@pytest.mark.slow
 def test_draw_in_a_real_window_on_xvfb(xvfb, model_dir, tmp_path):
     """predict.py --draw in a Tk window: a mouse drag draws and is read, c clears, q closes."""
     from PIL import ImageGrab
@@ -695,7 +669,7 @@ def test_draw_in_a_real_window_on_xvfb(xvfb, model_dir, tmp_path):
     if not shutil.which("xdotool"):
         pytest.skip("xdotool is needed to move the mouse (apt-get install xdotool)")
 
-    env = environment(DISPLAY=xvfb, MPLBACKEND="TkAgg")
+    env = child_env(DISPLAY=xvfb, MPLBACKEND="TkAgg")
 
     def xdotool(*args):
         return subprocess.run(["xdotool", *map(str, args)], env=env, capture_output=True, text=True,

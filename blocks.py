@@ -1,0 +1,80 @@
+"""blocks.py: two building blocks of the later lessons, written once with TensorFlow.
+
+- ExponentialDecay: the learning rate of lessons 2.1 and after, fast at first, slow at the end.
+- BatchNorm: batch normalisation of one layer (lessons 4.0 and after).
+
+A lesson imports this module after lab.parse_args, which loads TensorFlow with the
+lab's settings:
+
+    args = lab.parse_args(__doc__, steps=10000)
+    import tensorflow as tf
+    import blocks
+    decay = blocks.ExponentialDecay(0.003, decay_steps=2000, floor=0.0001)
+    optimizer = tf.keras.optimizers.Adam(decay)
+"""
+
+import plumbing
+
+tf = plumbing.load_tensorflow()  # already loaded by lab.parse_args: this only returns it
+
+
+class ExponentialDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """The lab's learning-rate decay: lr(step) = floor + start * e^(-step / decay_steps).
+
+    Starts fast (big steps while far from a good solution) and ends slow (small steps
+    to settle in a minimum instead of bouncing around it). TF1: floor +
+    tf.train.exponential_decay(start, step, decay_steps, 1/math.e). A Keras optimizer
+    calls it with its step count before every step.
+    """
+
+    def __init__(self, start, decay_steps, floor):
+        self.start, self.decay_steps, self.floor = start, decay_steps, floor
+
+    def __call__(self, step):
+        return self.floor + self.start * tf.exp(-tf.cast(step, tf.float32) / self.decay_steps)
+
+    def get_config(self):  # what Keras saves of it
+        return {"start": self.start, "decay_steps": self.decay_steps, "floor": self.floor}
+
+
+class BatchNorm:
+    """Batch normalisation of one layer, at the low level (Ioffe and Szegedy, 2015).
+
+    In training, the layer's weighted sums (before the activation function) are
+    normalised with the mean and variance of the current batch, neuron by neuron (for a
+    convolutional layer, channel by channel, over the batch and all positions):
+
+        Ybn = scale * (Ylogits - batch mean) / sqrt(batch variance + 1e-5) + offset
+
+    so every layer gets inputs centred on 0 with a spread of 1, whatever the layers
+    before it do: training can use much higher learning rates. `offset` (beta) and
+    `scale` (gamma) are trainable variables of the lesson: the offset takes over the
+    role of the bias (a bias added before the normalisation would be subtracted again
+    with the mean), the scale is only worth having before a sigmoid (a ReLU does not care
+    about the scale of its input).
+
+    At test time there is no batch to average over (or a batch of one), so the layer
+    uses moving averages of the training batches' means and variances, updated at every
+    training step; they are variables too (not trained, but saved with the model). Like
+    TF1's tf.train.ExponentialMovingAverage(decay, step), the average forgets fast at
+    first (decay (1 + n) / (10 + n) at update n), then with `decay`.
+    """
+
+    def __init__(self, size, decay=0.999):
+        self.decay = decay
+        self.moving_mean = tf.Variable(tf.zeros([size]), trainable=False)
+        self.moving_variance = tf.Variable(tf.ones([size]), trainable=False)
+        self.updates = tf.Variable(0.0, trainable=False)
+
+    def __call__(self, Ylogits, offset, scale=None, training=False):
+        if training:
+            axes = list(range(len(Ylogits.shape) - 1))  # [0]: dense layer, [0, 1, 2]: convolutional
+            mean, variance = tf.nn.moments(Ylogits, axes)
+            decay = tf.minimum(self.decay, (1 + self.updates) / (10 + self.updates))
+            self.moving_mean.assign(decay * self.moving_mean + (1 - decay) * mean)
+            self.moving_variance.assign(decay * self.moving_variance + (1 - decay) * variance)
+            self.updates.assign_add(1)
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        return tf.nn.batch_normalization(Ylogits, mean, variance, offset, scale,
+                                         variance_epsilon=1e-5)

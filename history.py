@@ -1,0 +1,192 @@
+"""history.py: what one training run measured, saved as JSON, read back to compare runs.
+
+Every 20 steps the training loop records the accuracy and the cross-entropy loss on the
+current training batch; at its test points (every 20 steps at first, then about 100 times
+a run) the same two on the 10,000 test digits, which the network never trains on. At the
+end: the run's final figures and its report (per-digit precision and recall, confusion
+matrix). A lesson writes runs/<lesson>.json; `python tensorflowvisu.py compare` reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from plumbing import UserError, write_atomically
+
+FORMAT = "mnist-lab-history/1"
+
+
+class History:
+    """Everything one training run measured.
+
+    train and test are columns of numbers, one list per measurement ("step", "accuracy",
+    "loss", "wall_time" in seconds since the start, and the training's "learning_rate");
+    config describes the run (script, steps, the flags it changed, date, engine...); final
+    and report are filled at the end (lab.Run.finish); pictures is what the dashboard's
+    panels 3 to 6 showed at the end (tensorflowvisu.show_panel draws them again).
+    """
+
+    def __init__(self, name: str, config: dict | None = None):
+        self.name = str(name)
+        self.config = dict(config or {})
+        self.train = {"step": [], "accuracy": [], "loss": [], "learning_rate": [], "wall_time": []}
+        self.test = {"step": [], "accuracy": [], "loss": [], "wall_time": []}
+        self.final = {}
+        self.report = None
+        self.pictures = {}
+
+    def append_train(self, step, accuracy, loss, learning_rate, wall_time):
+        """Record what was measured on the current training batch."""
+        for key, value in zip(self.train, (step, accuracy, loss, learning_rate, wall_time)):
+            self.train[key].append(int(value) if key == "step" else float(value))
+
+    def append_test(self, step, accuracy, loss, wall_time):
+        """Record what was measured on the test digits."""
+        for key, value in zip(self.test, (step, accuracy, loss, wall_time)):
+            self.test[key].append(int(value) if key == "step" else float(value))
+
+    @property
+    def max_test_accuracy(self):
+        """The best test accuracy so far, None before the first test. Chosen on the test set
+        itself, it flatters the network a little: the final one is the honest figure."""
+        values = [a for a in self.test["accuracy"] if not math.isnan(a)]
+        return max(values) if values else None
+
+    def resume(self, earlier, step):
+        """Carry on from the history of the same run, interrupted after `step` (lesson 6.0)."""
+        for part in ("train", "test"):
+            mine, theirs = getattr(self, part), getattr(earlier, part)
+            keep = [k for k, i in enumerate(theirs["step"]) if i <= step]
+            for key in mine:
+                mine[key] = [theirs[key][k] for k in keep]
+        self.config["resumed_from"] = [*earlier.config.get("resumed_from", []), step]
+
+    def __repr__(self):
+        """One line: History(mnist_2.1_five_layers_relu: 10,000 steps, max test accuracy ...)."""
+        last = (self.train["step"] or self.test["step"] or [None])[-1]
+        steps = self.final.get("steps", last)
+        planned = self.config.get("steps")
+        of = f" of {planned:,}" if isinstance(planned, int) and planned != steps else ""
+        if steps is None:
+            return f"History({self.name}: no measurement yet)"
+        if not self.final:
+            done = f"step {steps:,}{of} so far"
+        elif self.final.get("interrupted"):
+            done = f"interrupted at step {steps:,}{of}"
+        else:
+            done = f"{steps:,} steps"
+        best = self.max_test_accuracy
+        if best is None:
+            return f"History({self.name}: {done}, no test yet)"
+        final = f"{'final' if self.final else 'last'} {self.test['accuracy'][-1]:.4f}"
+        return f"History({self.name}: {done}, max test accuracy {best:.4f}, {final})"
+
+    # -- JSON
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "name": self.name, "config": _plain(self.config),
+                "train": _plain(self.train), "test": _plain(self.test), "final": _plain(self.final),
+                "report": _plain(self.report), "pictures": _plain(self.pictures)}
+
+    @classmethod
+    def from_dict(cls, d):
+        """The History stored in d (as made by to_dict); UserError if d is not one. Files
+        written before the lab said "step" (it said "iteration") still load."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise UserError(f'not a run history (no "format": "{FORMAT}")')
+        history = cls(d.get("name", ""), d.get("config") or {})
+        for part in ("train", "test"):
+            columns = d.get(part)
+            if isinstance(columns, dict) and "iteration" in columns and "step" not in columns:
+                columns = {("step" if k == "iteration" else k): v for k, v in columns.items()}
+            wanted = getattr(history, part)
+            if not isinstance(columns, dict) or not all(isinstance(columns.get(k), list)
+                                                        for k in wanted):
+                raise UserError(f'damaged run history: "{part}" needs the lists '
+                                f'{", ".join(wanted)}')
+            for key in wanted:
+                wanted[key] = list(columns[key])
+        history.final = dict(d.get("final") or {})
+        history.report = d.get("report")
+        history.pictures = dict(d.get("pictures") or {})
+        return history
+
+    def save(self, path):
+        """Write the history as JSON, atomically; creates missing folders. UserError if it
+        cannot be written."""
+        text = json.dumps(self.to_dict(), indent=1)
+        write_atomically(path, lambda file: file.write(text.encode("utf-8")))
+
+    @classmethod
+    def load(cls, path) -> History:
+        """Read a history written by save; UserError naming the file if that fails."""
+        try:
+            with open(path, encoding="utf-8") as file:
+                d = json.load(file)
+        except FileNotFoundError:
+            raise UserError(f"{path}: no such file") from None
+        except OSError as error:
+            raise UserError(f"{path}: cannot read it ({error.strerror or error})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise UserError(f"{path}: not a JSON file ({error})") from None
+        try:
+            return cls.from_dict(d)
+        except UserError as error:
+            raise UserError(f"{path}: {error}") from None
+
+
+def load_all(runs):
+    """Histories, from History objects or the paths of their JSON files."""
+    return [run if isinstance(run, History) else History.load(run) for run in runs]
+
+
+def _plain(value):
+    """The value with numpy numbers and arrays turned into plain Python ones (for JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# ---------------------------------------------------------------------- the report
+
+
+def report(labels, predictions):
+    """Per-digit precision, recall and F1, the accuracy, and the confusion matrix (rows:
+    the true digit, columns: the predicted one), from the test digits and the answers."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    confusion = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    correct = np.diag(confusion).astype(np.float64)
+    support = confusion.sum(axis=1)  # how many of each digit there are
+    predicted = confusion.sum(axis=0)  # how often each digit was predicted
+    precision = np.divide(correct, predicted, out=np.zeros(10), where=predicted > 0)
+    recall = np.divide(correct, support, out=np.zeros(10), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros(10), where=total > 0)
+    return {"accuracy": float(correct.sum() / max(1, confusion.sum())),
+            "precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist(),
+            "support": support.tolist(),
+            "confusion_matrix": confusion.tolist()}
+
+
+def format_report(rep):
+    """The report as a table followed by the confusion matrix, ready to print."""
+    lines = ["digit  precision  recall     f1  support"]
+    for d in range(10):
+        lines.append(f"{d:>5}  {rep['precision'][d]:9.4f}  {rep['recall'][d]:6.4f}  "
+                     f"{rep['f1'][d]:5.4f}  {rep['support'][d]:7d}")
+    lines.append(f"accuracy {rep['accuracy']:.4f} on {sum(rep['support'])} test images")
+    lines.append("confusion matrix (rows: true digit, columns: predicted digit)")
+    lines.append("     " + "".join(f"{d:>6}" for d in range(10)))
+    for d, row in enumerate(rep["confusion_matrix"]):
+        lines.append(f"{d:>5}" + "".join(f"{n:>6}" for n in row))
+    return "\n".join(lines)

@@ -1,0 +1,247 @@
+"""plumbing.py: what the lab needs that is neither training nor drawing, written once.
+
+In the order a run meets it: the one-line errors and flags, TensorFlow loaded quietly
+with the lab's settings, "am I in a notebook", Ctrl-C held while something must not
+stop half-way, and files written so that nobody ever sees half of one.
+Importing it imports neither TensorFlow nor matplotlib.
+"""
+
+import argparse
+import contextlib
+import os
+import platform
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import types
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A problem the user can fix. Its message is one line that says what to do; the
+    command lines print it as "error: ..." and exit with status 1, without a traceback."""
+
+    def _render_traceback_(self):  # IPython (notebooks) shows this instead of a traceback
+        return [f"error: {self}"]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported in one line instead of the usage block (exit
+    status 1; lab.run turns it into a UserError). Every command line of the lab uses it."""
+
+    def error(self, message):
+        raise SystemExit(f"{self.prog}: error: {message} (see {self.prog} -h)")
+
+
+# ---------------------------------------------------------------- TensorFlow
+
+
+tf = None  # TensorFlow, once load_tensorflow() has imported it
+
+
+def load_tensorflow(before_start=None, start=True):
+    """Import TensorFlow with the lab's settings, quietly, once; returns the module.
+
+    The settings must be in the environment before the import, which reads them:
+    - oneDNN on x86-64 CPUs. TensorFlow 2.21 uses Intel's oneDNN library for convolutions
+      and matrix products only on CPUs with AVX-512 VNNI, BF16 or AMX; everywhere else
+      (AMD Zen 1-3, most laptops) it runs Eigen's kernels, 2 to 5 times slower for the
+      convolutional lessons (benchmarks/README.md). The user's TF_ENABLE_ONEDNN_OPTS wins.
+    - TensorFlow's C++ info and warning lines: off (TF_CPP_MIN_LOG_LEVEL=2).
+    before_start(tf) runs before TensorFlow's runtime starts (lesson 6.0 makes its
+    replicas' devices). start=False leaves the runtime unstarted, for a
+    MultiWorkerMirroredStrategy to configure (lesson 6.0 in a cluster); C++ error lines
+    are then off too (3): they would come where they cannot be caught.
+    """
+    global tf
+    if tf is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if start else "3")
+        if platform.machine().lower() in ("x86_64", "amd64"):
+            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+        with quiet_stderr():
+            import tensorflow
+
+            if before_start:
+                before_start(tensorflow)
+            if start:
+                tensorflow.config.list_logical_devices("GPU")  # starts the runtime (CUDA complains)
+        # Its Python logger prints INFO lines in interactive sessions (notebooks): warnings only.
+        tensorflow.get_logger().setLevel("WARNING")
+        tf = tensorflow
+    return tf
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Hide what TensorFlow's C++ core prints while it loads and looks for GPUs.
+
+    Those lines come before TF_CPP_MIN_LOG_LEVEL is read (or are CUDA errors on machines
+    without a GPU), so they are caught by pointing the process's stderr (file descriptor
+    2, which C++ writes to: Python's sys.stderr cannot catch them) at a temporary file;
+    they are shown only if something fails.
+    """
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def engine():
+    """What runs the computations: 'CPU, oneDNN', 'CPU, Eigen' or 'GPU (...)'."""
+    gpus = load_tensorflow().config.list_logical_devices("GPU")
+    if gpus:
+        return f"GPU ({gpus[0].name})"
+    try:  # what TensorFlow itself decided; a private module: the environment is the fallback
+        from tensorflow.python.util import _pywrap_util_port
+
+        onednn = _pywrap_util_port.IsMklEnabled()
+    except (ImportError, AttributeError):
+        onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"
+    return "CPU, oneDNN" if onednn else "CPU, Eigen"
+
+
+def cpu_name():
+    """This machine's processor, e.g. 'AMD EPYC (family 25, model 17)' (on x86, the family
+    and model numbers tell processor generations apart: Zen 1 is 23/1, Zen 4 is 25/17)."""
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]  # Linux
+    except OSError:
+        return platform.processor() or platform.machine()  # (Windows, macOS: a shorter name)
+    fields = {}
+    for line in first.splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    return name
+
+
+# ---------------------------------------------------------------- notebooks, Ctrl-C
+
+
+def in_notebook():
+    """True in a Jupyter kernel (JupyterLab, Notebook, VS Code, Colab)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython and hasattr(ipython, "get_ipython") else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
+@contextlib.contextmanager
+def ctrl_c_held(on_press=None):
+    """Hold Ctrl-C back while the block runs, for work that must not stop half-way
+    (a file being written, a movie frame going to ffmpeg, a TensorFlow computation:
+    interrupted inside TensorFlow's C++ code, it surfaces as an error, not an interruption).
+    Yields an object whose `pressed` tells whether Ctrl-C came meanwhile; on_press() is
+    called when it comes (e.g. to end a pause). A notebook's stop button is a Ctrl-C."""
+    held = types.SimpleNamespace(pressed=False)
+    if threading.current_thread() is not threading.main_thread():  # only it gets signals
+        yield held
+        return
+
+    def press(*_):
+        held.pressed = True
+        if on_press:
+            on_press()
+
+    previous = signal.signal(signal.SIGINT, press)
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# ---------------------------------------------------------------- files
+
+
+def cannot_write(path, folder=False):
+    """Why `path` cannot be written, or None if it can. Creates nothing.
+
+    `path` is a file to write (or, with folder=True, a folder to create or replace);
+    missing folders on the way will be created when it is written, so the nearest one
+    that exists must take new files: the only sure test is to write one there.
+    """
+    path = Path(path).absolute()
+    if path.exists() and path.is_dir() != folder:
+        return "it is a folder" if path.is_dir() else "it is a file"
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file"
+    try:
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as error:
+        return f"cannot write in {parent}: {error.strerror or error}"
+    return None
+
+
+def temporary_name(path):
+    """A hidden, unguessable name next to `path`, with its suffix (writers choose the
+    format by it): nobody can plant a file or a link there before we write it."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{secrets.token_hex(8)}.tmp{path.suffix}")
+
+
+def write_atomically(path, write):
+    """Write a file so that nobody ever sees half of it.
+
+    write(file) writes into a new temporary file next to `path` (created only if nothing
+    is there, never through a link, with the permissions of any file the user makes),
+    which then replaces `path` in one step (os.replace). Missing folders are created.
+    A device or a pipe at `path` (/dev/null...) is written directly. Raises UserError.
+    """
+    path = Path(path)
+    temp = temporary_name(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)  # (POSIX)
+    flags |= getattr(os, "O_BINARY", 0)  # (Windows)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a folder")
+        if path.exists() and not path.is_file():
+            with open(path, "wb") as file:
+                write(file)
+            return
+        with open(os.open(temp, flags, 0o666), "wb") as file:  # 0o666 minus the umask
+            write(file)
+        os.replace(temp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise UserError(f"cannot write {path} ({error.strerror or error}): "
+                        "choose another file name or folder") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+
+
+def replace_folder(path, write):
+    """Write a folder (a SavedModel) so that `path` is always a complete one: write(folder)
+    fills a new hidden folder next to it, which then takes its place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new, old = temporary_name(path), temporary_name(path)
+    new.mkdir(0o777)  # (minus the umask) created here, by us: nobody else's
+    try:
+        write(new)
+        if path.exists():
+            path.rename(old)
+        new.rename(path)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
