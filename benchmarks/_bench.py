@@ -53,7 +53,8 @@ def lesson(number, folder=ROOT):
 def data_dir(arg=None):
     """The MNIST folder to use (--data-dir, else $MNIST_DATA_DIR, else data/): checked to exist."""
     folder = arg or os.environ.get("MNIST_DATA_DIR") or str(ROOT / "data")
-    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
     if not all((Path(folder) / n).exists() or (Path(folder) / (n + ".gz")).exists() for n in names):
         raise SystemExit(f"error: the four MNIST files are not in {folder}: "
                          "set MNIST_DATA_DIR or pass --data-dir (benchmarks never download)")
@@ -83,7 +84,8 @@ def run_lesson(script, args=(), env=None, timeout=1800, cwd=None):
         command = [PYTHON, str(script), *map(str, args),
                    "--history", str(history_path), "--save-model", str(Path(tmp) / "model")]
         start = time.perf_counter()
-        result = subprocess.run(command, cwd=cwd or tmp, env=env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(command, cwd=cwd or tmp, env=env, capture_output=True, text=True,
+                                timeout=timeout)
         wall = time.perf_counter() - start
         if result.returncode != 0 or not history_path.exists():
             raise RuntimeError(f"{' '.join(command)} failed (exit {result.returncode}):\n"
@@ -117,13 +119,15 @@ def rates(history, from_step=200):
     def column(part, key):
         return history[part].get(key) or history[part].get("iteration")  # (histories before "step")
 
-    trained = dict(zip(column("train", "step"), history["train"]["wall_time"]))  # training call i ended
-    tested = dict(zip(column("test", "step"), history["test"]["wall_time"]))  # test pass at i ended
+    # trained[i]: when the training call i ended; tested[i]: when the test pass at i ended
+    trained = dict(zip(column("train", "step"), history["train"]["wall_time"]))
+    tested = dict(zip(column("test", "step"), history["test"]["wall_time"]))
     points = [i for i in trained if i >= from_step]
     if len(points) < 2:
         return {"training_images_per_second": None, "images_per_second": None}
     training = sum(trained[b] - tested.get(a, trained[a]) for a, b in zip(points, points[1:]))
-    end_to_end = tested.get(points[-1], trained[points[-1]]) - tested.get(points[0], trained[points[0]])
+    end_to_end = (tested.get(points[-1], trained[points[-1]])
+                  - tested.get(points[0], trained[points[0]]))
     images = (points[-1] - points[0]) * history["config"]["batch_size"]
     return {"training_images_per_second": round(images / training),
             "images_per_second": round(images / end_to_end)}
@@ -142,7 +146,8 @@ def summary(values):
     values = [v for v in values if v is not None]
     if not values:
         return {"median": None, "min": None, "max": None, "values": []}
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "values": values}
 
 
 def rotate(items, k):
@@ -163,7 +168,8 @@ def _package_version(name):
 
 def _git(*args):
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        git = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        return git.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -185,7 +191,8 @@ def cpu():
         key, _, value = line.partition(":")
         if key.strip() == "flags":
             flags = set(value.split())
-    return {"model": plumbing.cpu_name(), "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags]}
+    return {"model": plumbing.cpu_name(), "cores": os.cpu_count(),
+            "flags": [f for f in CPU_FLAGS if f in flags]}
 
 
 def machine_info():
@@ -198,7 +205,8 @@ def machine_info():
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu(),  # model (with family/model numbers on x86), cores, SIMD flags
         "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "usable_cores": (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                         else os.cpu_count()),
         "memory_gib": round(memory, 1) if memory else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -219,8 +227,9 @@ def load_warning():
     load = os.getloadavg()[0]
     cores = os.cpu_count() or 1
     if load > 0.5 * cores:
-        return (f"warning: load average {load:.1f} on {cores} cores before starting: other processes "
-                "are running, the figures will be noisy (compare ratios measured in the same run)")
+        return (f"warning: load average {load:.1f} on {cores} cores before starting: "
+                "other processes are running, the figures will be noisy "
+                "(compare ratios measured in the same run)")
     return ""
 
 
@@ -249,7 +258,8 @@ def save(data, path, default_name):
 
 def table(headers, rows):
     """A plain-text table: right-aligned columns, a rule under the headers."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row]
+                                           for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -48,11 +48,14 @@ sys.path.insert(0, os.path.dirname(HERE))  # the repository, for mnistdata and l
 # pkeep = 0.75) and where.
 MODELS = {
     "1.0": {"kind": "dense", "hidden": [], "activation": None, "dropout": None, "optimizer": "sgd"},
-    "2.0": {"kind": "dense", "hidden": [200, 100, 60, 30], "activation": "sigmoid", "dropout": None},
+    "2.0": {"kind": "dense", "hidden": [200, 100, 60, 30], "activation": "sigmoid",
+            "dropout": None},
     "2.1": {"kind": "dense", "hidden": [200, 100, 60, 30], "activation": "relu", "dropout": None},
     "2.2": {"kind": "dense", "hidden": [200, 100, 60, 30], "activation": "relu", "dropout": 0.25},
-    "3.0": {"kind": "conv", "convs": [(5, 1, 4), (5, 2, 8), (4, 2, 12)], "dense": 200, "dropout": None},
-    "3.1": {"kind": "conv", "convs": [(6, 1, 6), (5, 2, 12), (4, 2, 24)], "dense": 200, "dropout": 0.25},
+    "3.0": {"kind": "conv", "convs": [(5, 1, 4), (5, 2, 8), (4, 2, 12)], "dense": 200,
+            "dropout": None},
+    "3.1": {"kind": "conv", "convs": [(6, 1, 6), (5, 2, 12), (4, 2, 24)], "dense": 200,
+            "dropout": 0.25},
 }
 BATCH = 100
 MEASURE_EVERY, TIMED_FROM = 20, 200  # as lab.py
@@ -100,7 +103,7 @@ class Clock:
     def result(self, steps):
         seconds = self.end - self.start
         images = (steps - TIMED_FROM) * BATCH
-        return {"images_per_second": round(images / seconds),  # end to end: what the learner waits for
+        return {"images_per_second": round(images / seconds),  # end to end: what learners wait for
                 "training_images_per_second": round(images / (seconds - self.test_seconds)),
                 "seconds": round(seconds, 3), "test_seconds": round(self.test_seconds, 3)}
 
@@ -131,7 +134,8 @@ def keras_run(spec, variants, steps, data_dir):
                     layers.append(keras.layers.Dropout(spec["dropout"]))
         else:
             for kernel, stride, filters in spec["convs"]:
-                layers.append(keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", activation="relu"))
+                layers.append(keras.layers.Conv2D(filters, kernel, strides=stride, padding="same",
+                                                  activation="relu"))
             layers.append(keras.layers.Flatten())
             layers.append(keras.layers.Dense(spec["dense"], activation="relu"))
             if spec["dropout"]:
@@ -147,16 +151,20 @@ def keras_run(spec, variants, steps, data_dir):
         jit_compile = {"auto": "auto", "xla": True, "noxla": False}[jit]
         keras.utils.set_random_seed(0)
         model = build()
-        optimizer = keras.optimizers.SGD(0.5) if spec.get("optimizer") == "sgd" else keras.optimizers.Adam(Schedule())
-        model.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], jit_compile=jit_compile, steps_per_execution=int(spe or 1))
+        optimizer = (keras.optimizers.SGD(0.5) if spec.get("optimizer") == "sgd"
+                     else keras.optimizers.Adam(Schedule()))
+        model.compile(optimizer=optimizer,
+                      loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"], jit_compile=jit_compile,
+                      steps_per_execution=int(spe or 1))
 
         @tf.function(jit_compile=jit_compile is True)
         def test():
             logits = tf.concat([model(x_test[k:k + TEST_CHUNK], training=False)
                                 for k in range(0, len(x_test), TEST_CHUNK)], axis=0)
             correct = tf.equal(tf.argmax(logits, 1), tf.argmax(y_test, 1))
-            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y_test, logits=logits))
+            loss = tf.reduce_mean(
+                tf.nn.softmax_cross_entropy_with_logits(labels=y_test, logits=logits))
             return tf.reduce_mean(tf.cast(correct, tf.float32)), loss
 
         clock = Clock()
@@ -175,8 +183,8 @@ def keras_run(spec, variants, steps, data_dir):
                     self.model.stop_training = True
 
         clock.measured(0, steps, lambda: [float(v) for v in test()])
-        model.fit(x, y, batch_size=BATCH, epochs=math.ceil(steps / per_epoch), verbose=0, shuffle=True,
-                  callbacks=[LabMeasurements()])
+        model.fit(x, y, batch_size=BATCH, epochs=math.ceil(steps / per_epoch), verbose=0,
+                  shuffle=True, callbacks=[LabMeasurements()])
         results[variant] = dict(clock.result(steps), jit_compile_resolved=bool(model.jit_compile),
                                 steps_per_execution=int(spe or 1))
         del model
@@ -257,14 +265,16 @@ def torch_run(spec, variants, steps, data_dir):
         if spec.get("optimizer") == "sgd":
             optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
         else:
-            optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(0), fused=variant != "eager")
+            optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(0),
+                                         fused=variant != "eager")
         forward = torch.compile(model) if variant == "compile" else model
         order, position = torch.randperm(n), 0
 
         def test():
             model.eval()
             with torch.no_grad():
-                logits = torch.cat([forward(x_test[k:k + TEST_CHUNK]) for k in range(0, len(x_test), TEST_CHUNK)])
+                logits = torch.cat([forward(x_test[k:k + TEST_CHUNK])
+                                    for k in range(0, len(x_test), TEST_CHUNK)])
                 loss = F.cross_entropy(logits, y_test).item()
                 accuracy = (logits.argmax(1) == y_test).float().mean().item()
             model.train()
@@ -301,14 +311,20 @@ def torch_run(spec, variants, steps, data_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__)
     parser.add_argument("framework", choices=["keras", "torch"])
-    parser.add_argument("--model", choices=sorted(MODELS), default="2.1", help="the lesson's number (default: 2.1)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default: 3000 dense, 1500 conv)")
-    parser.add_argument("--variants", help="comma-separated (default: keras auto-spe20,xla-spe20 for dense models, "
-                                           "auto,auto-spe20 for convolutional ones; torch eager,fused,t1,compile "
-                                           "for dense models, eager,cl,compile for convolutional ones)")
-    parser.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR"), help="MNIST folder (default: $MNIST_DATA_DIR)")
+    parser.add_argument("--model", choices=sorted(MODELS), default="2.1",
+                        help="the lesson's number (default: 2.1)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps (default: 3000 dense, 1500 conv)")
+    parser.add_argument("--variants",
+                        help="comma-separated (default: keras auto-spe20,xla-spe20 "
+                             "for dense models, auto,auto-spe20 for convolutional ones; "
+                             "torch eager,fused,t1,compile for dense models, "
+                             "eager,cl,compile for convolutional ones)")
+    parser.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR"),
+                        help="MNIST folder (default: $MNIST_DATA_DIR)")
     args = parser.parse_args(argv)
     spec = MODELS[args.model]
     dense = spec["kind"] == "dense"
@@ -316,10 +332,12 @@ def main(argv=None):
     if steps <= TIMED_FROM or steps % MEASURE_EVERY:
         parser.error(f"--steps must be a multiple of {MEASURE_EVERY} above {TIMED_FROM}")
     if args.framework == "keras":
-        variants = (args.variants or ("auto-spe20,xla-spe20" if dense else "auto,auto-spe20")).split(",")
+        default = "auto-spe20,xla-spe20" if dense else "auto,auto-spe20"
+        variants = (args.variants or default).split(",")
         out = keras_run(spec, variants, steps, args.data_dir)
     else:
-        variants = (args.variants or ("eager,fused,t1,compile" if dense else "eager,cl,compile")).split(",")
+        default = "eager,fused,t1,compile" if dense else "eager,cl,compile"
+        variants = (args.variants or default).split(",")
         out = torch_run(spec, variants, steps, args.data_dir)
     out.update(model=args.model, steps=steps)
     print(json.dumps(out))

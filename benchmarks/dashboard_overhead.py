@@ -58,8 +58,10 @@ def close_window(process, display, title, log):
         found = subprocess.run(["xdotool", "search", "--name", title], env=env,
                                capture_output=True, text=True).stdout.split()
         for window in found:
-            subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True, timeout=10)
-            subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, capture_output=True, timeout=10)
+            subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env,
+                           capture_output=True, timeout=10)
+            subprocess.run(["xdotool", "key", "--window", window, "q"], env=env,
+                           capture_output=True, timeout=10)
         try:
             process.wait(10)
             return "q key"
@@ -116,7 +118,8 @@ def one_run(script, steps, live, display, mnist_dir):
     window = "training without the live dashboard" not in stderr
     if live and not window:
         raise RuntimeError("the live run could not open its window:\n" + stderr.strip())
-    return {"live": live, "train_seconds": final["wall_seconds"], "e2e_seconds": round(e2e, 3) if e2e else None,
+    return {"live": live, "train_seconds": final["wall_seconds"],
+            "e2e_seconds": round(e2e, 3) if e2e else None,
             "close_line_seconds": round(close_line, 3) if close_line else None,
             "training_seconds": final["training_seconds"], "test_seconds": final["testing_seconds"],
             "images_per_second": B.rates(history)["training_images_per_second"],
@@ -133,20 +136,24 @@ def notebook_run(script, steps, mnist_dir):
     with tempfile.TemporaryDirectory(prefix="mnist-dash-") as tmp:
         history_path = Path(tmp) / "history.json"
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-            f"%run {script} --steps {steps} --history {history_path} --save-model {Path(tmp) / 'model'}")])
+            f"%run {script} --steps {steps} --history {history_path} "
+            f"--save-model {Path(tmp) / 'model'}")])
         env = B.lesson_env(mnist_dir, MPLBACKEND=None, TF_CPP_MIN_LOG_LEVEL=None)  # a user's kernel
         start = time.perf_counter()
-        NotebookClient(nb, kernel_name="python3", timeout=3600, resources={"metadata": {"path": tmp}}).execute(env=env)
+        NotebookClient(nb, kernel_name="python3", timeout=3600,
+                       resources={"metadata": {"path": tmp}}).execute(env=env)
         e2e = time.perf_counter() - start
         pictures = [o for o in nb.cells[0].outputs if "image/png" in o.get("data", {})]
         if not pictures or not history_path.exists():
+            outputs = [o.get("text", o.get("ename", "")) for o in nb.cells[0].outputs]
             raise RuntimeError("the notebook showed no dashboard picture or wrote no history: "
-                               + str([o.get("text", o.get("ename", "")) for o in nb.cells[0].outputs])[:1000])
+                               + str(outputs)[:1000])
         history = json.loads(history_path.read_text())
     final = history["final"]
     return {"live": True, "train_seconds": final["wall_seconds"], "e2e_seconds": round(e2e, 3),
             "close_line_seconds": None, "training_seconds": final["training_seconds"],
-            "test_seconds": final["testing_seconds"], "images_per_second": B.rates(history)["training_images_per_second"],
+            "test_seconds": final["testing_seconds"],
+            "images_per_second": B.rates(history)["training_images_per_second"],
             "max_test_accuracy": final["max_test_accuracy"], "closed_by": None, "notes": []}
 
 
@@ -157,10 +164,12 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10000, help="training steps (default: 10000)")
     p.add_argument("--repeats", type=int, default=2, help="runs of each mode (default: 2)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
-                   help="also run the live window from DIR, a patched copy of the repository (repeatable)")
+                   help="also run the live window from DIR, a patched copy of the repository "
+                        "(repeatable)")
     p.add_argument("--notebook", action="store_true",
-                   help="also run the lesson in a Jupyter kernel (%%run; the picture under the cell; needs "
-                        "requirements-dev.txt), its ratio against --no-vis too")
+                   help="also run the lesson in a Jupyter kernel "
+                        "(%%run; the picture under the cell; needs requirements-dev.txt), "
+                        "its ratio against --no-vis too")
     p.add_argument("--data-dir", help="MNIST folder (default: $MNIST_DATA_DIR)")
     p.add_argument("--json", metavar="FILE", help="where to write the results (default: "
                    "benchmarks/results/dashboard_overhead.json)")
@@ -190,28 +199,34 @@ def main(argv=None):
                 if mode == "notebook":
                     result = notebook_run(scripts[mode], args.steps, mnist_dir)
                 else:
-                    result = one_run(scripts[mode], args.steps, mode != "no-vis", xvfb.display, mnist_dir)
+                    result = one_run(scripts[mode], args.steps, mode != "no-vis", xvfb.display,
+                                     mnist_dir)
                 runs[mode].append(result)
-                print(f"repeat {r + 1}/{args.repeats}  {mode:>6}: train {result['train_seconds']:6.2f} s  "
+                print(f"repeat {r + 1}/{args.repeats}  {mode:>6}: "
+                      f"train {result['train_seconds']:6.2f} s  "
                       f"e2e {result['e2e_seconds']:6.2f} s  ({result['images_per_second']} images/s"
-                      + (f", closed by {result['closed_by']}" if result["closed_by"] else "") + ")", flush=True)
+                      + (f", closed by {result['closed_by']}" if result["closed_by"] else "")
+                      + ")", flush=True)
 
-    med = {mode: {k: B.median([x[k] for x in rs]) for k in ("train_seconds", "e2e_seconds", "training_seconds",
-                                                             "test_seconds", "images_per_second")}
-           for mode, rs in runs.items()}
+    measures = ("train_seconds", "e2e_seconds", "training_seconds", "test_seconds",
+                "images_per_second")
+    med = {mode: {k: B.median([x[k] for x in rs]) for k in measures} for mode, rs in runs.items()}
     ratio_train = med["live"]["train_seconds"] / med["no-vis"]["train_seconds"]
     ratio_e2e = med["live"]["e2e_seconds"] / med["no-vis"]["e2e_seconds"]
-    rows = [[mode, B.fmt(m["train_seconds"], 2), B.fmt(m["e2e_seconds"], 2), B.fmt(m["training_seconds"], 2),
-             B.fmt(m["test_seconds"], 2), B.fmt(m["images_per_second"])] for mode, m in med.items()]
+    rows = [[mode, B.fmt(m["train_seconds"], 2), B.fmt(m["e2e_seconds"], 2),
+             B.fmt(m["training_seconds"], 2), B.fmt(m["test_seconds"], 2),
+             B.fmt(m["images_per_second"])] for mode, m in med.items()]
     variant_ratios = {}
     for mode in scripts:
         if mode != "no-vis":
-            variant_ratios[mode] = {k: round(med[mode][f"{k}_seconds"] / med["no-vis"][f"{k}_seconds"], 4)
-                                    for k in ("train", "e2e")}
+            variant_ratios[mode] = {
+                k: round(med[mode][f"{k}_seconds"] / med["no-vis"][f"{k}_seconds"], 4)
+                for k in ("train", "e2e")}
             rows.append([f"{mode}/no-vis", f"{variant_ratios[mode]['train']:.3f}",
                          f"{variant_ratios[mode]['e2e']:.3f}", "", "", ""])
     print(f"\n{script.name} --steps {args.steps}: live TkAgg window on Xvfb"
-          + (", picture under a notebook cell" if args.notebook else "") + f" vs --no-vis, median of {args.repeats}")
+          + (", picture under a notebook cell" if args.notebook else "")
+          + f" vs --no-vis, median of {args.repeats}")
     print(B.table(["mode", "train s", "e2e s", "of which steps s", "tests s", "images/s"], rows))
     verdict = "OK" if ratio_train <= TARGET_RATIO else "OVER TARGET"
     print(f"\ndashboard overhead (train): x{ratio_train:.3f}, target <= x{TARGET_RATIO}: {verdict}")
@@ -225,8 +240,10 @@ def main(argv=None):
         "ratio_train": round(ratio_train, 4),
         "ratio_e2e": round(ratio_e2e, 4),
         "ratios": variant_ratios,
-        "settings": {"lesson": args.lesson, "script": script.name, "steps": args.steps, "repeats": args.repeats,
-                     "variants": {m: str(scripts[m].parent) for m in scripts if m not in ("live", "no-vis")}},
+        "settings": {"lesson": args.lesson, "script": script.name, "steps": args.steps,
+                     "repeats": args.repeats,
+                     "variants": {m: str(scripts[m].parent)
+                                  for m in scripts if m not in ("live", "no-vis")}},
         "machine": machine,
         "median": med,
         "runs": runs,

@@ -67,8 +67,8 @@ def lesson_flops(number):
         else:
             continue
         first = not reads_a_variable(op.inputs[0])
-        layers.append({"op": op.type, "name": op.name, "forward": int(forward), "first_layer": first,
-                       "training": int(forward * (2 if first else 3))})
+        layers.append({"op": op.type, "name": op.name, "forward": int(forward),
+                       "first_layer": first, "training": int(forward * (2 if first else 3))})
     return {"lesson": number, "script": script.name, "layers": layers,
             "forward": sum(layer["forward"] for layer in layers),
             "training": sum(layer["training"] for layer in layers)}
@@ -89,12 +89,14 @@ def matmul_peak(sizes=(1024, 2048, 4096), seconds=1.0):
             tf.matmul(a, b).numpy()
             best = min(best, time.perf_counter() - t)
         results[n] = round(2 * n ** 3 / best / 1e9, 1)
-    return {"peak_gflops": max(results.values()), "gflops_by_size": results, "engine": plumbing.engine()}
+    return {"peak_gflops": max(results.values()), "gflops_by_size": results,
+            "engine": plumbing.engine()}
 
 
 def measure_peak_in_child():
     """matmul_peak() in a fresh process (this file with --peak)."""
-    return B.run_json_worker([B.PYTHON, __file__, "--peak"], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    return B.run_json_worker([B.PYTHON, __file__, "--peak"],
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
 
 
 def flops_in_child(numbers):
@@ -114,7 +116,8 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("lessons", nargs="*", help="lesson numbers, e.g. 3.0 4.2")
     p.add_argument("--peak", action="store_true", help="measure the tf.matmul peak instead")
-    p.add_argument("--json-list", action="store_true", help="print one JSON list (for other scripts)")
+    p.add_argument("--json-list", action="store_true",
+                   help="print one JSON list (for other scripts)")
     args = p.parse_args(argv)
     if args.peak:
         print(json.dumps(matmul_peak()))
@@ -127,8 +130,10 @@ def main(argv=None):
         print(f"{r['lesson']} {r['script']}: forward {r['forward'] / 1e6:.3f} MFLOP, "
               f"training {r['training'] / 1e6:.3f} MFLOP per image")
         for layer in r["layers"]:
-            print(f"    {layer['op']:7s} {layer['name']:28s} forward {layer['forward'] / 1e6:8.3f}  training "
-                  f"{layer['training'] / 1e6:8.3f}{'  (first layer: no input gradient)' if layer['first_layer'] else ''}")
+            note = "  (first layer: no input gradient)" if layer["first_layer"] else ""
+            print(f"    {layer['op']:7s} {layer['name']:28s} "
+                  f"forward {layer['forward'] / 1e6:8.3f}  "
+                  f"training {layer['training'] / 1e6:8.3f}{note}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ PROMISE = re.compile(r"(?:about|around|~)\s*(\d+(?:\.\d+)?)\s*%", re.IGNORECASE)
 def promised_accuracy(path):
     """The accuracy the lesson's docstring announces on its first line, as a fraction, or None."""
     try:
-        first = Path(path).read_text(encoding="utf-8").lstrip("rRbBuU").lstrip("\"'").splitlines()[0]
+        text = Path(path).read_text(encoding="utf-8")
+        first = text.lstrip("rRbBuU").lstrip("\"'").splitlines()[0]
     except (OSError, IndexError):
         return None
     match = PROMISE.search(first)
@@ -49,19 +50,26 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every mnist_*.py lesson present")
-    which.add_argument("--lessons", help="comma-separated lesson numbers (default: 1.0,2.0,2.1,2.2,3.0)")
-    p.add_argument("--repeats", type=int, default=1, help="runs of each lesson; medians are shown (default: 1)")
-    p.add_argument("--steps", type=int, help="override every lesson's default number of steps (not the target's setting)")
+    which.add_argument("--lessons",
+                       help="comma-separated lesson numbers (default: 1.0,2.0,2.1,2.2,3.0)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs of each lesson; medians are shown (default: 1)")
+    p.add_argument("--steps", type=int,
+                   help="override every lesson's default number of steps "
+                        "(not the target's setting)")
     p.add_argument("--seeds", type=int, default=1, metavar="N",
-                   help="run each lesson with --seed 0 to N-1 (in each repeat); the mean accuracy is shown too (default: 1: seed 0)")
-    p.add_argument("--args", default="", metavar="FLAGS", help='extra lesson flags, e.g. --args="--xla on"')
+                   help="run each lesson with --seed 0 to N-1 (in each repeat); "
+                        "the mean accuracy is shown too (default: 1: seed 0)")
+    p.add_argument("--args", default="", metavar="FLAGS",
+                   help='extra lesson flags, e.g. --args="--xla on"')
     p.add_argument("--data-dir", help="MNIST folder (default: $MNIST_DATA_DIR)")
     p.add_argument("--json", metavar="FILE", help="where to write the results "
                    "(default: benchmarks/results/lab_time.json, lab_all.json with --all)")
     args = p.parse_args(argv)
     mnist_dir = B.data_dir(args.data_dir)
     available = B.lessons()
-    numbers = list(available) if args.all else (args.lessons.split(",") if args.lessons else WHOLE_LAB)
+    numbers = (list(available) if args.all
+               else (args.lessons.split(",") if args.lessons else WHOLE_LAB))
     scripts = {n: B.lesson(n) for n in numbers}
     machine = B.start()  # the machine, and the load before the runs
     peaks = [flops.measure_peak_in_child()]
@@ -69,18 +77,21 @@ def main(argv=None):
 
     extra = ["--no-vis"] + (["--steps", str(args.steps)] if args.steps else []) + args.args.split()
     runs = {n: [] for n in numbers}
-    passes = [(r, seed) for r in range(args.repeats) for seed in range(args.seeds)]  # each: every lesson once
+    # each pass: every lesson once
+    passes = [(r, seed) for r in range(args.repeats) for seed in range(args.seeds)]
     for r, seed in passes:
         total = 0.0
         for n in numbers:
-            run = B.run_lesson(scripts[n], extra + ["--seed", str(seed)], env=B.lesson_env(mnist_dir))
+            run = B.run_lesson(scripts[n], extra + ["--seed", str(seed)],
+                               env=B.lesson_env(mnist_dir))
             final = run["history"]["final"]
             record = {
                 "wall_seconds": round(run["wall"], 3),  # process start to exit
                 "steps": final["steps"],
                 "training_seconds": final["training_seconds"],
                 "test_seconds": final["testing_seconds"],
-                "lesson_wall_seconds": final["wall_seconds"],  # training loop start to end (history)
+                # training loop start to end (history)
+                "lesson_wall_seconds": final["wall_seconds"],
                 "images_per_second": B.rates(run["history"])["training_images_per_second"],
                 "max_test_accuracy": final["max_test_accuracy"],
                 "final_test_accuracy": final["final_test_accuracy"],
@@ -90,8 +101,9 @@ def main(argv=None):
             }
             runs[n].append(record)
             total += run["wall"]
-            print(f"run {r + 1}/{args.repeats} seed {seed}  {n}: {run['wall']:6.1f} s  max test accuracy "
-                  f"{final['max_test_accuracy']:.4f}  final {final['final_test_accuracy']:.4f}", flush=True)
+            print(f"run {r + 1}/{args.repeats} seed {seed}  {n}: {run['wall']:6.1f} s  "
+                  f"max test accuracy {final['max_test_accuracy']:.4f}  "
+                  f"final {final['final_test_accuracy']:.4f}", flush=True)
         print(f"run {r + 1}/{args.repeats} seed {seed}  total: {total:.1f} s", flush=True)
 
     peaks.append(flops.measure_peak_in_child())
@@ -104,23 +116,29 @@ def main(argv=None):
                 "max_test_accuracy", "final_test_accuracy")}
         promised = promised_accuracy(scripts[n])
         training_flops = lesson_flops[n]["training"]
-        gflops = training_flops * med["images_per_second"] / 1e9 if med["images_per_second"] else None
+        gflops = (training_flops * med["images_per_second"] / 1e9
+                  if med["images_per_second"] else None)
+        mean_max = sum(x["max_test_accuracy"] for x in rs) / len(rs)
         results[n] = {"script": scripts[n].name, "steps": rs[0]["steps"], "xla": rs[0]["xla"],
-                      "engine": rs[0]["engine"], "promised_max_test_accuracy": promised, "median": med,
-                      "training_flops_per_image": training_flops, "training_gflops": round(gflops, 1) if gflops else None,
+                      "engine": rs[0]["engine"], "promised_max_test_accuracy": promised,
+                      "median": med, "training_flops_per_image": training_flops,
+                      "training_gflops": round(gflops, 1) if gflops else None,
                       "fraction_of_peak": round(gflops / peak, 3) if gflops else None,
-                      "mean_max_test_accuracy": round(sum(x["max_test_accuracy"] for x in rs) / len(rs), 5),
+                      "mean_max_test_accuracy": round(mean_max, 5),
                       "runs": rs}
-        rows.append([n, scripts[n].stem.split("_", 2)[2], rs[0]["steps"], B.fmt(med["wall_seconds"], 1),
-                     B.fmt(med["training_seconds"], 1), B.fmt(med["test_seconds"], 1),
-                     B.fmt(med["images_per_second"]), B.fmt(gflops, 1), f"{gflops / peak:.0%}" if gflops else "-",
+        rows.append([n, scripts[n].stem.split("_", 2)[2], rs[0]["steps"],
+                     B.fmt(med["wall_seconds"], 1), B.fmt(med["training_seconds"], 1),
+                     B.fmt(med["test_seconds"], 1), B.fmt(med["images_per_second"]),
+                     B.fmt(gflops, 1), f"{gflops / peak:.0%}" if gflops else "-",
                      "-" if promised is None else f"{promised:.3f}",
                      f"{med['max_test_accuracy']:.4f}", f"{med['final_test_accuracy']:.4f}"])
     totals = [sum(runs[n][k]["wall_seconds"] for n in numbers) for k in range(len(passes))]
     total = B.median(totals)
     rows.append(["total", "", "", B.fmt(total, 1), "", "", "", "", "", "", "", ""])
-    print(f"\nLessons at {'--steps ' + str(args.steps) if args.steps else 'their default steps'}, --no-vis"
-          + (f" {args.args}" if args.args else "") + (f", median of {len(passes)} runs" if len(passes) > 1 else "")
+    at_steps = "--steps " + str(args.steps) if args.steps else "their default steps"
+    print(f"\nLessons at {at_steps}, --no-vis"
+          + (f" {args.args}" if args.args else "")
+          + (f", median of {len(passes)} runs" if len(passes) > 1 else "")
           + (f" (seeds 0 to {args.seeds - 1})" if args.seeds > 1 else ""))
     print(B.table(["lesson", "name", "steps", "wall s", "train s", "test s", "images/s", "GFLOP/s",
                    "of peak", "promised", "max acc", "final acc"], rows))
@@ -130,15 +148,19 @@ def main(argv=None):
             f"{n} {results[n]['mean_max_test_accuracy']:.4f}" for n in numbers))
     whole_lab = not args.steps and not args.args and set(WHOLE_LAB) <= set(numbers)
     if whole_lab:
-        lab_total = B.median([sum(runs[n][k]["wall_seconds"] for n in WHOLE_LAB) for k in range(len(passes))])
+        lab_total = B.median([sum(runs[n][k]["wall_seconds"] for n in WHOLE_LAB)
+                              for k in range(len(passes))])
         verdict = "OK" if lab_total < TARGET_SECONDS else "OVER TARGET"
-        print(f"\nthe whole lab ({', '.join(WHOLE_LAB)}): {lab_total:.1f} s, target < {TARGET_SECONDS} s: {verdict}")
+        print(f"\nthe whole lab ({', '.join(WHOLE_LAB)}): {lab_total:.1f} s, "
+              f"target < {TARGET_SECONDS} s: {verdict}")
     else:
         lab_total = None
     below = [n for n in numbers if results[n]["promised_max_test_accuracy"] is not None
-             and results[n]["median"]["max_test_accuracy"] < results[n]["promised_max_test_accuracy"] - 0.002]
+             and (results[n]["median"]["max_test_accuracy"]
+                  < results[n]["promised_max_test_accuracy"] - 0.002)]
     if below and not args.steps:
-        print("max test accuracy more than 0.2 points below the docstring's promise: " + ", ".join(below))
+        print("max test accuracy more than 0.2 points below the docstring's promise: "
+              + ", ".join(below))
 
     data = {
         "benchmark": "lab_time",
@@ -149,8 +171,8 @@ def main(argv=None):
         "whole_lab_seconds": lab_total,
         "total_seconds": total,
         "total_seconds_per_run": totals,
-        "settings": {"lessons": numbers, "repeats": args.repeats, "steps": args.steps, "seeds": args.seeds,
-                     "args": args.args},
+        "settings": {"lessons": numbers, "repeats": args.repeats, "steps": args.steps,
+                     "seeds": args.seeds, "args": args.args},
         "machine": machine,
         "peak": {"gflops": peak, "measurements": peaks},
         "results": results,

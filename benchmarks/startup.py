@@ -44,10 +44,12 @@ PARTS = {
     "python": "pass",
     "import tf": ("import time; t = time.perf_counter(); import tensorflow as tf; "
                   "print(time.perf_counter() - t)"),
-    "import lab": ("import sys, time; sys.path.insert(0, {root!r}); t = time.perf_counter(); import lab, plumbing; "
-                   "plumbing.load_tensorflow(); print(time.perf_counter() - t)"),
+    "import lab": ("import sys, time; sys.path.insert(0, {root!r}); t = time.perf_counter(); "
+                   "import lab, plumbing; plumbing.load_tensorflow(); "
+                   "print(time.perf_counter() - t)"),
     "read_data_sets": ("import sys, time; sys.path.insert(0, {root!r}); import mnistdata; "
-                       "t = time.perf_counter(); mnistdata.read_data_sets({data!r}, one_hot=True, reshape=False, "
+                       "t = time.perf_counter(); "
+                       "mnistdata.read_data_sets({data!r}, one_hot=True, reshape=False, "
                        "validation_size=0, seed=0); print(time.perf_counter() - t)"),
 }
 
@@ -59,8 +61,8 @@ def time_lesson(script, mnist_dir, steps):
                    "--history", str(Path(tmp) / "h.json"), "--save-model", str(Path(tmp) / "model")]
         errors = open(Path(tmp) / "stderr.txt", "w+")
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=tmp, env=B.lesson_env(mnist_dir), stdout=subprocess.PIPE,
-                                   stderr=errors, text=True, bufsize=1)
+        process = subprocess.Popen(command, cwd=tmp, env=B.lesson_env(mnist_dir),
+                                   stdout=subprocess.PIPE, stderr=errors, text=True, bufsize=1)
         seen = {}
         header = f"{script.stem}: "
         for line in process.stdout:
@@ -74,7 +76,8 @@ def time_lesson(script, mnist_dir, steps):
         seen["exit"] = time.perf_counter() - start
         errors.seek(0)
         if process.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed (exit {process.returncode}):\n" + errors.read()[-2000:])
+            raise RuntimeError(f"{' '.join(command)} failed (exit {process.returncode}):\n"
+                               + errors.read()[-2000:])
         errors.close()
     return {k: round(v, 3) for k, v in seen.items()}
 
@@ -83,8 +86,8 @@ def time_part(code, mnist_dir):
     """(process seconds, the statement's own seconds or None) for one snippet in a fresh python."""
     env = B.lesson_env(mnist_dir)
     start = time.perf_counter()
-    result = subprocess.run([B.PYTHON, "-c", code.format(root=str(B.ROOT), data=mnist_dir)], env=env,
-                            capture_output=True, text=True, cwd=B.ROOT)
+    result = subprocess.run([B.PYTHON, "-c", code.format(root=str(B.ROOT), data=mnist_dir)],
+                            env=env, capture_output=True, text=True, cwd=B.ROOT)
     process = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"python -c {code!r} failed:\n{result.stderr[-2000:]}")
@@ -97,10 +100,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lesson", default="1.0", help="lesson number (default: 1.0)")
-    p.add_argument("--steps", type=int, default=20, help="training steps of the timed runs (default: 20)")
+    p.add_argument("--steps", type=int, default=20,
+                   help="training steps of the timed runs (default: 20)")
     p.add_argument("--repeats", type=int, default=5, help="runs of everything (default: 5)")
     p.add_argument("--data-dir", help="MNIST folder (default: $MNIST_DATA_DIR)")
-    p.add_argument("--json", metavar="FILE", help="where to write the results (default: benchmarks/results/startup.json)")
+    p.add_argument("--json", metavar="FILE",
+                   help="where to write the results (default: benchmarks/results/startup.json)")
     args = p.parse_args(argv)
     mnist_dir = B.data_dir(args.data_dir)
     script = B.lesson(args.lesson)
@@ -115,27 +120,33 @@ def main(argv=None):
             process, inner = time_part(PARTS[name], mnist_dir)
             part_runs[name].append({"process_seconds": process, "statement_seconds": inner})
             parts[name] = inner if inner is not None else process
-        print(f"repeat {r + 1}/{args.repeats}: " + "  ".join(f"{k} {v:.2f}" for k, v in marks.items())
+        print(f"repeat {r + 1}/{args.repeats}: "
+              + "  ".join(f"{k} {v:.2f}" for k, v in marks.items())
               + " | " + "  ".join(f"{k} {v:.2f}" for k, v in parts.items()), flush=True)
 
-    lesson_med = {k: B.median([m.get(k) for m in lesson_runs]) for k in ["header", "step 0", "step 20", "exit"]}
+    lesson_med = {k: B.median([m.get(k) for m in lesson_runs])
+                  for k in ["header", "step 0", "step 20", "exit"]}
     part_med = {name: {"process_seconds": B.median([x["process_seconds"] for x in rs]),
                        "statement_seconds": B.median([x["statement_seconds"] for x in rs])}
                 for name, rs in part_runs.items()}
-    print(f"\n{script.name} --no-vis --steps {args.steps}: seconds from launch, median of {args.repeats}")
+    print(f"\n{script.name} --no-vis --steps {args.steps}: "
+          f"seconds from launch, median of {args.repeats}")
     print(B.table(["until", "seconds"], [[k, B.fmt(v, 2)] for k, v in lesson_med.items()]))
     print(f"\nThe parts, each in a fresh process, median of {args.repeats}")
     print(B.table(["part", "statement s", "process s"],
-                  [[k, B.fmt(v["statement_seconds"], 2), B.fmt(v["process_seconds"], 2)] for k, v in part_med.items()]))
+                  [[k, B.fmt(v["statement_seconds"], 2), B.fmt(v["process_seconds"], 2)]
+                   for k, v in part_med.items()]))
     print(f"\nfirst training step after {lesson_med['step 0']:.2f} s")
 
     data = {
         "benchmark": "startup",
         "description": "seconds from launching the lesson to its header line, to the 'step 0' line "
                        "(the first training step comes next), to the 'step 20' line and to exit; "
-                       "and the parts (python, import tensorflow, import lab, read_data_sets) in fresh processes",
+                       "and the parts (python, import tensorflow, import lab, read_data_sets) "
+                       "in fresh processes",
         "first_training_step_seconds": lesson_med["step 0"],
-        "settings": {"lesson": args.lesson, "script": script.name, "steps": args.steps, "repeats": args.repeats},
+        "settings": {"lesson": args.lesson, "script": script.name, "steps": args.steps,
+                     "repeats": args.repeats},
         "machine": machine,
         "median": {"lesson": lesson_med, "parts": part_med},
         "runs": {"lesson": lesson_runs, "parts": part_runs},

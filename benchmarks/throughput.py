@@ -63,15 +63,19 @@ def parse_args(argv=None):
     p.add_argument("--frameworks", default="ours,keras,torch",
                    help="comma-separated, from ours, keras, torch (default: all three; torch is "
                         "skipped when not installed)")
-    p.add_argument("--repeats", type=int, default=3, help="measurements of each framework and model (default: 3)")
-    p.add_argument("--steps-dense", type=int, default=3000, help="training steps of a dense model (default: 3000)")
-    p.add_argument("--steps-conv", type=int, default=1500, help="training steps of a convolutional model (default: 1500)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="measurements of each framework and model (default: 3)")
+    p.add_argument("--steps-dense", type=int, default=3000,
+                   help="training steps of a dense model (default: 3000)")
+    p.add_argument("--steps-conv", type=int, default=1500,
+                   help="training steps of a convolutional model (default: 1500)")
     p.add_argument("--keras-variants-dense", default="auto-spe20,xla-spe20",
-                   help="keras variants for dense models, from auto, xla, noxla, each optionally with -spe20 "
-                        "(steps_per_execution=20) (default: auto-spe20,xla-spe20)")
+                   help="keras variants for dense models, from auto, xla, noxla, "
+                        "each optionally with -spe20 (steps_per_execution=20) "
+                        "(default: auto-spe20,xla-spe20)")
     p.add_argument("--keras-variants-conv", default="auto,auto-spe20",
-                   help="keras variants for convolutional models (default: auto,auto-spe20; XLA is several "
-                        "times slower for convolutions on CPU)")
+                   help="keras variants for convolutional models (default: auto,auto-spe20; "
+                        "XLA is several times slower for convolutions on CPU)")
     p.add_argument("--torch-variants-dense", default="eager,fused,t1,compile",
                    help="torch variants, dense models (default: eager,fused,t1,compile)")
     p.add_argument("--torch-variants-conv", default="eager,cl,compile",
@@ -83,13 +87,15 @@ def parse_args(argv=None):
     p.add_argument("--ours-args", action="append", default=[], metavar="NAME=ARGS",
                    help="extra lesson flags for variant NAME, e.g. 'xla=--xla on' (repeatable)")
     p.add_argument("--data-dir", help="MNIST folder (default: $MNIST_DATA_DIR)")
-    p.add_argument("--json", metavar="FILE", help="where to write the results (default: benchmarks/results/throughput.json)")
+    p.add_argument("--json", metavar="FILE",
+                   help="where to write the results (default: benchmarks/results/throughput.json)")
     args = p.parse_args(argv)
     args.models = args.models.split(",")
     args.frameworks = args.frameworks.split(",")
     for f in args.frameworks:
         if f not in ("ours", "keras", "torch"):
-            p.error(f"unknown framework {f!r}: use ours, keras, torch (and --ours-variant for more)")
+            p.error(f"unknown framework {f!r}: "
+                    "use ours, keras, torch (and --ours-variant for more)")
     args.variants = {}  # name -> {"dir": Path, "env": {}, "args": []}
 
     def variant(name):
@@ -136,10 +142,13 @@ def measure_ours(args, model, folder=B.ROOT, env_extra=None, flags=()):
 
 def measure_baseline(args, framework, model):
     conv = model in CONV
-    variants = {("keras", False): args.keras_variants_dense, ("keras", True): args.keras_variants_conv,
-                ("torch", False): args.torch_variants_dense, ("torch", True): args.torch_variants_conv}
-    command = [B.PYTHON, HERE / "baselines.py", framework, "--model", model, "--data-dir", args.mnist_dir,
-               "--steps", steps_of(args, model), "--variants", variants[framework, conv]]
+    variants = {("keras", False): args.keras_variants_dense,
+                ("keras", True): args.keras_variants_conv,
+                ("torch", False): args.torch_variants_dense,
+                ("torch", True): args.torch_variants_conv}
+    command = [B.PYTHON, HERE / "baselines.py", framework, "--model", model,
+               "--data-dir", args.mnist_dir, "--steps", steps_of(args, model),
+               "--variants", variants[framework, conv]]
     return B.run_json_worker(command, env=B.lesson_env(args.mnist_dir))
 
 
@@ -154,14 +163,17 @@ def main(argv=None):
         B.lesson(model)  # fail early on an unknown lesson
     frameworks = list(args.frameworks)
     if "torch" in frameworks and not torch_installed():
-        print("PyTorch is not installed: no PyTorch baseline (pip install torch==2.13.0)", file=sys.stderr)
+        print("PyTorch is not installed: no PyTorch baseline (pip install torch==2.13.0)",
+              file=sys.stderr)
         frameworks.remove("torch")
     frameworks += list(args.variants)
     machine = B.start()  # the machine, and the load before the runs
     peaks = [flops.measure_peak_in_child()]
     model_flops = flops.flops_in_child(args.models)
-    print(f"tf.matmul peak {peaks[0]['peak_gflops']} GFLOP/s ({peaks[0]['engine']}); training MFLOP per image: "
-          + ", ".join(f"{m} {model_flops[m]['training'] / 1e6:.2f}" for m in args.models), flush=True)
+    print(f"tf.matmul peak {peaks[0]['peak_gflops']} GFLOP/s ({peaks[0]['engine']}); "
+          "training MFLOP per image: "
+          + ", ".join(f"{m} {model_flops[m]['training'] / 1e6:.2f}" for m in args.models),
+          flush=True)
 
     raw = {m: {f: [] for f in frameworks} for m in args.models}  # every measurement, as returned
     for r in range(args.repeats):
@@ -169,16 +181,20 @@ def main(argv=None):
             for framework in B.rotate(frameworks, r):
                 if framework == "ours":
                     result = measure_ours(args, model)
-                    shown = f"{result['images_per_second']} (training {result['training_images_per_second']})"
+                    shown = (f"{result['images_per_second']} "
+                             f"(training {result['training_images_per_second']})")
                 elif framework in args.variants:
                     v = args.variants[framework]
                     result = measure_ours(args, model, v["dir"], v["env"], v["args"])
-                    shown = f"{result['images_per_second']} (training {result['training_images_per_second']})"
+                    shown = (f"{result['images_per_second']} "
+                             f"(training {result['training_images_per_second']})")
                 else:
                     result = measure_baseline(args, framework, model)
-                    shown = " ".join(f"{k}={v['images_per_second']}" for k, v in result["variants"].items())
+                    shown = " ".join(f"{k}={v['images_per_second']}"
+                                     for k, v in result["variants"].items())
                 raw[model][framework].append(result)
-                print(f"repeat {r + 1}/{args.repeats}  {model}  {framework:>8}: {shown}", flush=True)
+                print(f"repeat {r + 1}/{args.repeats}  {model}  {framework:>8}: {shown}",
+                      flush=True)
     peaks.append(flops.measure_peak_in_child())
     peak = max(p["peak_gflops"] for p in peaks)
 
@@ -190,18 +206,21 @@ def main(argv=None):
             runs = raw[model][framework]
             if framework in ("keras", "torch"):
                 names = list(runs[0]["variants"])
-                variants = {name: B.summary([run["variants"][name]["images_per_second"] for run in runs])
+                variants = {name: B.summary([run["variants"][name]["images_per_second"]
+                                             for run in runs])
                             for name in names}
-                training = {name: B.median([run["variants"][name]["training_images_per_second"] for run in runs])
+                training = {name: B.median([run["variants"][name]["training_images_per_second"]
+                                            for run in runs])
                             for name in names}
                 best = max(names, key=lambda name: variants[name]["median"] or 0)
                 entry[framework] = dict(variants[best], best_variant=best, variants=variants,
                                         training_median=training, runs=runs)
             else:
+                training = B.median([run["training_images_per_second"] for run in runs])
                 entry[framework] = dict(B.summary([run["images_per_second"] for run in runs]),
-                                        training_median=B.median([run["training_images_per_second"] for run in runs]),
-                                        runs=runs)
-        baselines = [entry[f]["median"] for f in ("keras", "torch") if f in entry and entry[f]["median"]]
+                                        training_median=training, runs=runs)
+        baselines = [entry[f]["median"] for f in ("keras", "torch")
+                     if f in entry and entry[f]["median"]]
         ours = entry.get("ours", {}).get("median")
         ratio = ours / max(baselines) if ours and baselines else None
         training_flops = model_flops[model]["training"]
@@ -222,11 +241,13 @@ def main(argv=None):
         roofline_rows.append([model, f"{training_flops / 1e6:.2f}", B.fmt(ours_training),
                               B.fmt(gflops, 1), f"{gflops / peak:.0%}" if gflops else "-"])
 
-    print(f"\nImages per second, end to end on the lab's schedule (steps {TIMED_FROM} to the last), "
+    print(f"\nImages per second, end to end on the lab's schedule "
+          f"(steps {TIMED_FROM} to the last), "
           f"median of {args.repeats} (baselines: their fastest variant)")
     print(B.table(["model"] + frameworks + ["ours / best baseline"], rows))
     print(f"\nRoofline: our training alone, against the tf.matmul peak of {peak} GFLOP/s")
-    print(B.table(["model", "training MFLOP/image", "training images/s", "GFLOP/s", "of peak"], roofline_rows))
+    print(B.table(["model", "training MFLOP/image", "training images/s", "GFLOP/s", "of peak"],
+                  roofline_rows))
     print("\nBaseline variants (median images/s end to end; training alone)")
     variant_rows = []
     for model in args.models:
@@ -234,15 +255,18 @@ def main(argv=None):
             if framework in results[model]["frameworks"]:
                 e = results[model]["frameworks"][framework]
                 for name, s in e["variants"].items():
-                    variant_rows.append([model, framework, name, B.fmt(s["median"]), B.fmt(s["min"]), B.fmt(s["max"]),
+                    variant_rows.append([model, framework, name, B.fmt(s["median"]),
+                                         B.fmt(s["min"]), B.fmt(s["max"]),
                                          B.fmt(e["training_median"][name])])
-    print(B.table(["model", "framework", "variant", "median", "min", "max", "training"], variant_rows))
+    print(B.table(["model", "framework", "variant", "median", "min", "max", "training"],
+                  variant_rows))
 
     data = {
         "benchmark": "throughput",
-        "description": "images/s on the lab's schedule (test measurements included), batch 100, from step "
-                       f"{TIMED_FROM} to the last: ours vs Keras model.fit vs PyTorch; medians over repeats, "
-                       "ratio = ours / max(keras, torch); roofline = our training FLOPs/s vs the tf.matmul peak",
+        "description": "images/s on the lab's schedule (test measurements included), batch 100, "
+                       f"from step {TIMED_FROM} to the last: ours vs Keras model.fit vs PyTorch; "
+                       "medians over repeats, ratio = ours / max(keras, torch); "
+                       "roofline = our training FLOPs/s vs the tf.matmul peak",
         "target_ratio": 1.2,
         "peak": {"gflops": peak, "measurements": peaks},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()

@@ -91,7 +91,8 @@ def mnist(mnist_dir):
     batches in the order of seed 0. Shared: tests that draw batches from it get later ones."""
     import mnistdata
 
-    return mnistdata.read_data_sets(mnist_dir, one_hot=True, reshape=False, validation_size=0, seed=0)
+    return mnistdata.read_data_sets(mnist_dir, one_hot=True, reshape=False, validation_size=0,
+                                    seed=0)
 
 
 @pytest.fixture
@@ -101,8 +102,8 @@ def run_script(tmp_path, mnist_dir):
     def run(script, *args, timeout=600, env=None, cwd=None):
         return subprocess.run(
             [sys.executable, str(ROOT / script), *map(str, args)],
-            cwd=cwd or tmp_path, env=child_env(mnist_dir, **(env or {})), capture_output=True, text=True,
-            timeout=timeout,
+            cwd=cwd or tmp_path, env=child_env(mnist_dir, **(env or {})),
+            capture_output=True, text=True, timeout=timeout,
         )
 
     return run
@@ -114,7 +115,9 @@ def no_tensorflow(tmp_path):
     proves it was never imported."""
     fake = tmp_path / "fake" / "tensorflow"
     fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("import os\nos.write(2, b'TENSORFLOW IMPORTED')\nos._exit(99)\n")
+    (fake / "__init__.py").write_text("import os\n"
+                                      "os.write(2, b'TENSORFLOW IMPORTED')\n"
+                                      "os._exit(99)\n")
     return {"PYTHONPATH": str(fake.parent)}
 
 
@@ -157,8 +160,8 @@ def drawn_digit(digit, size, dark_on_light=True, width=None):
     elif digit == 0:
         draw.ellipse([s * 0.3, s * 0.15, s * 0.7, s * 0.85], outline=ink, width=width)
     elif digit == 7:
-        draw.line([(s * 0.25, s * 0.2), (s * 0.75, s * 0.2), (s * 0.45, s * 0.85)], fill=ink, width=width,
-                  joint="curve")
+        draw.line([(s * 0.25, s * 0.2), (s * 0.75, s * 0.2), (s * 0.45, s * 0.85)],
+                  fill=ink, width=width, joint="curve")
     else:
         raise ValueError(digit)
     return image

@@ -30,7 +30,8 @@ WEIGHTS = re.compile(r"weights sha256 ([0-9a-f]{16}) \((.*)\)")
 def command(folder, *extra):
     return [sys.executable, LESSON, "--replicas", "2", "--no-vis", "--steps", str(STEPS),
             "--checkpoint-every", str(EVERY), "--history", str(folder / "run.json"),
-            "--save-model", str(folder / "model"), "--checkpoint-dir", str(folder / "checkpoints"), *extra]
+            "--save-model", str(folder / "model"), "--checkpoint-dir", str(folder / "checkpoints"),
+            *extra]
 
 
 def environment(mnist_dir, **extra):
@@ -45,8 +46,8 @@ def start():
     started = []
 
     def popen(args, **kwargs):
-        started.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        **kwargs))
+        started.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, **kwargs))
         return started[-1]
 
     yield popen
@@ -112,7 +113,8 @@ def test_replicas_on_one_machine_open_nothing_to_the_network(reference):
     assert exposed == [], f"listening on {exposed}"
 
 
-def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_result(reference, mnist_dir, tmp_path, start):
+def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_result(
+        reference, mnist_dir, tmp_path, start):
     folder, uninterrupted, *_ = reference
     env = environment(mnist_dir)
     run = start(command(tmp_path), env=env, cwd=tmp_path)
@@ -123,22 +125,24 @@ def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_result(reference
     run.kill()  # a crash: nothing is saved but the checkpoint
     run.communicate()
 
-    resumed = subprocess.run(command(tmp_path), env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    resumed = subprocess.run(command(tmp_path), env=env, capture_output=True, text=True,
+                             timeout=300, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from step {EVERY} " in resumed.stdout
     assert WEIGHTS.search(resumed.stdout).group(1) == WEIGHTS.search(uninterrupted).group(1), \
         "the same result as an uninterrupted run"
     history = json.loads((tmp_path / "run.json").read_text())
     reference_history = json.loads((folder / "run.json").read_text())
-    assert history["test"]["accuracy"] == reference_history["test"]["accuracy"], "the curves of the whole run"
+    assert history["test"]["accuracy"] == reference_history["test"]["accuracy"], \
+        "the curves of the whole run"
     assert history["config"]["resumed_from"] == [EVERY]
 
 
 def test_replicas_must_split_the_batch_evenly(run_script):
     result = run_script("mnist_6.0_distributed.py", "--replicas", "3")
     assert result.returncode == 1
-    assert result.stderr.strip().endswith("error: --batch-size 100 does not split evenly over 3 replicas "
-                                          "(see mnist_6.0_distributed.py -h)")
+    assert result.stderr.strip().endswith("error: --batch-size 100 does not split evenly over "
+                                          "3 replicas (see mnist_6.0_distributed.py -h)")
 
 
 # ---------------------------------------------------------------- a cluster (TF_CONFIG)
@@ -164,20 +168,24 @@ def test_with_tf_config_every_worker_reports_a_port_in_use(mnist_dir, tmp_path, 
         port = server.getsockname()[1]
         addresses = [f"127.0.0.1:{port}", *free_addresses(1)]
         processes = [start([sys.executable, LESSON, "--no-vis", "--join-timeout", "5",
-                            "--history", str(tmp_path / f"run{k}.json")], env=worker_env(mnist_dir, addresses, k))
+                            "--history", str(tmp_path / f"run{k}.json")],
+                           env=worker_env(mnist_dir, addresses, k))
                      for k in (0, 1)]
         started = time.monotonic()
-        results = [p.communicate(timeout=60) + (p.returncode, time.monotonic() - started) for p in processes]
+        results = [p.communicate(timeout=60) + (p.returncode, time.monotonic() - started)
+                   for p in processes]
     (out0, err0, status0, seconds0), (out1, err1, status1, seconds1) = results
     assert status0 == 1 and seconds0 < 5
-    assert err0 == (f"error: worker 0 ({addresses[0]}): port {port} is in use (another program, or a worker "
-                    "still running); stop it, or choose other ports in TF_CONFIG\n")
+    assert err0 == (f"error: worker 0 ({addresses[0]}): port {port} is in use "
+                    "(another program, or a worker still running); "
+                    "stop it, or choose other ports in TF_CONFIG\n")
     assert out1.startswith(f"worker 1 of 2 ({addresses[1]}): joining worker 0 ({addresses[0]})")
     assert status1 != 0 and seconds1 < 20
     warning, error = err1.splitlines()
-    assert warning.startswith(f"warning: worker 1 listens on port {addresses[1].split(':')[1]} of every network "
-                              "interface while it trains, without authentication")
-    assert error == (f"error: worker 1: the other workers did not join within 5 s (worker 0 ({addresses[0]})): "
+    assert warning.startswith(f"warning: worker 1 listens on port {addresses[1].split(':')[1]} "
+                              "of every network interface while it trains, without authentication")
+    assert error == (f"error: worker 1: the other workers did not join within 5 s "
+                     f"(worker 0 ({addresses[0]})): "
                      "are they started, with the same TF_CONFIG cluster, and are their ports free?")
 
 
@@ -186,8 +194,10 @@ def test_with_tf_config_a_frozen_worker_stops_the_others_with_one_line(mnist_dir
     line warns), and worker 1 frozen (SIGSTOP) mid-run makes worker 0 say which, and exit."""
     addresses = free_addresses(2)
     chief, frozen = [start([sys.executable, LESSON, "--no-vis", "--steps", "5000",
-                            "--history", str(tmp_path / f"run{k}.json"), "--save-model", str(tmp_path / f"model{k}"),
-                            "--checkpoint-dir", str(tmp_path / "checkpoints")], env=worker_env(mnist_dir, addresses, k))
+                            "--history", str(tmp_path / f"run{k}.json"),
+                            "--save-model", str(tmp_path / f"model{k}"),
+                            "--checkpoint-dir", str(tmp_path / "checkpoints")],
+                           env=worker_env(mnist_dir, addresses, k))
                      for k in (0, 1)]
     train_until(chief, 200)
     exposed = [a for a in listening(chief.pid) if not ipaddress.ip_address(a).is_loopback]

@@ -7,11 +7,13 @@ import pytest
 
 from conftest import ROOT
 
-SHARED = sorted(p.stem for p in ROOT.glob("*.py") if not p.name.startswith("mnist_"))  # all but the lessons
+# all the modules but the lessons
+SHARED = sorted(p.stem for p in ROOT.glob("*.py") if not p.name.startswith("mnist_"))
 
 
 def test_pyproject_lists_every_shared_module():
-    modules = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["py-modules"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    modules = pyproject["tool"]["setuptools"]["py-modules"]
     assert sorted(modules) == SHARED
 
 
@@ -21,8 +23,9 @@ def test_pip_install_editable_then_every_module_imports_and_a_lesson_runs_from_a
     """pip install -e . (offline) into a folder of its own, read as a site directory (what a
     virtual environment's site-packages is) by a Python started elsewhere (-I: neither the
     current folder nor PYTHONPATH on its path): import every module, run a lesson."""
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                              "--no-index", "--prefix", str(tmp_path / "prefix"), "-e", str(ROOT)],
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps",
+                              "--no-build-isolation", "--no-index",
+                              "--prefix", str(tmp_path / "prefix"), "-e", str(ROOT)],
                              capture_output=True, text=True, cwd=tmp_path)
     assert install.returncode == 0, install.stdout + install.stderr
     site_packages, = (tmp_path / "prefix").glob("lib/python*/site-packages")
@@ -39,5 +42,6 @@ def test_pip_install_editable_then_every_module_imports_and_a_lesson_runs_from_a
     assert (elsewhere / "run.json").exists() and (elsewhere / "model" / "saved_model.pb").exists()
     ignored = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
                              capture_output=True, text=True, cwd=ROOT).stdout
-    assert not [line for line in ignored.splitlines() if line.startswith("??") and "egg-info" in line], \
+    assert not [line for line in ignored.splitlines()
+                if line.startswith("??") and "egg-info" in line], \
         "what pip leaves in the project is ignored by git"

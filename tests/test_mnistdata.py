@@ -97,7 +97,8 @@ def raw_training(mnist_dir):
 
     def read(name):
         path = folder / name
-        return path.read_bytes() if path.exists() else gzip.decompress((folder / (name + ".gz")).read_bytes())
+        gz = folder / (name + ".gz")
+        return path.read_bytes() if path.exists() else gzip.decompress(gz.read_bytes())
 
     return pixels_of(read(TRAIN_IMAGES)), labels_of(read(TRAIN_LABELS))
 
@@ -140,7 +141,8 @@ def test_validation_is_the_first_training_examples_and_splits_are_disjoint(mnist
     # validation = rows 0-4999 of the training file, train = rows 5000-59999, in order:
     # together they are the file, each row once, so the splits cannot overlap.
     for split, rows in [(mnist.validation, slice(0, 5000)), (mnist.train, slice(5000, 60000))]:
-        assert np.array_equal(np.rint(split.images * 255).astype(np.uint8), pixels[rows].reshape(-1, 784))
+        assert np.array_equal(np.rint(split.images * 255).astype(np.uint8),
+                              pixels[rows].reshape(-1, 784))
         assert np.array_equal(split.labels.argmax(axis=1), labels[rows])
 
 
@@ -152,8 +154,8 @@ def test_images_are_pixel_values_divided_by_255(mnist, raw_training):
 
 def test_import_does_not_import_tensorflow(tmp_path):
     code = "import sys, mnistdata; print('tensorflow' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
@@ -164,8 +166,8 @@ def test_command_line_summary_and_error(tmp_path, mnist_dir):
                         capture_output=True, text=True, env=env, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert "train 55000, validation 5000, test 10000" in ok.stdout
-    bad = subprocess.run([sys.executable, str(ROOT / "mnistdata.py"), str(tmp_path / "empty")], cwd=tmp_path,
-                         capture_output=True, text=True, env=env, timeout=60)
+    bad = subprocess.run([sys.executable, str(ROOT / "mnistdata.py"), str(tmp_path / "empty")],
+                         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr
     last_line = bad.stderr.strip().splitlines()[-1]
@@ -244,7 +246,8 @@ def test_read_data_sets_seed_and_independent_generators(tmp_path):
     checksums = write_fake_mnist(tmp_path)
 
     def load(seed):
-        return read_data_sets(tmp_path, validation_size=10, seed=seed, mirrors=[], checksums=checksums)
+        return read_data_sets(tmp_path, validation_size=10, seed=seed, mirrors=[],
+                              checksums=checksums)
 
     a, b, c = load(5), load(5), load(6)
     b.validation.next_batch(7)  # drawing from validation must not change the train order
@@ -269,15 +272,18 @@ def test_to_tf_dataset():
 def test_fake_files_load(tmp_path):
     contents = fake_contents(n_train=50, n_test=20)
     checksums = write_fake_mnist(tmp_path, contents)
-    data = read_data_sets(tmp_path, one_hot=False, validation_size=10, mirrors=[], checksums=checksums)
-    assert (data.train.num_examples, data.validation.num_examples, data.test.num_examples) == (40, 10, 20)
+    data = read_data_sets(tmp_path, one_hot=False, validation_size=10, mirrors=[],
+                          checksums=checksums)
+    counts = (data.train.num_examples, data.validation.num_examples, data.test.num_examples)
+    assert counts == (40, 10, 20)
     pixels, labels = pixels_of(contents[TRAIN_IMAGES]), labels_of(contents[TRAIN_LABELS])
     assert np.array_equal(np.rint(data.validation.images * 255).reshape(-1, 28, 28), pixels[:10])
     assert np.array_equal(np.rint(data.train.images * 255).reshape(-1, 28, 28), pixels[10:])
     assert np.array_equal(data.validation.labels, labels[:10])
     assert np.array_equal(data.train.labels, labels[10:])
     assert np.array_equal(data.test.labels, labels_of(contents[TEST_LABELS]))
-    one_hot = read_data_sets(tmp_path, one_hot=True, validation_size=0, mirrors=[], checksums=checksums)
+    one_hot = read_data_sets(tmp_path, one_hot=True, validation_size=0, mirrors=[],
+                             checksums=checksums)
     assert np.array_equal(one_hot.train.labels.argmax(axis=1), labels)
     assert one_hot.validation.num_examples == 0
 
@@ -287,7 +293,8 @@ def test_uncompressed_files(tmp_path):
     checksums = write_fake_mnist(tmp_path, contents, gz=False)
     data = read_data_sets(tmp_path, validation_size=5, mirrors=[], checksums=checksums)
     assert data.train.num_examples == 45 and data.test.num_examples == 20
-    assert np.array_equal(np.rint(data.test.images * 255).reshape(-1, 28, 28), pixels_of(contents[TEST_IMAGES]))
+    assert np.array_equal(np.rint(data.test.images * 255).reshape(-1, 28, 28),
+                          pixels_of(contents[TEST_IMAGES]))
 
 
 def test_read_only_folder(tmp_path):
@@ -321,7 +328,8 @@ def test_data_dir_beats_environment_beats_default(tmp_path, monkeypatch):
 
     def train_count(data_dir, folder):
         checksums = {name: sums[folder, name] for name in mnistdata.FILES}
-        return read_data_sets(data_dir, validation_size=0, mirrors=[], checksums=checksums).train.num_examples
+        data = read_data_sets(data_dir, validation_size=0, mirrors=[], checksums=checksums)
+        return data.train.num_examples
 
     monkeypatch.setenv("MNIST_DATA_DIR", str(env_dir))
     assert train_count(str(argument_dir), argument_dir) == 30
@@ -354,14 +362,16 @@ def test_wrong_magic_number(tmp_path):
 def test_labels_with_images_magic(tmp_path):
     contents = fake_contents()
     contents[TEST_LABELS] = idx_labels(labels_of(contents[TEST_LABELS]), magic=2051)
-    with pytest.raises(MnistError, match=r"t10k-labels-idx1-ubyte\.gz in .*wrong magic number 2051, expected 2049"):
+    with pytest.raises(MnistError, match=r"t10k-labels-idx1-ubyte\.gz in .*"
+                                         r"wrong magic number 2051, expected 2049"):
         load_with(tmp_path, contents)
 
 
 def test_wrong_image_size(tmp_path):
     contents = fake_contents()
     contents[TEST_IMAGES] = idx_images(np.zeros((20, 20, 20)))
-    with pytest.raises(MnistError, match=r"t10k-images-idx3-ubyte\.gz in .*images are 20x20, expected 28x28"):
+    with pytest.raises(MnistError, match=r"t10k-images-idx3-ubyte\.gz in .*"
+                                         r"images are 20x20, expected 28x28"):
         load_with(tmp_path, contents)
 
 
@@ -585,7 +595,8 @@ def closed_port() -> int:
 
 def assert_downloaded(folder: Path, server):
     """The folder holds exactly the four verified .gz files, nothing temporary or corrupt."""
-    assert sorted(p.name for p in folder.iterdir()) == sorted(name + ".gz" for name in mnistdata.FILES)
+    assert (sorted(p.name for p in folder.iterdir())
+            == sorted(name + ".gz" for name in mnistdata.FILES))
     for name in mnistdata.FILES:
         data = gzip.decompress((folder / (name + ".gz")).read_bytes())
         assert hashlib.sha256(data).hexdigest() == server.checksums[name]
@@ -601,10 +612,12 @@ def test_download_skips_bad_mirrors(tmp_path, server, capfd):
                           pixels_of(server.contents[TEST_IMAGES]))
     # Every file was tried on every mirror, in order, until the good one.
     for name in mnistdata.FILES:
-        tried = [path.split("/")[1] for path in server.requests if path.endswith("/" + name + ".gz")]
+        tried = [path.split("/")[1] for path in server.requests
+                 if path.endswith("/" + name + ".gz")]
         assert tried == ["missing", "forbidden", "garbage", "short", "wrong", "good"]
     log = capfd.readouterr().err
-    for problem in ["HTTP 404", "HTTP 403", "not a complete gzip file", "download incomplete", "checksum mismatch"]:
+    for problem in ["HTTP 404", "HTTP 403", "not a complete gzip file", "download incomplete",
+                    "checksum mismatch"]:
         assert problem in log
     assert f"downloaded {server.url}/good/train-images-idx3-ubyte.gz" in log
     # Once there, the files are read locally: no more requests.
@@ -617,8 +630,10 @@ def test_download_only_missing_files(tmp_path, server):
     write_fake_mnist(tmp_path, server.contents)
     (tmp_path / (TEST_IMAGES + ".gz")).unlink()
     (tmp_path / (TRAIN_LABELS + ".gz")).unlink()
-    read_data_sets(tmp_path, validation_size=0, mirrors=server.mirrors("good"), checksums=server.checksums)
-    assert sorted(server.requests) == sorted(f"/good/{name}.gz" for name in [TEST_IMAGES, TRAIN_LABELS])
+    read_data_sets(tmp_path, validation_size=0, mirrors=server.mirrors("good"),
+                   checksums=server.checksums)
+    assert sorted(server.requests) == sorted(f"/good/{name}.gz"
+                                             for name in [TEST_IMAGES, TRAIN_LABELS])
     assert_downloaded(tmp_path, server)
 
 
@@ -643,8 +658,10 @@ def test_connection_refused_gives_the_offline_message(tmp_path):
         read_data_sets(folder, mirrors=mirrors)
     message = str(error.value)
     assert "\n" not in message
-    assert f"http://127.0.0.1:{port}/first/train-images-idx3-ubyte.gz: connection refused" in message
-    assert f"http://127.0.0.1:{port}/second/train-images-idx3-ubyte.gz: connection refused" in message
+    assert (f"http://127.0.0.1:{port}/first/train-images-idx3-ubyte.gz: connection refused"
+            in message)
+    assert (f"http://127.0.0.1:{port}/second/train-images-idx3-ubyte.gz: connection refused"
+            in message)
     assert "to work offline, put the four MNIST files" in message
     assert f"in {folder} or point MNIST_DATA_DIR" in message
     assert f"missing from {folder} (no such folder)" in message
@@ -660,8 +677,8 @@ def test_a_relative_mnist_data_dir_is_named_absolute_and_never_created(tmp_path,
     with pytest.raises(MnistError) as error:
         read_data_sets(mirrors=[f"http://127.0.0.1:{closed_port()}/"])
     message = str(error.value)
-    assert (f"missing from {tmp_path / 'shared' / 'mnist'} (no such folder; MNIST_DATA_DIR=../shared/mnist "
-            "is relative to the current folder)") in message
+    assert (f"missing from {tmp_path / 'shared' / 'mnist'} (no such folder; "
+            "MNIST_DATA_DIR=../shared/mnist is relative to the current folder)") in message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]
 
 
@@ -673,7 +690,8 @@ def test_mnist_mirrors_environment_variable(tmp_path, server, monkeypatch):
     # The mirrors argument wins over the environment variable.
     monkeypatch.setenv("MNIST_MIRRORS", f"http://127.0.0.1:{closed_port()}/")
     server.requests.clear()
-    read_data_sets(tmp_path / "b", validation_size=0, mirrors=server.mirrors("good"), checksums=server.checksums)
+    read_data_sets(tmp_path / "b", validation_size=0, mirrors=server.mirrors("good"),
+                   checksums=server.checksums)
     assert_downloaded(tmp_path / "b", server)
     assert [p.split("/")[1] for p in server.requests] == ["good"] * 4
 
@@ -761,7 +779,8 @@ def test_a_failed_save_leaves_no_temporary_file(tmp_path, server):
     with pytest.raises(MnistError) as error:
         read_data_sets(tmp_path, mirrors=server.mirrors("good"), checksums=server.checksums)
     message = str(error.value)
-    assert message.startswith(f"{TRAIN_IMAGES}.gz: downloaded, but cannot write {tmp_path / TRAIN_IMAGES}.gz (")
+    assert message.startswith(f"{TRAIN_IMAGES}.gz: downloaded, "
+                              f"but cannot write {tmp_path / TRAIN_IMAGES}.gz (")
     assert "\n" not in message
     assert [p.name for p in tmp_path.iterdir()] == [TRAIN_IMAGES + ".gz"]  # the folder only
 

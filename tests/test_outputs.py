@@ -23,7 +23,8 @@ STEPS = 200
 @pytest.mark.slow
 def test_one_run_writes_every_requested_output(run_script, tmp_path):
     result = run_script("mnist_1.0_softmax.py", "--no-vis", "--steps", STEPS,
-                        "--history", tmp_path / "runs" / "h.json", "--save-model", tmp_path / "model",
+                        "--history", tmp_path / "runs" / "h.json",
+                        "--save-model", tmp_path / "model",
                         "--save-png", tmp_path / "dash.png", "--save-movie", tmp_path / "run.gif",
                         "--logdir", tmp_path / "logs")
     assert result.returncode == 0, result.stderr
@@ -55,7 +56,8 @@ def test_one_run_writes_every_requested_output(run_script, tmp_path):
                 tags.setdefault(value.tag, set()).add(value.metadata.plugin_data.plugin_name)
     for scalar in ("train/accuracy", "train/loss", "learning_rate", "test/accuracy", "test/loss"):
         assert tags.get(scalar) == {"scalars"}, scalar
-    assert tags.get("W") == {"histograms"} and tags.get("b") == {"histograms"}  # named after the lesson's globals
+    # named after the lesson's globals
+    assert tags.get("W") == {"histograms"} and tags.get("b") == {"histograms"}
     assert tags.get("misread test digits") == {"images"}
 
 
@@ -63,8 +65,9 @@ def test_one_run_writes_every_requested_output(run_script, tmp_path):
 def test_tensorboard_shows_the_logs_to_this_machine_only(tmp_path):
     """README says TensorBoard serves on localhost: what it listens on, while it runs."""
     tensorboard = Path(sys.executable).with_name("tensorboard")
-    process = subprocess.Popen([str(tensorboard), "--logdir", str(tmp_path), "--port", "0"], env=child_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen([str(tensorboard), "--logdir", str(tmp_path), "--port", "0"],
+                               env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     watchdog = threading.Timer(120, process.kill)
     watchdog.start()
     try:
@@ -83,12 +86,14 @@ def test_tensorboard_shows_the_logs_to_this_machine_only(tmp_path):
 @pytest.mark.slow
 def test_compare_and_confusion_on_real_runs(run_script, mnist_dir, tmp_path):
     for script in ("mnist_1.0_softmax.py", "mnist_2.1_five_layers_relu.py"):
-        lab.run(script, no_vis=True, steps=100, data_dir=mnist_dir, history=tmp_path / f"{script}.json",
-                save_model=tmp_path / script)
+        lab.run(script, no_vis=True, steps=100, data_dir=mnist_dir,
+                history=tmp_path / f"{script}.json", save_model=tmp_path / script)
     runs = sorted(tmp_path.glob("*.json"))
-    compare = run_script("tensorflowvisu.py", "compare", *runs, "--save-png", tmp_path / "compare.png")
+    compare = run_script("tensorflowvisu.py", "compare", *runs,
+                         "--save-png", tmp_path / "compare.png")
     assert compare.returncode == 0, compare.stderr
-    confusion = run_script("tensorflowvisu.py", "confusion", runs[0], "--save-png", tmp_path / "confusion.png")
+    confusion = run_script("tensorflowvisu.py", "confusion", runs[0],
+                           "--save-png", tmp_path / "confusion.png")
     assert confusion.returncode == 0, confusion.stderr
     for name in ("compare.png", "confusion.png"):
         assert np.asarray(Image.open(tmp_path / name).convert("L"), dtype=float).std() > 20

@@ -49,7 +49,8 @@ def fake_digits(labels, seed=0):
     return images
 
 
-def fake_training(dashboard, steps=300, *, on_measure=None, slow=0.0, last_train=None, last_test=None):
+def fake_training(dashboard, steps=300, *, on_measure=None, slow=0.0, last_train=None,
+                  last_test=None):
     """The lab's loop (lab.py) feeding a dashboard made-up measurements that improve with
     the step: the training batch every 20 steps, the test digits every 100 (and at every
     measurement of the first 200) and at the last step, with their digits and the values
@@ -65,8 +66,9 @@ def fake_training(dashboard, steps=300, *, on_measure=None, slow=0.0, last_train
         loss = 2.3 * math.exp(-i / 60) + 0.08
         labels = rng.integers(0, 10, 100)
         predictions = np.where(rng.random(100) < accuracy, labels, (labels + 1) % 10)
-        images, labels, predictions, indices = (last_train if i == steps and last_train else
-                                                (fake_digits(labels, seed=i), labels, predictions, None))
+        images, labels, predictions, indices = (
+            last_train if i == steps and last_train else
+            (fake_digits(labels, seed=i), labels, predictions, None))
         dashboard.train(i, np.mean(predictions == labels), loss * rng.uniform(0.7, 1.3), 0.003,
                         images=images, labels=labels, predictions=predictions, indices=indices)
         if i % 100 == 0 or i == steps or i < 200:
@@ -76,7 +78,8 @@ def fake_training(dashboard, steps=300, *, on_measure=None, slow=0.0, last_train
                 images, labels, predictions = last_test
             dashboard.test(i, np.mean(predictions == labels), loss, images=images, labels=labels,
                            predictions=predictions,
-                           panels=[rng.normal(0, 0.1 + i / 3000, 20000), rng.normal(0.1, 0.02, 300)])
+                           panels=[rng.normal(0, 0.1 + i / 3000, 20000),
+                                   rng.normal(0.1, 0.02, 300)])
         if on_measure:
             on_measure(i)
 
@@ -85,13 +88,17 @@ def child_code(code):
     """Python for a child process: fake_digits and fake_training (not this file, which
     would load pytest and, through conftest, TensorFlow), then code."""
     helpers = "\n\n".join(inspect.getsource(function) for function in (fake_digits, fake_training))
-    return f"import math, time\nimport numpy as np\nimport tensorflowvisu as tv\n\n{helpers}\n{textwrap.dedent(code)}"
+    return ("import math, time\n"
+            "import numpy as np\n"
+            "import tensorflowvisu as tv\n\n"
+            f"{helpers}\n{textwrap.dedent(code)}")
 
 
 def run_python(code, timeout=120, **env):
     """Run code (child_code) in a child process, in a user's shell without a display (and
     its matplotlib backend chosen by matplotlib: no MPLBACKEND); env: variables to add."""
-    return subprocess.run([sys.executable, "-c", child_code(code)], env=child_env(**{"MPLBACKEND": None, **env}),
+    return subprocess.run([sys.executable, "-c", child_code(code)],
+                          env=child_env(**{"MPLBACKEND": None, **env}),
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
@@ -118,12 +125,14 @@ def assert_picture(path, min_colours=50):
 
 def red_pixels(image):
     """How many pixels have the background of the misread digits."""
-    return int(np.all(np.abs(image.astype(int) - (tv.ERROR_BACKGROUND * 255).astype(int)) <= 3, axis=-1).sum())
+    background = (tv.ERROR_BACKGROUND * 255).astype(int)
+    return int(np.all(np.abs(image.astype(int) - background) <= 3, axis=-1).sum())
 
 
 def ffprobe_frames(path):
     out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-                          "-show_entries", "stream=nb_read_frames,width,height", "-of", "json", str(path)],
+                          "-show_entries", "stream=nb_read_frames,width,height",
+                          "-of", "json", str(path)],
                          capture_output=True, text=True, check=True).stdout
     stream = json.loads(out)["streams"][0]
     return int(stream["nb_read_frames"]), stream["width"], stream["height"]
@@ -144,12 +153,15 @@ def saved_history(tmp_path, name, accuracies, losses=None, report=None):
 
 
 def test_history_round_trips_exactly_through_json(tmp_path):
-    history = History("relu", {"lr": np.float32(0.003), "layers": np.array([200, 100]), "seed": np.int64(0)})
+    history = History("relu", {"lr": np.float32(0.003), "layers": np.array([200, 100]),
+                               "seed": np.int64(0)})
     history.append_train(np.int64(0), np.float32(0.1), np.float64(2.3), 0.003, 0.5)
     history.append_train(20, 0.85, 0.4, np.float32(0.0029), 1.25)
     history.append_test(0, np.float32(0.098), 2.31, 0.7)
-    history.final = {"max_test_accuracy": np.float32(0.098), "steps": np.int64(20), "interrupted": False}
-    history.report = {"accuracy": 0.98, "support": np.arange(10), "confusion_matrix": np.eye(10, dtype=np.int64) * 5}
+    history.final = {"max_test_accuracy": np.float32(0.098), "steps": np.int64(20),
+                     "interrupted": False}
+    history.report = {"accuracy": 0.98, "support": np.arange(10),
+                      "confusion_matrix": np.eye(10, dtype=np.int64) * 5}
     path = tmp_path / "new" / "folder" / "relu.json"  # missing folders are created
     history.save(path)
 
@@ -173,7 +185,8 @@ def test_history_files_from_before_steps_still_load(tmp_path):
     history.append_test(20, 0.9, 0.35, 1.5)
     older = history.to_dict()
     for part in ("train", "test"):
-        older[part] = {("iteration" if key == "step" else key): values for key, values in older[part].items()}
+        older[part] = {("iteration" if key == "step" else key): values
+                       for key, values in older[part].items()}
     path = tmp_path / "older.json"
     path.write_text(json.dumps(older))
     assert History.load(path).to_dict() == history.to_dict()
@@ -280,17 +293,22 @@ def test_digit_grid_puts_misrecognised_first_on_red_with_label_pixels():
     assert np.allclose(tiles[2, 0, 14], white)
     assert np.allclose(tiles[6:], 1.0), "missing digits leave white tiles"
 
-    # labels: the correct digit (black on white) bottom left, the prediction (white on dark red) bottom right
+    # labels: the correct digit (black on white) bottom left,
+    # the prediction (white on dark red) bottom right
     for tile, correct, predicted in ((tiles[0], 2, 7), (tiles[1], 4, 9)):
         left, right = tile[17:27, 1:7], tile[17:27, 21:27]
-        assert np.allclose(left[tv.GLYPHS[correct]], 0) and np.allclose(left[~tv.GLYPHS[correct]], tv.LABEL_BOX)
-        assert np.allclose(right[tv.GLYPHS[predicted]], 1) and np.allclose(right[~tv.GLYPHS[predicted]], tv.PREDICTION_BOX)
-    assert not np.allclose(tiles[2, 17:27, 21:27], tv.PREDICTION_BOX[None, None]), "no labels on recognised digits"
+        assert (np.allclose(left[tv.GLYPHS[correct]], 0)
+                and np.allclose(left[~tv.GLYPHS[correct]], tv.LABEL_BOX))
+        assert (np.allclose(right[tv.GLYPHS[predicted]], 1)
+                and np.allclose(right[~tv.GLYPHS[predicted]], tv.PREDICTION_BOX))
+    assert not np.allclose(tiles[2, 17:27, 21:27], tv.PREDICTION_BOX[None, None]), \
+        "no labels on recognised digits"
 
     # the same picture from [N, 784] and [N, 28, 28, 1] images, and from uint8 ones
     assert np.array_equal(grid, tv.digit_grid(images.reshape(6, 784), labels, predictions, 10, 2))
     assert np.array_equal(grid, tv.digit_grid(images[..., None], labels, predictions, 10, 2))
-    assert np.allclose(grid, tv.digit_grid((images * 255).astype(np.uint8), labels, predictions, 10, 2), atol=0.01)
+    uint8_images = (images * 255).astype(np.uint8)
+    assert np.allclose(grid, tv.digit_grid(uint8_images, labels, predictions, 10, 2), atol=0.01)
 
 
 def test_digit_grid_edge_cases():
@@ -307,8 +325,8 @@ def test_digit_grid_edge_cases():
 @pytest.fixture
 def trained(tmp_path):
     """A dashboard (no window; a PNG at the end) after a short fake training."""
-    dashboard = Dashboard("fake run", 300, panel_titles=("batch-max activations", "biases"), live=False,
-                          png=tmp_path / "out" / "dashboard.png")
+    dashboard = Dashboard("fake run", 300, panel_titles=("batch-max activations", "biases"),
+                          live=False, png=tmp_path / "out" / "dashboard.png")
     assert not dashboard.live and dashboard.wants_pictures
     assert dashboard.figure is None, "no figure until one is needed"
     fake_training(dashboard, 300)
@@ -438,7 +456,8 @@ def test_first_picture_spans_the_run_and_waits_for_the_digits():
     assert name in visible_texts(fig), "the title in full: it fits before the legend"
 
     # Its figure asked for, a dashboard without window, PNG or movie shows the digits too
-    dashboard.test(0, 0.5, 2.3, images=fake_digits([1, 2]), labels=np.array([1, 2]), predictions=np.array([1, 3]))
+    dashboard.test(0, 0.5, 2.3, images=fake_digits([1, 2]), labels=np.array([1, 2]),
+                   predictions=np.array([1, 3]))
     dashboard.picture()
     assert not [t for t in test_ax.texts if t.get_visible()]
     assert test_ax.get_yticklabels()[0].get_text() == "100%", "the accuracy of each line"
@@ -471,7 +490,8 @@ def test_keys_show_the_right_panels(trained):
         press(dashboard, "5")
         press(dashboard, key)
         assert visible_panels(dashboard) == [1, 2, 3, 4, 5, 6]
-        assert np.allclose([ax.get_position(original=True).bounds for ax in dashboard.figure.axes[:6]], six)
+        bounds = [ax.get_position(original=True).bounds for ax in dashboard.figure.axes[:6]]
+        assert np.allclose(bounds, six)
     press(dashboard, "g")  # not a dashboard key: no error
     test_image = dashboard.figure.axes[5].images[0]
     for key, (lines, per_line) in (("6", (14, 28)), ("9", (22, 20)), ("0", (25, 40))):
@@ -502,7 +522,8 @@ def test_space_pauses_and_resumes_during_training():
             seen["resumed by Ctrl-C"] = dashboard.paused
 
     fake_training(dashboard, 100, on_measure=on_measure)
-    assert seen == {"paused": True, "overlay": seen["overlay"], "resumed": False, "resumed by Ctrl-C": False}
+    assert seen == {"paused": True, "overlay": seen["overlay"], "resumed": False,
+                    "resumed by Ctrl-C": False}
     assert any("PAUSED" in text for text in seen["overlay"])
     assert not any("PAUSED" in text for text in visible_texts(dashboard.picture()))
     dashboard.finish()
@@ -572,12 +593,14 @@ def test_notebook_pictures_are_updated_in_place_at_a_bounded_rate(monkeypatch):
     monkeypatch.setattr(tv, "_notebook_pictures", lambda: True)
     monkeypatch.setattr(tv, "NOTEBOOK_BUDGET", 0.2)  # a short test run: room for a few pictures
     dashboard = Dashboard("notebook", 1000, live=True)
-    assert dashboard.live and dashboard.mode == "notebook" and shown[0][0] == "display", dashboard.not_live
+    assert dashboard.live and dashboard.mode == "notebook" and shown[0][0] == "display", \
+        dashboard.not_live
     assert shown[0][1].title == "notebook: starting"
     fake_training(dashboard, 1000, slow=0.05)
     dashboard.finish()
     assert [kind for kind, _ in shown[1:]] == ["update"] * (len(shown) - 1)
-    assert 3 <= len(shown) <= 30, "updated at a bounded rate, not at every one of the 51 measurements"
+    assert 3 <= len(shown) <= 30, \
+        "updated at a bounded rate, not at every one of the 51 measurements"
     assert shown[-1][1].title == "notebook: step 1,000 of 1,000", "the final state"
     assert sum(dashboard.draw_times) <= 0.2 * (1000 / 20 * 0.05) + 2 * max(dashboard.draw_times)
     assert not dashboard.live
@@ -751,7 +774,8 @@ def test_confusion_calls_out_the_most_confused_pairs_with_the_reports_figures(tm
     assert outlined == {(9, 4), (1, 7), (5, 3), (4, 9)}  # (column, row): the 4 confusions shown
     ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert ticks[4] == "4  54.0%", "the report's recall next to each true digit"
-    assert fig.axes[0].get_xticklabels()[3].get_text() == "3\n25.0%", "the report's precision under each prediction"
+    assert fig.axes[0].get_xticklabels()[3].get_text() == "3\n25.0%", \
+        "the report's precision under each prediction"
 
     out = tmp_path / "confusion.png"
     assert tv.main(["confusion", str(path), "--save-png", str(out)]) == 0
@@ -796,7 +820,8 @@ def test_keep_pictures_keeps_what_panels_3_to_6_show(tmp_path):
     assert shown.history.pictures == {}, "nothing to keep yet"
     fake_training(shown, 100)
     shown.keep_pictures()
-    assert sorted(shown.history.pictures) == ["histograms", "step", "test_digits"], "no training indices"
+    assert sorted(shown.history.pictures) == ["histograms", "step", "test_digits"], \
+        "no training indices"
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 500)
@@ -833,8 +858,8 @@ def test_keep_pictures_keeps_what_panels_3_to_6_show(tmp_path):
     assert History.load(path).pictures == {}, "histories without pictures still load"
 
 
-def test_show_panel_draws_a_finished_runs_panel_large(tmp_path, mnist_digits, mnist_dir, monkeypatch,
-                                                      capsys):
+def test_show_panel_draws_a_finished_runs_panel_large(tmp_path, mnist_digits, mnist_dir,
+                                                      monkeypatch, capsys):
     monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
     path = tmp_path / "run.json"
     dashboard = finished_run(path, mnist_digits)
@@ -923,17 +948,19 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_cli_without_display_asks_for_save_png(tmp_path):
     run = saved_history(tmp_path, "x", [0.5, 0.9])
     env = child_env(MPLBACKEND=None)  # a user's shell without a display
-    result = subprocess.run([sys.executable, MODULE, "compare", str(run)], capture_output=True, text=True, env=env)
+    result = subprocess.run([sys.executable, MODULE, "compare", str(run)], capture_output=True,
+                            text=True, env=env)
     assert result.returncode == 1
     assert result.stderr == "error: no display: add --save-png FILE\n"
-    help_text = subprocess.run([sys.executable, MODULE, "confusion", "-h"], capture_output=True, text=True,
-                               env=env).stdout
+    help_text = subprocess.run([sys.executable, MODULE, "confusion", "-h"], capture_output=True,
+                               text=True, env=env).stdout
     assert "--save-png FILE" in help_text and "true digits" in help_text
-    bad = subprocess.run([sys.executable, MODULE, "panel", str(run), "12"], capture_output=True, text=True, env=env)
+    bad = subprocess.run([sys.executable, MODULE, "panel", str(run), "12"], capture_output=True,
+                         text=True, env=env)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "invalid choice" in bad.stderr
 
 
-# ----------------------------------------------------------------------------- no window, real window
+# --------------------------------------------------------------------------- no window, real window
 
 
 def test_import_is_light_and_no_window_runs_never_touch_pyplot(tmp_path, no_tensorflow):
@@ -961,10 +988,12 @@ def test_no_display_trains_without_dashboard_and_says_why(tmp_path, no_tensorflo
         fake_training(dashboard, 100)
         dashboard.save()
         dashboard.finish(wait=True)
-        print("pyplot:", "matplotlib.pyplot" in sys.modules, "tests:", len(dashboard.history.test["step"]))
+        print("pyplot:", "matplotlib.pyplot" in sys.modules,
+              "tests:", len(dashboard.history.test["step"]))
     """, **no_tensorflow)
     assert result.returncode == 0, result.stderr
-    assert "live: False why: no display" in result.stdout and "pyplot: False tests: 6" in result.stdout
+    assert ("live: False why: no display" in result.stdout
+            and "pyplot: False tests: 6" in result.stdout)
     assert result.stderr == ""  # the caller (lab.py) says it, with the right hint
     assert_picture(tmp_path / "d.png")
 
