@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 import cluster
+import explain
 import history as history_module
 import mnistdata
 import plumbing
@@ -109,6 +110,12 @@ def test_due(i, steps):
     return i == steps or i % MEASURE_EVERY == 0 and (i < min(200, steps // 10) or i % every == 0)
 
 
+def show_layers(**layers):
+    """Name the tensors of the lesson's sketch, in order, in its model function
+    (lab.show_layers(Y1=Y1, Y2=Y2, ...)): predict.py --explain shows what each computed."""
+    explain.record(layers)
+
+
 # ---------------------------------------------------------------------- one run
 
 
@@ -141,6 +148,7 @@ class Run:
         trainable = _lesson_variables(traced.trainable_variables)
         self.weights = [v for v in trainable if len(v.shape) >= 2]
         self.biases = [v for v in trainable if len(v.shape) < 2]
+        self.filters = explain.first_layer(self.weights)  # the weights that read the image
         self.names = _variable_names(self.variables)
         # The optimizer's own variables (Adam's moving averages) made now: made while
         # train_step is traced, they would make TensorFlow trace it twice (a second or two).
@@ -168,7 +176,7 @@ class Run:
                   "date": datetime.datetime.now().isoformat(timespec="seconds")}
         self.dashboard = tensorflowvisu.Dashboard(
             args.name, args.steps, config=config, panel_titles=list(self.panels.structured_outputs),
-            live=not args.no_vis, movie=args.save_movie, png=args.save_png)
+            live=not args.no_vis, movie=args.save_movie, png=args.save_png, view=args.view)
         self.history = self.dashboard.history
         if self.dashboard.not_live:
             hint = "" if args.save_png else " (use --save-png FILE to keep a picture)"
@@ -281,12 +289,13 @@ class Run:
         print(f"step {i:>6} (epoch {i * self.args.batch_size / TRAIN_IMAGES:5.2f}): train accuracy "
               f"{train['accuracy']:.4f} loss {train['loss']:.4f} | test accuracy {accuracy:.4f} "
               f"loss {loss:.4f} | lr {train['learning_rate']:.3g}", flush=True)
-        panels = None
+        panels = filters = None
         if self.dashboard.wants_pictures:  # computed only when something will show them
             panels = [np.asarray(values) for values in self.panels(self.last_images).values()]
+            filters = self.filters.numpy() if self.filters is not None else None
         images, digits = self.mnist.test.images, self.test_digits
         self.dashboard.test(i, accuracy, loss, images=images, labels=digits,
-                            predictions=predictions, panels=panels)
+                            predictions=predictions, panels=panels, filters=filters)
         self.test_predictions = predictions
         if self.tensorboard:
             self.tensorboard.test(i, accuracy, loss, images, digits, predictions,
@@ -325,7 +334,7 @@ class Run:
             print(history_module.format_report(history.report), flush=True)
             histories = [path for path in (args.history, args.run_history) if path]
             saved = self.dashboard.save(*histories)  # the histories, the picture, the movie
-            save_model(self.model, self.variables, args.save_model)
+            save_model(self.model, self.variables, args.save_model, filters=self.filters)
             saved.append(args.save_model)
             if self.tensorboard:
                 saved.append(self.tensorboard.close())
@@ -377,11 +386,13 @@ class _one_line_errors:
 # ------------------------------------------------------------------- the files
 
 
-def save_model(model, variables, path):
+def save_model(model, variables, path, filters=None):
     """Save the model as a SavedModel that loads without this code (see predict.py).
 
     Its serving signature takes images [N, 28, 28], float32 in [0, 1] (the amount of
     ink, as in MNIST), and returns probabilities [N, 10] and the predicted digits [N].
+    Its explain signature (explain.py) also returns what each layer computed, which
+    pixels made the answer, and the first layer's weights (filters).
     The folder at `path` is always a complete model (plumbing.replace_folder).
     """
     module = tf.Module()
@@ -393,8 +404,11 @@ def save_model(model, variables, path):
         return {"probabilities": tf.nn.softmax(Ylogits), "digits": tf.argmax(Ylogits, axis=1)}
 
     module.serve = serve
-    plumbing.replace_folder(path, lambda folder: tf.saved_model.save(
-        module, str(folder), signatures={"serving_default": serve}))
+    signatures = {"serving_default": serve}
+    if filters is not None:
+        module.explain = signatures["explain"] = explain.signature(model, filters)
+    plumbing.replace_folder(path, lambda folder: tf.saved_model.save(module, str(folder),
+                                                                     signatures=signatures))
 
 
 class TensorBoard:
@@ -528,6 +542,9 @@ def parse_args(doc, steps, argv=None, *, distributed=False):
         help=f"where to save the trained model, for predict.py (default: models/{name}/)")
     add("--logdir", metavar="DIR",
         help="also write TensorBoard logs, one sub-folder per run (view: tensorboard --logdir DIR)")
+    add("--view", choices=[*"0123456789", "f"], default="0", metavar="KEY",
+        help="what the dashboard shows first, as its keys: 0 the six panels, 1-6 one of them, "
+             "f the first layer's weights as pictures (--save-movie records it) (default: 0)")
     add("--xla", choices=["auto", "on", "off"], default="auto",
         help="compile the training loop with XLA: auto = on for models without convolutions or "
              "dropout, where it measurably wins on a CPU (default: auto)")

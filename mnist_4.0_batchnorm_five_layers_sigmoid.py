@@ -58,6 +58,7 @@ def layers(X, training=False):
     Y3 = tf.nn.sigmoid(BN3(Y3l, O3, S3, training=training))
     Y4l = tf.matmul(Y3, W4)
     Y4 = tf.nn.sigmoid(BN4(Y4l, O4, S4, training=training))
+    lab.show_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # what predict.py --explain shows of each layer
     Ylogits = tf.matmul(Y4, W5) + B5
     return Ylogits, [Y1l, Y2l, Y3l, Y4l], [Y1, Y2, Y3, Y4]
 

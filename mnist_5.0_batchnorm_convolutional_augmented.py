@@ -83,6 +83,7 @@ def layers(X, training=False):
     Y3 = tf.nn.relu(BN3(Y3l, B3, training=training))
     YY = tf.reshape(Y3, [-1, 7 * 7 * M])
     Y4 = tf.nn.relu(BN4(tf.matmul(YY, W4), B4, training=training))
+    lab.show_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # what predict.py --explain shows of each layer
     Ylogits = tf.matmul(tf.nn.dropout(Y4, rate=DROP) if training else Y4, W5) + B5
     return Ylogits, [Y1, Y2, Y3], Y4
 

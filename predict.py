@@ -59,6 +59,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+import explain as explain_module  # what the network sees (--explain)
+import mnistdata
 import plumbing  # loads TensorFlow with the lab's settings (load_tensorflow); light to import
 import tensorflowvisu
 from plumbing import UserError
@@ -297,11 +299,12 @@ def check_model_folder(folder):
 
 
 def load_model(folder):
-    """Load a network saved by the lab: a function images [N, 28, 28] -> probabilities [N, 10].
+    """Load a network saved by the lab: a Model (called with images [N, 28, 28], it gives
+    their probabilities [N, 10]).
 
     Only TensorFlow and the folder are needed, not the lessons' code: the SavedModel
     holds the computation and the trained weights. Its "serving_default" signature
-    takes `images` (float32 [N, 28, 28], 0-1, light ink on black) and returns
+    takes `images` (float32 [N, 28, 28], 0-1, the amount of ink) and returns
     `probabilities` [N, 10] and `digits` [N]. Raises UserError.
     """
     check_model_folder(folder)
@@ -319,17 +322,37 @@ def load_model(folder):
         raise UserError(f"model {folder}: cannot load it ({problem})")
     serve = saved.signatures.get("serving_default")
     if serve is None:
-        raise UserError(f"model {folder}: not a digit model saved by the lab (it has no serving_default signature)")
+        raise UserError(f"model {folder}: not a digit model saved by the lab (it has no "
+                        "serving_default signature)")
     if not _is_digit_signature(serve, tf):
-        raise UserError(f"model {folder}: not a digit model saved by the lab (its serving_default signature "
-                           "must take images [N, 28, 28] and return probabilities [N, 10])")
+        raise UserError(f"model {folder}: not a digit model saved by the lab (its serving_default "
+                        "signature must take images [N, 28, 28] and return probabilities [N, 10])")
+    return Model(folder, saved)
 
-    def probabilities(images):
-        images = tf.constant(np.asarray(images, np.float32).reshape(-1, SIZE, SIZE))
-        return serve(images=images)["probabilities"].numpy()
 
-    probabilities.saved_model = saved  # keeps the weights alive with the function
-    return probabilities
+class Model:
+    """A network saved by the lab: model(images) -> probabilities [N, 10]; model.explain(images)
+    -> what each layer computed (explain.py)."""
+
+    def __init__(self, folder, saved):
+        self.folder, self.saved = Path(folder), saved  # (saved keeps the weights alive)
+        self.tf = plumbing.load_tensorflow()
+
+    def _images(self, images):
+        return self.tf.constant(np.asarray(images, np.float32).reshape(-1, SIZE, SIZE))
+
+    def __call__(self, images):
+        return self.saved.signatures["serving_default"](images=self._images(images))["probabilities"].numpy()
+
+    def explain(self, images):
+        """The outputs of the model's explain signature, as numpy arrays. Raises UserError
+        for a model saved before the lab could explain its models."""
+        signature = self.saved.signatures.get("explain")
+        if signature is None:
+            raise UserError(f"model {self.folder}: saved by an older version of the lab, it cannot "
+                            "be explained: run its lesson again to save it anew (with --save-model "
+                            "to choose the folder)")
+        return {key: value.numpy() for key, value in signature(images=self._images(images)).items()}
 
 
 def _is_digit_signature(serve, tf):
@@ -475,14 +498,17 @@ class DrawingPad:
     model: a function images [N, 28, 28] -> probabilities [N, 10] (load_model).
     fig: a matplotlib figure: a window's, or an offscreen one (tests drive the event
     handlers with synthetic mouse and key events).
+    explain=True (a Model saved with its explain signature): beside the pad, what every
+    layer of the network sees of the drawing, updated as the pen moves (explain.View).
     """
 
     SIZE = 280
     PEN_RADIUS = 12  # pixels: shrunk to 20x20, a digit drawn across the canvas gets MNIST's strokes
     INTERVAL = 0.1  # seconds between two predictions while drawing
 
-    def __init__(self, model, fig):
+    def __init__(self, model, fig, explain=False):
         self.model, self.fig = model, fig
+        self.view = None
         self.image = np.zeros((self.SIZE, self.SIZE), np.float32)  # the drawing, 0-1
         self.seen = np.zeros((SIZE, SIZE), np.float32)  # what the network gets
         self.probabilities = None  # [10], None while the canvas is blank
@@ -492,11 +518,29 @@ class DrawingPad:
         self._predicted_at = -math.inf
 
         fig.set_facecolor("white")
-        self.pad_ax = fig.add_axes([0.02, 0.06, 0.48, 0.84])
+        self.pad_ax = fig.add_axes([0.01, 0.2, 0.27, 0.6] if explain else [0.02, 0.06, 0.48, 0.84])
         self.pad_ax.set_title("draw a digit (mouse), c: clear", fontsize=12)
         self.pad_image = self.pad_ax.imshow(self.image, cmap="gray", vmin=0, vmax=1)
         self.pad_ax.set_xticks([])
         self.pad_ax.set_yticks([])
+        canvas = fig.canvas
+        self._connections = [
+            canvas.mpl_connect("button_press_event", self.on_press),
+            canvas.mpl_connect("motion_notify_event", self.on_motion),
+            canvas.mpl_connect("button_release_event", self.on_release),
+            canvas.mpl_connect("key_press_event", self.on_key),
+        ]
+        if explain:  # the view of every layer, beside the pad
+            self.blank = explain_module.explain(np.ones((1, SIZE, SIZE)), model)[0].blank()
+            self.view = explain_module.View(fig, self.blank, rect=(0.31, 0.05, 0.99, 0.95))
+            # Redrawing the whole figure takes longer than 0.1 s: only what changes is drawn
+            # ("animated" artists), over a picture of the rest kept at every full draw.
+            self.moving = [self.pad_image, *self.view.artists()]
+            for artist in self.moving:
+                artist.set_animated(True)
+            self.background = None
+            self._connections.append(canvas.mpl_connect("draw_event", self._on_draw))
+            return
 
         self.seen_ax = fig.add_axes([0.56, 0.56, 0.17, 0.3])
         self.seen_ax.set_title("the network sees\n(28x28)", fontsize=10)
@@ -511,14 +555,6 @@ class DrawingPad:
         self.bars_ax.set_ylim(0, 1)
         self.bars_ax.set_xticks(range(10))
         self.bars_ax.set_title("probabilities", fontsize=10)
-
-        canvas = fig.canvas
-        self._connections = [
-            canvas.mpl_connect("button_press_event", self.on_press),
-            canvas.mpl_connect("motion_notify_event", self.on_motion),
-            canvas.mpl_connect("button_release_event", self.on_release),
-            canvas.mpl_connect("key_press_event", self.on_key),
-        ]
 
     # -- events
 
@@ -579,8 +615,15 @@ class DrawingPad:
         except NoInkError:
             self.seen = np.zeros((SIZE, SIZE), np.float32)
             self.probabilities = self.digit = None
+            if self.view:
+                self.view.update(self.blank)
             return
-        self.probabilities = np.asarray(self.model(self.seen[np.newaxis])[0], np.float64)
+        if self.view:  # the layers too
+            seen = explain_module.explain(self.seen[np.newaxis], self.model)[0]
+            self.view.update(seen)
+            self.probabilities = seen.probabilities.astype(np.float64)
+        else:
+            self.probabilities = np.asarray(self.model(self.seen[np.newaxis])[0], np.float64)
         self.digit = int(np.argmax(self.probabilities))
 
     def clear(self):
@@ -589,10 +632,26 @@ class DrawingPad:
         self._last_point = None
         self._refresh(predict=True)
 
+    def _on_draw(self, event):
+        """After a full draw (the first, a resize): keep it, then add what moves."""
+        self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        for artist in self.moving:
+            self.fig.draw_artist(artist)
+
     def _refresh(self, predict):
         if predict:
             self.predict()
         self.pad_image.set_data(self.image)
+        if self.view:
+            canvas = self.fig.canvas
+            if self.background is None or not canvas.supports_blit:
+                canvas.draw_idle()
+                return
+            canvas.restore_region(self.background)
+            for artist in self.moving:
+                self.fig.draw_artist(artist)
+            canvas.blit(self.fig.bbox)
+            return
         self.seen_image.set_data(self.seen)
         p = self.probabilities if self.probabilities is not None else np.zeros(10)
         for d, bar in enumerate(self.bars):
@@ -620,12 +679,21 @@ def parse_args(argv=None):
                         help="show the digits as the network sees them, and its probabilities, in a window")
     parser.add_argument("--save-png", metavar="FILE", help="save that picture into FILE instead")
     parser.add_argument("--draw", action="store_true",
-                        help="open a canvas to draw digits with the mouse, with live predictions")
+                        help="open a canvas to draw digits with the mouse, with live predictions "
+                             "(and what every layer sees, for models that can be explained)")
+    parser.add_argument("--explain", action="store_true",
+                        help="show what every layer of the network sees of each digit, and which "
+                             "ink made its answer (with --save-png: into FILE, FILE-2...)")
+    parser.add_argument("--test-digit", type=int, action="append", default=[], metavar="INDEX",
+                        help="also read MNIST's test digit number INDEX (0-9999; repeatable)")
     args = parser.parse_args(argv)
-    if args.draw and (args.images or args.show or args.save_png):
-        parser.error("--draw takes no IMAGE, --show or --save-png")
-    if not args.draw and not args.images:
-        parser.error("give one or more IMAGE files, or --draw")
+    if args.draw and (args.images or args.show or args.save_png or args.explain or args.test_digit):
+        parser.error("--draw takes no IMAGE, --show, --save-png, --explain or --test-digit")
+    if not args.draw and not args.images and not args.test_digit:
+        parser.error("give one or more IMAGE files, --test-digit N, or --draw")
+    bad = [n for n in args.test_digit if not 0 <= n < 10000]
+    if bad:
+        parser.error(f"--test-digit {bad[0]}: MNIST's test digits are numbered 0 to 9999")
     return args
 
 
@@ -643,7 +711,7 @@ def main(argv=None):
 def _run(args):
     if args.draw:  # no window possible: say so before anything else
         try:
-            window = tensorflowvisu.window_figure((10, 5.2), "predict.py --draw", dpi=100, toolbar=False)
+            window = tensorflowvisu.window_figure((16, 9), "predict.py --draw", toolbar=False)
         except UserError as problem:  # no zoom and pan tools: in the pad, dragging draws
             raise UserError(f"{problem}: --draw needs a window to draw in") from None
     folder = Path(args.model) if args.model else latest_model()
@@ -655,8 +723,13 @@ def _run(args):
     if args.draw:
         import matplotlib.pyplot as plt
 
-        pad = DrawingPad(load_model(folder), window)
-        plt.show()  # until the window is closed; `pad` stays referenced (matplotlib holds handlers weakly)
+        model = load_model(folder)
+        explaining = "explain" in model.saved.signatures
+        if not explaining:
+            print(f"{model.folder} was saved by an older version of the lab: the pad shows its "
+                  "answers, not its layers (run its lesson again to see them)", file=sys.stderr)
+        pad = DrawingPad(model, window, explain=explaining)
+        plt.show()  # until the window is closed (pad stays referenced: matplotlib's handlers are weak)
         del pad
         return 0
 
@@ -668,9 +741,26 @@ def _run(args):
         except UserError as error:
             print(f"error: {name}: {error}", file=sys.stderr)
             failed = True
+    if args.test_digit:
+        test = mnistdata.read_data_sets(validation_size=0, reshape=False).test
+        for index in args.test_digit:
+            digits.append(test.images[index, :, :, 0])
+            names.append(f"test digit {index} (a {test.labels[index]})")
     if not digits:
         return 1
     model = load_model(folder)
+    if args.explain:
+        seen = explain_module.explain(np.stack(digits), model, names)
+        for k, one in enumerate(seen):
+            print(f"{one.name}: {one.answer} (p={one.probabilities[one.answer]:.2f})")
+            if args.save_png:
+                path = Path(args.save_png)
+                path = path if k == 0 else path.with_name(f"{path.stem}-{k + 1}{path.suffix}")
+                explain_module.show(one, save_png=path)
+                print(f"saved {path}", file=sys.stderr)
+            else:
+                explain_module.show(one)
+        return 1 if failed else 0
     probabilities = model(np.stack(digits))
     for name, p in zip(names, probabilities):
         (best, p_best), *others = top_digits(p)

@@ -112,6 +112,7 @@ MAX_KEPT_ERRORS = 1000  # misread test digits a History keeps for show_panel
 VIEWS = {"1": (1,), "2": (2,), "3": (3,), "4": (4,), "5": (5,), "6": (6,),
          "7": (1, 2), "8": (4, 5), "9": (3, 6), "0": (1, 2, 3, 4, 5, 6)}
 VIEWS["escape"] = VIEWS["0"]
+VIEWS["f"] = ("f",)  # the first layer's weights, as pictures: noise turning into strokes
 PAUSE_KEY = " "
 
 
@@ -139,23 +140,26 @@ class Dashboard:
     then tells whether it does, and `not_live` why not ("no display", ...). Without it,
     nothing is drawn until a picture is needed: png (a PNG of the final state) or movie
     (an MP4 or GIF, a frame at every test). panel_titles: what panels 4 and 5 show.
+    view: the key whose view shows first (0: the six panels; f: the first layer's filters).
     Images: [N, 28, 28] (or [N, 28, 28, 1], [N, 784]) of ink from 0 to 1; labels and
     predictions: N digits. Arrays are kept by reference: pass fresh ones.
     """
 
-    def __init__(self, name, steps=None, *, config=None, panel_titles=("weights", "biases"), live=True,
-                 movie=None, png=None):
+    def __init__(self, name, steps=None, *, config=None, panel_titles=("weights", "biases"),
+                 live=True, movie=None, png=None, view="0"):
         self.history = History(name, dict(config or {}, steps=steps) if steps else config)
         self.title = str(name) or "MNIST lab"
-        self.panel_titles = ["Accuracy", "Cross-entropy loss", "Training digits", *panel_titles, "Test digits"]
+        self.view = VIEWS[view]  # what shows first: a key's view (0: all six panels)
+        self.panel_titles = ["Accuracy", "Cross-entropy loss", "Training digits", *panel_titles,
+                             "Test digits"]
         self.png = png
         self.movie = Movie(movie) if movie else None
-        self.mode = None  # "window" (a GUI window or notebook widget), "notebook" (pictures) or None
+        self.mode = None  # "window" (GUI window or notebook widget), "notebook" (pictures) or None
         self.not_live = ""  # why live was asked for and is not possible
         self.paused = False
         self.closed = False  # the user closed the window
         self.draw_times = []  # seconds each live redraw took (to check the drawing budget)
-        self._panels = None  # built when first needed (a live view, data pushed, a picture asked for)
+        self._panels = None  # built when first needed (live view, data pushed, a picture asked for)
         self._step = None
         self._steps = steps if isinstance(steps, int) and steps > 0 else None
         self._training_indices = None  # where the training digits are in the training set
@@ -193,13 +197,14 @@ class Dashboard:
 
     # ----- what the training loop tells
 
-    def train(self, step, accuracy, loss, learning_rate=None, *, images=None, labels=None, predictions=None,
-              indices=None):
+    def train(self, step, accuracy, loss, learning_rate=None, *, images=None, labels=None,
+              predictions=None, indices=None):
         """What was measured on a training batch at `step`: its accuracy and loss (and the
         learning rate); its images, labels and the network's predictions for panel 3
         (indices: where they are in the training set, for show_panel). Then draws if it
         is time. Raises KeyboardInterrupt once if the user closed the window."""
-        self.history.append_train(step, accuracy, loss, math.nan if learning_rate is None else learning_rate,
+        self.history.append_train(step, accuracy, loss,
+                                  math.nan if learning_rate is None else learning_rate,
                                   self.clock())
         if images is not None and self.wants_pictures:
             self._ensure_panels()
@@ -208,10 +213,12 @@ class Dashboard:
             self._training_indices = indices
         self.refresh(step)
 
-    def test(self, step, accuracy, loss, *, images=None, labels=None, predictions=None, panels=None):
+    def test(self, step, accuracy, loss, *, images=None, labels=None, predictions=None,
+             panels=None, filters=None):
         """What was measured on the test images at `step`: accuracy and loss; the images,
         labels and predictions for panel 6; panels: the values whose spread panels 4 and 5
-        show (e.g. [all the weights, all the biases]). Then draws if it is time."""
+        show (e.g. [all the weights, all the biases]); filters: the first layer's weights
+        (key f shows them as pictures). Then draws if it is time."""
         self.history.append_test(step, accuracy, loss, self.clock())
         if self.wants_pictures and images is not None:
             self._ensure_panels()
@@ -220,6 +227,9 @@ class Dashboard:
         if self.wants_pictures and panels is not None:
             self._ensure_panels()
             self._panels.append_histograms(step, *panels)
+        if self.wants_pictures and filters is not None:
+            self._ensure_panels()
+            self._panels.filters = np.array(filters)  # (a copy: the weights go on changing)
         if self.movie:
             self.movie.add_frame(self.picture(), step)
         self.refresh(step)
@@ -293,7 +303,8 @@ class Dashboard:
                     time.sleep(EVENT_INTERVAL)
                     self._process_events()
         finally:
-            if self.mode == "window" and not self.closed and not _is_notebook_widget(_chosen_backend()):
+            if (self.mode == "window" and not self.closed
+                    and not _is_notebook_widget(_chosen_backend())):
                 import matplotlib.pyplot as plt
 
                 plt.close(self.figure)
@@ -364,7 +375,7 @@ class Dashboard:
                 return
             self._ensure_panels(window=True)  # the window appears at the first draw
             self.mode = "window"
-            print("Dashboard keys: space pause, 1-6 one panel, 7 curves, 8 panels 4+5, "
+            print("Dashboard keys: space pause, 1-6 one panel, 7 curves, 8 panels 4+5, f filters, "
                   "9 digits, 0 all six.", flush=True)
         except Exception as error:  # no window: training goes on without
             self.not_live = str(error) if isinstance(error, UserError) else \
@@ -389,6 +400,7 @@ class Dashboard:
             fig = offscreen_figure(FIGURE_SIZE)
         fig.canvas.mpl_connect("key_press_event", self._on_key)
         self._panels = _Panels(fig, self.history, self.title, self.panel_titles)
+        self._panels.show(*self.view)
         self._panels.step, self._panels.steps = self._step, self._steps
 
     def _draw(self):
@@ -487,7 +499,8 @@ def _shorten_to_fit(text, right):
 
 
 # The six panels on a 16 x 9 figure: (left, bottom, width, height) in figure fractions.
-_PANEL_BOXES = [(left, bottom, 0.26, 0.36) for bottom in (0.53, 0.065) for left in (0.055, 0.38, 0.705)]
+_PANEL_BOXES = [(left, bottom, 0.26, 0.36)
+                for bottom in (0.53, 0.065) for left in (0.055, 0.38, 0.705)]
 
 
 class _Panels:
@@ -508,6 +521,7 @@ class _Panels:
         self.train_total = None  # the batch size, when train_digits are only the ones shown
         self.digits_changed = [False, False]
         self.histogram_steps, self.percentiles = [], ([], [])  # panels 4 and 5
+        self.filters, self.filters_shown = None, None  # the first layer's weights (key f)
         self.view = VIEWS["0"]  # the panels shown
         # y ranges, which only grow (see _round_limits); the loss range starts where
         # MNIST losses are (from 2.3 down to a few hundredths), so it rarely changes
@@ -535,14 +549,23 @@ class _Panels:
     def data_state(self):
         """Something that changes when there is new data to show."""
         return (len(self.history.train["step"]), len(self.history.test["step"]),
-                len(self.histogram_steps), self.step, tuple(self.digits_changed))
+                len(self.histogram_steps), self.step, tuple(self.digits_changed), id(self.filters))
 
     # -- layout
 
     def show(self, *panels):
-        """Show one panel, two side by side, or all six."""
+        """Show one panel, two side by side, or all six; ("f",): the first layer's filters."""
+        if panels == ("f",):
+            for ax in self.axes:
+                ax.set_visible(False)
+            self.legend.set_visible(False)
+            self.filters_ax.set_visible(True)
+            self.view = panels
+            return
         if len(panels) not in (1, 2, 6) or not set(panels) <= {1, 2, 3, 4, 5, 6}:
-            raise ValueError(f"show_panels takes 1, 2 or 6 panel numbers from 1 to 6, not {panels}")
+            raise ValueError(f"show_panels takes 1, 2 or 6 panel numbers from 1 to 6, or 'f', "
+                             f"not {panels}")
+        self.filters_ax.set_visible(False)
         if TEST_GRIDS[len(panels)] != TEST_GRIDS[len(self.view)]:
             self.digits_changed[1] = True  # panel 6 gets the grid that suits its size
         self.view = panels
@@ -571,7 +594,8 @@ class _Panels:
         self.status = fig.text(0.99, 0.985, "", fontsize=TITLE_SIZE, ha="right", va="top")
         self.paused_text = fig.text(0.5, 0.5, "PAUSED: press space to resume", fontsize=32,
                                     ha="center", va="center", visible=False,
-                                    bbox=dict(facecolor="white", edgecolor="#0072b2", linewidth=3, pad=12))
+                                    bbox=dict(facecolor="white", edgecolor="#0072b2",
+                                              linewidth=3, pad=12))
         self.axes = [fig.add_axes(box) for box in _PANEL_BOXES]
         for ax, name in zip(self.axes, panel_titles):
             # Fixed positions for titles and axis labels: matplotlib would otherwise
@@ -599,7 +623,8 @@ class _Panels:
 
         self.bands = []
         for ax, colour in ((panel4, PANEL4_COLOUR), (panel5, PANEL5_COLOUR)):
-            bands = [PolyCollection([], facecolors=colour, alpha=0.22, edgecolors="none") for _ in range(5)]
+            bands = [PolyCollection([], facecolors=colour, alpha=0.22, edgecolors="none")
+                     for _ in range(5)]
             for band in bands:
                 ax.add_collection(band, autolim=False)
             median, = ax.plot([], [], color=colour, linewidth=2)
@@ -623,8 +648,22 @@ class _Panels:
             ax.set_xlabel("red: misread  (correct | predicted)", fontsize=TEXT_SIZE - 2, va="top")
         self.digit_axes = (train_ax, test_ax)
 
-        self.moving = [*self.lines.values(), *[a for bands, median in self.bands for a in (*bands, median)],
-                       *self.images, *self.waiting, accuracy.title, self.status, self.paused_text]
+        # Key f: the first layer's weights as pictures (a convolution's filters, or for a
+        # dense layer each neuron's 784 weights as a 28x28 picture), red for, blue against.
+        self.filters_ax = fig.add_axes((0.03, 0.04, 0.94, 0.86), visible=False)
+        self.filters_ax.set_title("The first layer's weights (filters): red where ink counts for, "
+                                  "blue against", fontsize=TITLE_SIZE)
+        self.filters_image = self.filters_ax.imshow(np.zeros((1, 1)), cmap="RdBu_r", vmin=-1, vmax=1,
+                                                    interpolation="nearest")
+        self.filters_ax.set_xticks([])
+        self.filters_ax.set_yticks([])
+        for spine in self.filters_ax.spines.values():
+            spine.set_visible(False)
+
+        self.moving = [*self.lines.values(),
+                       *[a for bands, median in self.bands for a in (*bands, median)],
+                       *self.images, *self.waiting, accuracy.title, self.status, self.paused_text,
+                       self.filters_image]
         for artist in self.moving:
             artist.set_animated(True)
 
@@ -651,6 +690,9 @@ class _Panels:
                 _set_loss_range(axes[1], *limits)
                 self.limits["loss"] = limits
 
+        if self.filters is not None and self.filters_shown is not self.filters:
+            self._update_filters()
+
         x = np.asarray(self.histogram_steps, dtype=float)
         for ax, (bands, median), percentiles in zip(axes[3:5], self.bands, self.percentiles):
             if not percentiles:
@@ -676,7 +718,8 @@ class _Panels:
             if digits is None or not self.digits_changed[k]:
                 continue
             grid = digit_grid(*digits, count=count, lines=lines)
-            rgba = np.full((*grid.shape[:2], 4), 255, np.uint8)  # matplotlib draws RGBA bytes fastest
+            # matplotlib draws RGBA bytes fastest
+            rgba = np.full((*grid.shape[:2], 4), 255, np.uint8)
             rgba[..., :3] = grid * 255 + 0.5
             image = self.images[k]
             if rgba.shape != image.get_array().shape:  # another grid: the axes follow
@@ -704,6 +747,20 @@ class _Panels:
             ax.set_yticks(ticks, [f"{1 - r * per_line / total:.0%}" for r in rows])
             self.tick_totals[ax] = made_for
 
+    def _update_filters(self):
+        import explain  # (light: no TensorFlow)
+
+        pictures = explain.filter_pictures(self.filters)
+        if pictures is not None:
+            box = self.filters_ax.get_position(original=True)  # (not as shrunk to the image)
+            width, height = self.fig.get_size_inches()
+            picture = explain.mosaic(pictures, box.width * width / (box.height * height))
+            limit = float(np.nanmax(np.abs(picture))) or 1.0
+            self.filters_image.set_data(picture)
+            self.filters_image.set_extent((-0.5, picture.shape[1] - 0.5, picture.shape[0] - 0.5, -0.5))
+            self.filters_image.set_clim(-limit, limit)
+        self.filters_shown = self.filters
+
     def layout(self):
         """What the static picture depends on: visible panels, axis ranges, ticks, size."""
         return (self.view, self.fig.bbox.bounds, tuple(self.tick_totals.values()),
@@ -713,7 +770,8 @@ class _Panels:
         """Draw on the screen: everything when the layout changed, else only the moving
         artists over the kept background (a blit, several times faster)."""
         canvas = self.fig.canvas
-        if self.background is None or self.layout() != self.background_layout or not canvas.supports_blit:
+        if (self.background is None or self.layout() != self.background_layout
+                or not canvas.supports_blit):
             canvas.draw()  # everything; _on_draw keeps the new background
         else:
             canvas.restore_region(self.background)
@@ -775,7 +833,8 @@ def digit_grid(images, labels, predictions, count=100, lines=10):
     labels = np.asarray(labels).reshape(-1).astype(int)
     predictions = np.asarray(predictions).reshape(-1).astype(int)
     if not len(images) == len(labels) == len(predictions):
-        raise ValueError(f"{len(images)} images, {len(labels)} labels, {len(predictions)} predictions")
+        raise ValueError(f"{len(images)} images, {len(labels)} labels, "
+                         f"{len(predictions)} predictions")
     order = _shown_digits(labels, predictions, count)
     labels, predictions = labels[order], predictions[order]
     wrong = labels != predictions
@@ -792,10 +851,11 @@ def digit_grid(images, labels, predictions, count=100, lines=10):
     _stamp(tiles, errors, predictions[errors], 20, PREDICTION_BOX, BACKGROUND)
 
     per_line = count // lines
-    return tiles.reshape(lines, per_line, 28, 28, 3).swapaxes(1, 2).reshape(lines * 28, per_line * 28, 3)
+    return (tiles.reshape(lines, per_line, 28, 28, 3).swapaxes(1, 2)
+            .reshape(lines * 28, per_line * 28, 3))
 
 
-# --------------------------------------------------------------------------- figures: where they show
+# ------------------------------------------------------------------------- figures: where they show
 
 
 def _chosen_backend():
@@ -849,7 +909,8 @@ def window_figure(figsize, title, dpi=SCREEN_DPI, toolbar=True):
 
     with plt.rc_context({} if toolbar else {"toolbar": "None"}):
         fig = plt.figure(figsize=figsize, dpi=dpi)
-    if fig.canvas.required_interactive_framework is None and not _is_notebook_widget(plt.get_backend().lower()):
+    if (fig.canvas.required_interactive_framework is None
+            and not _is_notebook_widget(plt.get_backend().lower())):
         plt.close(fig)
         raise UserError(f"the matplotlib backend {plt.get_backend()!r} cannot open windows")
     fig.stale_callback = None  # we decide when to draw, not pyplot's interactive mode
@@ -940,10 +1001,12 @@ def _round_limits(low, high, current=None, log=False):
     else:
         room = max(high - low, 0.1 * max(abs(low), abs(high)), 1e-3) / (3 if grow else 10)
         step = min(r for r in ROUND_NUMBERS if r >= (high - low + 2 * room) / 5)
-        new_low, new_high = math.floor((low - room) / step) * step, math.ceil((high + room) / step) * step
+        new_low, new_high = (math.floor((low - room) / step) * step,
+                             math.ceil((high + room) / step) * step)
     if not grow:
         return new_low, new_high
-    return (current[0] if low >= current[0] else new_low, current[1] if high <= current[1] else new_high)
+    return (current[0] if low >= current[0] else new_low,
+            current[1] if high <= current[1] else new_high)
 
 
 def _finite_range(values, positive=False):
@@ -961,7 +1024,8 @@ def _format_accuracy_axis(ax, floor):
     step = ACCURACY_TICKS[floor]
     ax.set_ylim(floor, 1.0)
     ax.yaxis.set_major_locator(MultipleLocator(step))
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0 if round(step * 100, 6).is_integer() else 1))
+    decimals = 0 if round(step * 100, 6).is_integer() else 1
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=decimals))
 
 
 def _set_loss_range(ax, low, high):
@@ -999,10 +1063,12 @@ class Movie:
         path = Path(path)
         problem = self.check_name(path)
         if problem:
-            raise UserError(f"cannot record the movie {path} ({problem}): choose another file name or folder")
+            raise UserError(f"cannot record the movie {path} ({problem}): "
+                            "choose another file name or folder")
         if path.suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
             path = path.with_suffix(".gif")
-            print(f"ffmpeg not found: the movie will be {path} (install ffmpeg for MP4)", file=sys.stderr)
+            print(f"ffmpeg not found: the movie will be {path} (install ffmpeg for MP4)",
+                  file=sys.stderr)
         self.path = str(path)
         self._temp = plumbing.temporary_name(path)
         self._writer = None
@@ -1053,7 +1119,8 @@ def _movie_writer(path):
             self._proc = subprocess.Popen(
                 self._args(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True,  # (POSIX; Windows: its own process group, below)
-                creationflags=animation.subprocess_creation_flags | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0))
+                creationflags=(animation.subprocess_creation_flags
+                               | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)))
 
     return FFMpegWriterOwnSession(fps=MOVIE_FPS, codec="h264"), MP4_DPI
 
@@ -1171,7 +1238,8 @@ def plot_comparison(histories, fig):
 def most_confused(matrix, top=5):
     """The largest off-diagonal cells of a confusion matrix: [(true, predicted, count)]."""
     matrix = np.asarray(matrix)
-    cells = [(-matrix[t, p], t, p) for t in range(len(matrix)) for p in range(len(matrix)) if t != p and matrix[t, p] > 0]
+    cells = [(-matrix[t, p], t, p) for t in range(len(matrix)) for p in range(len(matrix))
+             if t != p and matrix[t, p] > 0]
     return [(t, p, int(-c)) for c, t, p in sorted(cells)[:top]]
 
 
@@ -1183,7 +1251,8 @@ def plot_confusion(history, fig):
 
     report = history.report or {}
     matrix = np.asarray(report.get("confusion_matrix", []))
-    if matrix.shape != (10, 10) or not all(len(report.get(k) or []) == 10 for k in ("precision", "recall")):
+    if (matrix.shape != (10, 10)
+            or not all(len(report.get(k) or []) == 10 for k in ("precision", "recall"))):
         raise UserError(f"run {history.name!r} has no confusion matrix in its report "
                         "(it was interrupted, or made without a final evaluation)")
     matrix = matrix.astype(int)
@@ -1200,7 +1269,8 @@ def plot_confusion(history, fig):
                 dark = t != p and matrix[t, p] > 0.3 * (errors.max() or 1)
                 ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=TEXT_SIZE - 1,
                         color="white" if dark else "black", weight="bold" if t == p else "normal")
-    ax.set_xticks(range(10), [f"{d}\n{precision[d]:.1%}" for d in range(10)], fontsize=TEXT_SIZE - 2)
+    ax.set_xticks(range(10), [f"{d}\n{precision[d]:.1%}" for d in range(10)],
+                  fontsize=TEXT_SIZE - 2)
     ax.set_yticks(range(10), [f"{d}  {recall[d]:.1%}" for d in range(10)], fontsize=TEXT_SIZE - 2)
     ax.set_xlabel("predicted digit  (precision under each)", fontsize=TEXT_SIZE)
     ax.set_ylabel("true digit  (recall)", fontsize=TEXT_SIZE)
@@ -1210,7 +1280,8 @@ def plot_confusion(history, fig):
     pairs = most_confused(matrix)
     lines = ["Most confused", "(true → predicted)", ""]
     for t, p, count in pairs:
-        ax.add_patch(Rectangle((p - 0.5, t - 0.5), 1, 1, fill=False, edgecolor="#0072b2", linewidth=3.5))
+        ax.add_patch(Rectangle((p - 0.5, t - 0.5), 1, 1, fill=False, edgecolor="#0072b2",
+                               linewidth=3.5))
         lines.append(f"{t} → {p}: {count} time{'s' if count > 1 else ''}")
     if not pairs:
         lines.append("none: every digit right")
@@ -1361,7 +1432,8 @@ def show_panel(run, number, save_png=None, data_dir=None):
 def main(argv=None):
     """The command line: python tensorflowvisu.py {compare,confusion,panel} ... (-h for help)."""
     parser = plumbing.ArgumentParser(
-        prog="tensorflowvisu.py", description="Look at finished MNIST lab runs (the runs/*.json files).")
+        prog="tensorflowvisu.py",
+        description="Look at finished MNIST lab runs (the runs/*.json files).")
     commands = parser.add_subparsers(dest="command", required=True,
                                      metavar="{compare,confusion,panel}")
     compare_parser = commands.add_parser(
@@ -1369,12 +1441,14 @@ def main(argv=None):
         description="Overlay the test accuracy and test loss curves of several runs, "
                     "e.g. sigmoid vs ReLU vs dropout vs convolutions. The legend says what differs "
                     "between the runs, and gives their best and final test accuracy.")
-    compare_parser.add_argument("runs", nargs="+", metavar="RUN.json", help="run histories written by the lab")
+    compare_parser.add_argument("runs", nargs="+", metavar="RUN.json",
+                                help="run histories written by the lab")
     confusion_parser = commands.add_parser(
         "confusion", help="show a run's confusion matrix",
         description="Show which digits a run's network confuses: rows are the true digits, "
                     "columns the predicted ones; the most frequent confusions are called out.")
-    confusion_parser.add_argument("run", metavar="RUN.json", help="a run history written by the lab")
+    confusion_parser.add_argument("run", metavar="RUN.json",
+                                  help="a run history written by the lab")
     panel_parser = commands.add_parser(
         "panel", help="show one panel of a run's dashboard, large",
         description="Show a panel of a finished run's dashboard, large, as it was at the end: "

@@ -23,7 +23,8 @@ import plumbing
 import predict
 from conftest import ROOT, child_env, drawn_digit
 
-SHARED_MODULES = [p for p in ROOT.glob("*.py") if not p.name.startswith("mnist_")]  # not the lessons
+# all the modules but the lessons
+SHARED_MODULES = [p for p in ROOT.glob("*.py") if not p.name.startswith("mnist_")]
 FIRST_LINE = re.compile(r"^(?P<file>.+): (?P<digit>\d) \(p=(?P<p>[01]\.\d\d)\)$")
 THEN_LINE = re.compile(r"^  then (\d) \(p=([01]\.\d\d)\), (\d) \(p=([01]\.\d\d)\)$")
 
@@ -32,8 +33,8 @@ THEN_LINE = re.compile(r"^  then (\d) \(p=([01]\.\d\d)\), (\d) \(p=([01]\.\d\d)\
 
 
 def run_predict(*args, cwd, script=ROOT / "predict.py", env=None):
-    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=cwd, env=env or child_env(),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=cwd,
+                          env=env or child_env(), capture_output=True, text=True, timeout=300)
 
 
 def parse(stdout):
@@ -98,7 +99,8 @@ def model(model_dir):
     return predict.load_model(model_dir)
 
 
-MNIST_VARIANTS = ["56x56_dark.png", "200x120_light.jpg", "300x300_corner_dark_rgb.jpg", "28x28_light.png"]
+MNIST_VARIANTS = ["56x56_dark.png", "200x120_light.jpg", "300x300_corner_dark_rgb.jpg",
+                  "28x28_light.png"]
 
 
 def mnist_picture(digit, variant):
@@ -160,13 +162,15 @@ def test_preprocess_gives_28x28_float32_at_full_contrast():
     digit = predict.preprocess(image)
     assert digit.shape == (28, 28) and digit.dtype == np.float32
     assert digit.min() == 0.0 and digit.max() == pytest.approx(1.0)
-    assert np.all(digit[:, :2] == 0) and np.all(digit[:2] == 0)  # the field around the 20x20 box stays black
+    # the field around the 20x20 box stays black
+    assert np.all(digit[:, :2] == 0) and np.all(digit[:2] == 0)
 
 
 def test_dark_on_light_and_light_on_dark_give_the_same_digit(mnist_test):
     images, _ = mnist_test
     for digit in images[:5]:
-        light = np.asarray(Image.fromarray((digit * 255).astype(np.uint8)).resize((100, 100), Image.Resampling.BICUBIC))
+        image = Image.fromarray((digit * 255).astype(np.uint8))
+        light = np.asarray(image.resize((100, 100), Image.Resampling.BICUBIC))
         a, b = predict.preprocess(light), predict.preprocess(255 - light)
         np.testing.assert_allclose(a, b, atol=1e-4)
         assert a.max() == pytest.approx(1.0)
@@ -209,7 +213,8 @@ def test_aspect_ratio_is_kept():
     Image.new("L", (50, 50), 0),
     Image.new("RGB", (40, 60), (30, 200, 10)),
     Image.new("RGBA", (50, 50), (0, 0, 0, 0)),  # fully transparent
-    np.clip(0.9 + np.random.default_rng(0).uniform(-0.03, 0.03, (80, 80)), 0, 1),  # only paper grain
+    # only paper grain
+    np.clip(0.9 + np.random.default_rng(0).uniform(-0.03, 0.03, (80, 80)), 0, 1),
 ], ids=["white", "black", "green", "transparent", "faint-noise"])
 def test_blank_picture_raises_no_ink(picture):
     with pytest.raises(predict.NoInkError, match="^no ink: "):
@@ -297,12 +302,14 @@ def test_drop_specks_finds_8_connected_pieces():
 @pytest.mark.parametrize("convert", [
     lambda im: im.convert("RGB"),
     lambda im: Image.fromarray(np.asarray(im).astype(np.uint16) * 257),  # 16-bit grey
-    lambda im: Image.merge("RGBA", [im.point(lambda v: 0)] * 3 + [im.point(lambda v: 255 - v)]),  # ink on transparent
+    lambda im: Image.merge("RGBA",  # ink on transparent
+                           [im.point(lambda v: 0)] * 3 + [im.point(lambda v: 255 - v)]),
     lambda im: np.asarray(im) / 255.0,  # an array of floats
 ], ids=["rgb", "16-bit", "transparent-background", "float-array"])
 def test_colour_depth_and_transparency_do_not_change_the_digit(convert):
     grey = drawn_digit(7, 120)
-    np.testing.assert_allclose(predict.preprocess(convert(grey)), predict.preprocess(grey), atol=1e-3)
+    np.testing.assert_allclose(predict.preprocess(convert(grey)), predict.preprocess(grey),
+                               atol=1e-3)
 
 
 # ------------------------------------------------------- the command line on pictures
@@ -372,18 +379,19 @@ def test_bad_inputs_one_line_each_the_others_still_classified(model_dir, tmp_pat
 
 @pytest.mark.parametrize("args, code, message", [
     (["--bogus"], 1, "predict.py: error: unrecognized arguments: --bogus"),
-    ([], 1, "predict.py: error: give one or more IMAGE files, or --draw"),
+    ([], 1, "predict.py: error: give one or more IMAGE files, --test-digit N, or --draw"),
     (["--draw", "x.png"], 1, "predict.py: error: --draw takes no IMAGE"),
     (["--model", "nowhere", "x.png"], 1, "error: model nowhere: no such folder"),
-    (["--model", "pictures", "x.png"], 1, "error: model pictures: not a saved model (no saved_model.pb in it)"),
+    (["--model", "pictures", "x.png"], 1,
+     "error: model pictures: not a saved model (no saved_model.pb in it)"),
     (["--model", "pictures/one.png", "x.png"], 1, "error: model pictures/one.png: is a file"),
     (["--model", "MODEL", "missing.png", "pictures"], 1, "error: missing.png: no such file"),
     (["--model", "MODEL", "--draw"], 1, "error: no display: --draw needs a window"),
     (["x.png"], 1, "error: no trained model in "),  # no models/ next to predict.py
 ])
 @pytest.mark.slow
-def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message, no_tensorflow, model_dir,
-                                                            tmp_path):
+def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message, no_tensorflow,
+                                                            model_dir, tmp_path):
     app = tmp_path / "app"  # a predict.py with no models/ folder beside it
     app.mkdir()
     for module in SHARED_MODULES:  # predict.py and the modules it uses
@@ -391,7 +399,8 @@ def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message,
     (tmp_path / "pictures").mkdir()
     drawn_digit(1, 50).save(tmp_path / "pictures" / "one.png")
     args = [str(model_dir) if a == "MODEL" else a for a in args]
-    result = run_predict(*args, cwd=tmp_path, script=app / "predict.py", env=child_env(**no_tensorflow))
+    result = run_predict(*args, cwd=tmp_path, script=app / "predict.py",
+                         env=child_env(**no_tensorflow))
     assert result.returncode == code, result.stdout + result.stderr
     assert "TENSORFLOW IMPORTED" not in result.stderr
     lines = result.stderr.splitlines()
@@ -415,7 +424,8 @@ def test_default_model_is_the_most_recently_saved(model_dir, tmp_path):
     drawn_digit(1, 80).save(tmp_path / "one.png")
     result = run_predict("one.png", cwd=tmp_path, script=app / "predict.py")
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == [f"using the most recent model: {app / 'models' / 'newer'}"]
+    assert result.stderr.splitlines() == [
+        f"using the most recent model: {app / 'models' / 'newer'}"]
     assert parse(result.stdout)["one.png"][0] == 1
 
 
@@ -468,8 +478,8 @@ def test_show_without_a_display_says_so_and_still_prints(model_dir, tmp_path):
 def test_save_png_draws_each_digit_and_its_probabilities(model_dir, pictures, tmp_path):
     folder, truth = pictures
     names = [n for n in truth if n.startswith("drawn")][::3][:4]
-    result = run_predict("--model", model_dir, *[folder / n for n in names], "--save-png", tmp_path / "p.png",
-                         cwd=tmp_path)
+    result = run_predict("--model", model_dir, *[folder / n for n in names],
+                         "--save-png", tmp_path / "p.png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == f"saved {tmp_path / 'p.png'}\n"
     with Image.open(tmp_path / "p.png") as picture:
@@ -531,10 +541,11 @@ def test_save_png_with_one_picture_and_long_names(tmp_path):
 
 
 @pytest.mark.slow
-def test_save_png_to_a_missing_folder_fails_before_loading_tensorflow(no_tensorflow, model_dir, tmp_path):
+def test_save_png_to_a_missing_folder_fails_before_loading_tensorflow(no_tensorflow, model_dir,
+                                                                      tmp_path):
     drawn_digit(1, 50).save(tmp_path / "one.png")
-    result = run_predict("--model", model_dir, "one.png", "--save-png", "no/such/p.png", cwd=tmp_path,
-                         env=no_tensorflow)
+    result = run_predict("--model", model_dir, "one.png", "--save-png", "no/such/p.png",
+                         cwd=tmp_path, env=no_tensorflow)
     assert result.returncode == 1
     assert result.stderr.startswith("error: --save-png no/such/p.png: no folder")
 
@@ -543,8 +554,8 @@ def test_save_png_to_a_missing_folder_fails_before_loading_tensorflow(no_tensorf
 
 
 @pytest.mark.slow
-def test_fresh_process_without_the_project_gives_the_same_digits(model, model_dir, classified, pictures,
-                                                                  tmp_path):
+def test_fresh_process_without_the_project_gives_the_same_digits(model, model_dir, classified,
+                                                                  pictures, tmp_path):
     folder, _ = pictures
     _, names, found = classified
     names = names[::3]
@@ -561,12 +572,13 @@ def test_fresh_process_without_the_project_gives_the_same_digits(model, model_di
         out = model.signatures["serving_default"](images=tf.constant(np.load("digits.npy")))
         probabilities = out["probabilities"].numpy()
         also = model.serve(np.load("digits.npy"))["digits"].numpy()
-        print(json.dumps({"digits": out["digits"].numpy().tolist(), "argmax": probabilities.argmax(1).tolist(),
+        print(json.dumps({"digits": out["digits"].numpy().tolist(),
+                          "argmax": probabilities.argmax(1).tolist(),
                           "serve": also.tolist(), "sums": probabilities.sum(1).tolist()}))
     """)
     env = child_env(PYTHONPATH="")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     cli = [found[n][0] for n in names]
@@ -663,7 +675,8 @@ def test_pad_c_clears(pad):
 
 @pytest.mark.slow
 def test_draw_in_a_real_window_on_xvfb(xvfb, model_dir, tmp_path):
-    """predict.py --draw in a Tk window: a mouse drag draws and is read, c clears, q closes."""
+    """predict.py --draw in a Tk window: a mouse drag draws and is read (the model, saved by
+    the lab, can be explained: the layers are shown beside the pad), c clears, q closes."""
     from PIL import ImageGrab
 
     if not shutil.which("xdotool"):
@@ -685,34 +698,38 @@ def test_draw_in_a_real_window_on_xvfb(xvfb, model_dir, tmp_path):
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}")
 
-    process = subprocess.Popen([sys.executable, str(ROOT / "predict.py"), "--model", str(model_dir), "--draw"],
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, str(ROOT / "predict.py"),
+                                "--model", str(model_dir), "--draw"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     try:
-        window = wait_for(lambda: xdotool("search", "--onlyvisible", "--name", "predict.py --draw").split(),
-                          "the window")[0]
-        shape = dict(line.split("=") for line in xdotool("getwindowgeometry", "--shell", window).split())
+        window = wait_for(
+            lambda: xdotool("search", "--onlyvisible", "--name", "predict.py --draw").split(),
+            "the window")[0]
+        geometry = xdotool("getwindowgeometry", "--shell", window)
+        shape = dict(line.split("=") for line in geometry.split())
         left, top, width, height = (int(shape[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
 
         def screen():
             picture = ImageGrab.grab(xdisplay=xvfb).crop((left, top, left + width, top + height))
             pixels = np.asarray(picture.convert("RGB")).astype(int)
-            pad = pixels[int(0.2 * height):int(0.8 * height), int(0.06 * width):int(0.46 * width)]
-            bars = pixels[int(0.6 * height):int(0.9 * height), int(0.56 * width):int(0.97 * width)]
+            pad = pixels[int(0.28 * height):int(0.72 * height), int(0.03 * width):int(0.26 * width)]
+            bars = pixels[int(0.82 * height):int(0.94 * height), int(0.57 * width):int(0.99 * width)]
             blue = np.all(np.abs(bars - [0, 114, 178]) < 12, axis=2)  # the predicted digit's bar
             return int((pad.min(axis=2) > 200).sum()), int(blue.sum())
 
         wait_for(lambda: screen() == (0, 0), "the empty pad")  # visible is not yet painted
-        x, y = left + 0.26 * width, top + 0.52 * height  # the middle of the drawing pad
-        xdotool("mousemove", int(x), int(y - 0.25 * height), "mousedown", 1)
+        x, y = left + 0.145 * width, top + 0.5 * height  # the middle of the drawing pad
+        xdotool("mousemove", int(x), int(y - 0.2 * height), "mousedown", 1)
         for step in range(1, 21):
-            xdotool("mousemove", int(x), int(y - 0.25 * height + step * 0.025 * height))
+            xdotool("mousemove", int(x), int(y - 0.2 * height + step * 0.02 * height))
         xdotool("mouseup", 1)
         def answered():
             white, blue = screen()
-            return white if blue > 300 else None
+            return white if blue > 100 else None
 
         white = wait_for(answered, "the stroke and its prediction")
-        assert white > 0.4 * height * 0.03 * height  # a stroke half the window high, a few percent wide
+        assert white > 0.3 * height * 0.02 * height  # a stroke 40% of the window high, a few % wide
         xdotool("key", "c")
         wait_for(lambda: screen() == (0, 0), "the pad to clear")
         xdotool("key", "q")
