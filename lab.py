@@ -143,13 +143,38 @@ class Run:
 
         # The lesson's variables, found by tracing its model once: the weights (matrices,
         # filters) and biases (vectors) for the dashboard; all of them are saved.
-        traced = tf.function(model).get_concrete_function(_images(), training=False)
-        self.variables = _lesson_variables(traced.variables)
-        trainable = _lesson_variables(traced.trainable_variables)
+        try:
+            traced = tf.function(model).get_concrete_function(_images(), training=False)
+        except Exception:  # a Keras model built for other inputs: one line, not autograph's 40
+            try:
+                shape = tuple(model.input_shape)
+            except (AttributeError, TypeError, ValueError):  # (not a Keras model)
+                shape = None
+            if shape is None or shape[1:] == (28, 28, 1):
+                raise
+            raise UserError(f"the model takes inputs {shape}, the lab gives it images [batch, "
+                            "28, 28, 1]: build it for them (keras.Input((28, 28, 1)), then "
+                            "layers.Flatten() before Dense layers)") from None
+        shape = getattr(traced.structured_outputs, "shape", None)
+        if shape is None or shape.rank != 2 or shape[1] != 10:
+            raise UserError(f"the model's outputs are {shape}, the lab expects logits [batch, "
+                            "10], one per digit: layers.Flatten() before the Dense layers?")
+        # Outputs that are already probabilities (a softmax at the end) would go through the
+        # loss's own softmax again: the untrained model's answers tell.
+        answers = traced(self.train_images[:100]).numpy()
+        if answers.min() >= 0 and np.allclose(answers.sum(axis=1), 1, atol=1e-3):
+            raise UserError("the model's outputs are already probabilities (they sum to 1); "
+                            "the lab expects logits and applies softmax in its loss: remove "
+                            "the last softmax (layers.Dense(10), not Dense(10, "
+                            'activation="softmax"))')
+        self.variables = _lesson_variables(traced.variables)  # what the tested network uses
+        trained = tf.function(model).get_concrete_function(_images(), training=True)
+        trainable = _lesson_variables(trained.trainable_variables)  # (5.1 tests their averages)
         self.weights = [v for v in trainable if len(v.shape) >= 2]
         self.biases = [v for v in trainable if len(v.shape) < 2]
-        self.filters = explain.first_layer(self.weights)  # the weights that read the image
-        self.names = _variable_names(self.variables)
+        self.names = _variable_names(self.variables + trainable)
+        # The weights that read the image, as tested and saved: shown and saved as pictures.
+        self.filters = explain.first_layer([v for v in self.variables if len(v.shape) >= 2])
         # The optimizer's own variables (Adam's moving averages) made now: made while
         # train_step is traced, they would make TensorFlow trace it twice (a second or two).
         if not optimizer.built:
@@ -503,7 +528,7 @@ def _variable_names(variables):
 # ------------------------------------------------------------------- the flags
 
 
-def parse_args(doc, steps, argv=None, *, distributed=False):
+def parse_args(doc, steps, argv=None, *, distributed=False, name=None):
     """Parse the flags shared by every lesson, check them, load TensorFlow, seed it.
 
     `doc` is the lesson's docstring (its first paragraph becomes the -h description),
@@ -511,9 +536,17 @@ def parse_args(doc, steps, argv=None, *, distributed=False):
     TensorFlow is checked first, so that a typo is reported in a fraction of a second.
     Seeding happens here, before the lesson creates its variables, so that the same
     --seed gives the same run. distributed=True: lesson 6.0's flags (cluster.py).
+    name: the run's name (default: the script's), which titles the dashboard and names
+    runs/NAME.json and models/NAME/. In a notebook's own cells (not %run, not lab.run),
+    argv=None reads no flags (sys.argv is the kernel's), and the run needs a name.
     """
     global tf
-    name = script_name()
+    if plumbing.in_notebook() and "__file__" not in _lesson_globals():
+        argv = [] if argv is None else argv
+        if not name:
+            raise UserError('in a notebook, name the run: lab.parse_args(..., name="my_network")'
+                            " (it titles the dashboard and names runs/NAME.json, models/NAME/)")
+    name = name or script_name()
     lesson_steps = steps
     if _fraction_of_steps is not None:  # lab.run(..., fraction=0.2)
         steps = max(1, round(steps * _fraction_of_steps / MEASURE_EVERY)) * MEASURE_EVERY
@@ -638,11 +671,12 @@ def _check_outputs(args):
 _fraction_of_steps = None  # lab.run(..., fraction=0.2): the lesson runs this fraction of its steps
 
 
-def run(lesson, *, fraction=None, **flags):
+def run(lesson, *arguments, fraction=None, **flags):
     """Run a lesson in this Python process, e.g. from a notebook; returns its History.
 
         history = lab.run("mnist_2.1_five_layers_relu.py", steps=2000)
         history = lab.run("2.1", fraction=0.2, seed=1)
+        lab.run("5.2", "models/a", "models/b")   # arguments, as on its command line
 
     lesson: a lesson's file name (found next to lab.py), path, or number ("2.1").
     fraction: run this fraction of the lesson's own number of steps (e.g. 0.2 on slow laptops).
@@ -654,14 +688,7 @@ def run(lesson, *, fraction=None, **flags):
     global _fraction_of_steps, _last_history
     path = _lesson_path(lesson)
     _last_history = None
-    argv = [str(path)]
-    for key, value in flags.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is not False and value is not None:  # (0 == False: 0 must stay a value)
-            argv += [flag, str(value)]
-    saved_argv, sys.argv = sys.argv, argv
+    saved_argv, sys.argv = sys.argv, [str(path), *map(str, arguments), *_as_flags(flags)]
     _fraction_of_steps = fraction
     try:
         runpy.run_path(str(path), run_name="__main__")
@@ -674,7 +701,41 @@ def run(lesson, *, fraction=None, **flags):
     return _last_history
 
 
+def train_model(model, train_step, optimizer, *, name, steps=2000, panels=None, augment=None,
+                **flags):
+    """Train your own model with the lab: its loop, dashboard, reports and files, without
+    command-line flags (from a notebook, or a script of your own); returns the History.
+
+        history = lab.train_model(model, train_step, optimizer, name="my_network", steps=2000)
+
+    model, train_step, optimizer, panels, augment: as for train (a Keras model works: it
+    must take images [batch, 28, 28, 1] and return logits [batch, 10]). name: the run's
+    name (the dashboard's title, runs/NAME.json, models/NAME/). flags: the lessons' flags,
+    as lab.run takes them (seed=1, batch_size=200, no_vis=True, save_png="me.png"...).
+    The seed sets the batch order and dropout: your model's weights were made before, so
+    seed them yourself first (keras.utils.set_random_seed(0)) for runs that repeat.
+    """
+    try:
+        args = parse_args(None, steps, ["--steps", str(steps), *_as_flags(flags)], name=name)
+    except SystemExit as stop:  # a bad flag: one line, as a notebook shows a UserError
+        message = str(stop.code).partition("error: ")[2] or str(stop.code)
+        raise UserError(message.split(" (see ")[0]) from None
+    return train(args, model, train_step, optimizer, panels=panels, augment=augment)
+
+
 _last_history = None  # the history of the latest lab.train, for lab.run
+
+
+def _as_flags(keywords):
+    """Keywords as command-line flags: steps=2000 -> --steps 2000, no_vis=True -> --no-vis."""
+    flags = []
+    for key, value in keywords.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is not False and value is not None:  # (0 == False: 0 must stay a value)
+            flags += [flag, str(value)]
+    return flags
 
 
 def _lesson_path(lesson):
@@ -687,3 +748,27 @@ def _lesson_path(lesson):
         return numbered[0]
     lessons = ", ".join(p.name for p in sorted(ROOT.glob("mnist_*.py")))
     raise UserError(f"no lesson {lesson!r}: choose one of {lessons}")
+
+
+def exercise(step, folder=None):
+    """Start exercise `step` ("2.0"): my_mnist_2.0.py in `folder` (default: the current
+    one), the code of the lesson before it with the step's task at its top; returns its
+    path. A file already there is the attendee's work: it is kept, never overwritten."""
+    import exercises  # (the exercises and their check: exercises.py)
+
+    return exercises.make(step, folder)
+
+
+def check(path, step=None, solution=False):
+    """Check an exercise file against its step's lesson (the step from the file's name,
+    my_mnist_2.0.py, or `step`): prints what is right and the first thing to fix with a
+    hint (solution=True: and the lesson's lines for it); returns the verdict, true if done."""
+    import exercises
+
+    return exercises.check(path, step, solution=solution)
+
+
+if __name__ == "__main__":  # python lab.py exercise STEP | python lab.py check FILE (exercises.py)
+    import exercises
+
+    exercises.main()

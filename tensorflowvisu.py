@@ -18,6 +18,11 @@ bottom right. Window keys: space pauses, 1-6 one panel large, 7 the curves, 8 pa
 dashboard draws rarely: at most 5 frames a second and 2 % of the time (3 % for a notebook
 picture, a whole PNG); it times each redraw and waits accordingly before the next one.
 
+Your own network: any training loop feeds a Dashboard (its docstring is the API), and
+Keras' model.fit gets it as a callback, DashboardCallback (made at first use: importing
+Keras loads TensorFlow). Panels 3 and 6 show any pictures, greyscale or colour; for inputs
+that are not pictures they say so, and the other panels work as usual.
+
 Finished runs, from the command line or a notebook (where pictures go under the cell):
 
     python tensorflowvisu.py compare runs/*.json --save-png compare.png
@@ -31,6 +36,7 @@ Importing this module imports neither TensorFlow nor matplotlib.pyplot.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import math
 import os
@@ -81,6 +87,10 @@ ERROR_BACKGROUND = np.array([1.0, 0.55, 0.55], np.float32)
 LABEL_BOX = np.array([1.0, 1.0, 1.0], np.float32)  # correct digit: black on white
 PREDICTION_BOX = np.array([0.7, 0.0, 0.0], np.float32)  # network's answer: white on red
 
+ERROR_FRAME = np.array([0.9, 0.0, 0.0], np.float32)  # misread colour pictures: a red frame
+MAX_TILE = 32  # larger pictures are shrunk to this many pixels a side in panels 3 and 6
+MNIST_SHAPE = (28, 28, 1)  # the lab's digits: what show_panel can draw again from MNIST
+
 # A 3 x 5 pixel font for the digits 0-9, drawn twice as large on the tiles.
 _FONT = [
     "111 101 101 101 111", "010 110 010 010 111", "111 001 111 100 111",
@@ -122,7 +132,8 @@ PAUSE_KEY = " "
 class Dashboard:
     """The lab's six panels: a view of a training run, which also keeps its History.
 
-    Any training loop can feed it (the lessons do it through lab.py):
+    Any training loop can feed it: the lessons (through lab.py), Keras (DashboardCallback),
+    PyTorch, JAX or plain TensorFlow. Arrays are numpy arrays (or anything np.asarray takes):
 
         dashboard = tensorflowvisu.Dashboard("my_network", steps=1000)
         for step in range(1001):
@@ -134,24 +145,43 @@ class Dashboard:
                                predictions=test_predictions, panels=[all_weights, all_biases])
         dashboard.finish("runs/my_network.json")            # saves the history for compare
 
+    train(step, accuracy, loss, learning_rate=None, *, images, labels, predictions, indices)
+        the training batch's figures; its pictures for panel 3 (all optional).
+    test(step, accuracy, loss, *, images, labels, predictions, panels, filters)
+        the test (or validation) data's; its pictures for panel 6; panels: the values whose
+        spread panels 4 and 5 show (e.g. [all the weights, all the biases]).
+    finish(*history_paths, wait=True): the end: writes the history (JSON, for compare),
+        the PNG and the movie; a window stays open until closed (wait).
+    Closing the window makes train or test raise KeyboardInterrupt once: stop the loop, then
+    call finish. The history is .history; the matplotlib figure .figure.
+
     name: the run's name (title, history); steps: how many the run will take (the axes
     span them from the start); config: what describes the run, kept in its history.
     live: show a window (or, in a notebook, a picture under the cell) if possible; `live`
     then tells whether it does, and `not_live` why not ("no display", ...). Without it,
     nothing is drawn until a picture is needed: png (a PNG of the final state) or movie
     (an MP4 or GIF, a frame at every test). panel_titles: what panels 4 and 5 show.
+    legend: the names of the thin and the bold curves; image_titles: of panels 3 and 6.
     view: the key whose view shows first (0: the six panels; f: the first layer's filters).
-    Images: [N, 28, 28] (or [N, 28, 28, 1], [N, 784]) of ink from 0 to 1; labels and
-    predictions: N digits. Arrays are kept by reference: pass fresh ones.
+    Images: [N, H, W], [N, H, W, 1] (greyscale: drawn as ink, black on white, as the digits),
+    [N, H, W, 3] (colour, as they are; misread ones get a red frame), [N, 1 or 3, H, W]
+    (PyTorch's order) or [N, 784] (MNIST, flattened); uint8, or floats in [0, 1] (other
+    ranges are stretched to it); larger than 32 pixels, shrunk. Other inputs (features,
+    sequences) are not pictures: panels 3 and 6 say so. Labels and predictions: N class
+    numbers (0-9 are written on misread pictures).
+    Arrays are kept by reference: pass fresh ones.
     """
 
     def __init__(self, name, steps=None, *, config=None, panel_titles=("weights", "biases"),
-                 live=True, movie=None, png=None, view="0"):
+                 legend=("training batch", "test digits"),
+                 image_titles=("Training digits", "Test digits"), live=True, movie=None,
+                 png=None, view="0"):
         self.history = History(name, dict(config or {}, steps=steps) if steps else config)
         self.title = str(name) or "MNIST lab"
         self.view = VIEWS[view]  # what shows first: a key's view (0: all six panels)
-        self.panel_titles = ["Accuracy", "Cross-entropy loss", "Training digits", *panel_titles,
-                             "Test digits"]
+        self.panel_titles = ["Accuracy", "Cross-entropy loss", image_titles[0], *panel_titles,
+                             image_titles[1]]
+        self.legend = tuple(legend)
         self.png = png
         self.movie = Movie(movie) if movie else None
         self.mode = None  # "window" (GUI window or notebook widget), "notebook" (pictures) or None
@@ -206,12 +236,18 @@ class Dashboard:
         self.history.append_train(step, accuracy, loss,
                                   math.nan if learning_rate is None else learning_rate,
                                   self.clock())
-        if images is not None and self.wants_pictures:
+        if images is not None:
+            self._show_training_images(images, labels, predictions, indices)
+        self.refresh(step)
+
+    def _show_training_images(self, images, labels, predictions, indices=None):
+        """Panel 3's pictures, if anything will show them (DashboardCallback also shows
+        some between two measurements: Keras' training batches are out of its sight)."""
+        if self.wants_pictures:
             self._ensure_panels()
             self._panels.train_digits = (images, labels, predictions)
             self._panels.digits_changed[0] = True
             self._training_indices = indices
-        self.refresh(step)
 
     def test(self, step, accuracy, loss, *, images=None, labels=None, predictions=None,
              panels=None, filters=None):
@@ -261,6 +297,10 @@ class Dashboard:
     def resume(self):
         """End a pause (space), e.g. because Ctrl-C came: the loop goes on to stop."""
         self.paused = False
+
+    def _redraw_due(self):
+        """Would a refresh now redraw the window (so that fresh pictures would show)?"""
+        return self.live and time.perf_counter() >= self._next_draw
 
     # ----- the end of the run
 
@@ -314,19 +354,24 @@ class Dashboard:
         """Keep in the history what panels 3 to 6 show now, so that show_panel can draw
         them after the run: the training digits shown (if train() had their indices), the
         misread test digits, the percentiles of panels 4 and 5. Indices,
-        not images: show_panel reads the digits from MNIST. Keeps nothing without them."""
+        not images: show_panel reads the digits from MNIST. Keeps nothing without them;
+        of inputs that are not MNIST digits, only their shape (show_panel says why not)."""
         panels = self._panels
         if panels is None:
             return
         pictures = {"step": panels.step}
-        if panels.train_digits is not None and self._training_indices is not None:
+        inputs = [digits[0] for digits in (panels.train_digits, panels.test_digits)
+                  if digits is not None]
+        if any(picture_shape(images) != MNIST_SHAPE for images in inputs):
+            pictures["inputs"] = list(_shape(inputs[-1])[1:])
+        elif panels.train_digits is not None and self._training_indices is not None:
             labels, predictions = (np.asarray(a).reshape(-1) for a in panels.train_digits[1:])
             shown = _shown_digits(labels, predictions, TRAIN_GRID[0])
             pictures["training_digits"] = {
                 "indices": np.asarray(self._training_indices).reshape(-1)[shown],
                 "labels": labels[shown], "predictions": predictions[shown],
                 "batch_size": len(labels)}
-        if panels.test_digits is not None:
+        if panels.test_digits is not None and "inputs" not in pictures:
             labels, predictions = (np.asarray(a).reshape(-1) for a in panels.test_digits[1:])
             wrong = np.flatnonzero(labels != predictions)
             kept = wrong[:MAX_KEPT_ERRORS]
@@ -399,7 +444,7 @@ class Dashboard:
         else:
             fig = offscreen_figure(FIGURE_SIZE)
         fig.canvas.mpl_connect("key_press_event", self._on_key)
-        self._panels = _Panels(fig, self.history, self.title, self.panel_titles)
+        self._panels = _Panels(fig, self.history, self.title, self.panel_titles, self.legend)
         self._panels.show(*self.view)
         self._panels.step, self._panels.steps = self._step, self._steps
 
@@ -486,6 +531,316 @@ class Dashboard:
             self.figure.canvas.draw_idle()
 
 
+# --------------------------------------------------------------------------- Keras' door
+
+VALIDATION_BATCH = 1000  # the validation data goes through the model 1,000 at a time
+
+
+class _DashboardCallback:
+    """The lab's dashboard for Keras' model.fit: tensorflowvisu.DashboardCallback.
+
+        dashboard = tensorflowvisu.DashboardCallback(validation_data=(x_test, y_test),
+                                                     training_data=(x_train, y_train),
+                                                     name="my_network")
+        model.fit(x_train, y_train, batch_size=100, epochs=5, callbacks=[dashboard])
+        tensorflowvisu.compare(dashboard.history, "runs/mnist_2.1_five_layers_relu.json")
+
+    For a Keras classifier (one output per class: logits or probabilities), compiled with
+    metrics=["accuracy"]; x: arrays; y: class numbers or one-hot. A step is a batch,
+    counted from the first epoch as the lessons count theirs: with batches of 100, the
+    curves overlay the lessons'. What the panels show:
+
+    1, 2 thin: Keras' own training accuracy and loss every 20 batches, as the mean over the
+        batches since the previous point (Keras logs running means over the epoch; their
+        differences give it). Measured as Keras trains: in training mode (dropout on),
+        before each batch's update; not the lessons' "current batch, after the step".
+    1, 2 bold: the validation data, measured by the callback: one pass of predict_on_batch
+        over it gives the accuracy, the loss (the compiled loss, without regularisation
+        terms) and panel 6. At the start, then with test_every="epoch" at each epoch's
+        end; N: every N batches; "lab": the lessons' rhythm (lab.test_due: every 20 batches
+        over the first tenth of the run, then about 100 times a run) and at the end. Each
+        measurement is a forward pass over the validation data: for MNIST's 10,000 digits,
+        about as long as 10 training batches of 100 (lesson 2.1's network), so the lessons'
+        rhythm adds 10 to 20 % to a fit (benchmarks/callback_overhead.py).
+        Without validation_data: the val_ figures Keras logs at each epoch's end, when
+        fit has validation_data (no pictures then).
+    3: Keras callbacks do not see the batches being trained on: 100 examples drawn at
+        random from training_data, with the model's current answers, at every redraw and
+        every validation.
+    4, 5: the spread of all the weights (kernels: 2 or more dimensions) and all the biases
+        (vectors: biases, batch-norm scales and offsets) of every layer, at each validation.
+    6: the validation pictures, misread ones first. Inputs that are not pictures: the
+        curves and panels 4 and 5 only (panels 3 and 6 say so).
+
+    name: the run's name (title, history; default: the model's). history: its JSON file,
+    for compare (default runs/NAME.json; False: none). live, png, movie, view: as for
+    Dashboard. wait: at the end of fit, a window stays open until it is closed. seed: which
+    training examples panel 3 draws.
+    Ctrl-C (a notebook's stop button) or closing the window stops fit after the current
+    batch (model.stop_training): the history and pictures are still written. A second
+    Ctrl-C interrupts at once. After fit: .history (the run's History) and .dashboard.
+    """
+
+    def __init__(self, validation_data=None, training_data=None, *, name=None,
+                 test_every="epoch", history=None, live=True, png=None, movie=None, view="0",
+                 wait=True, seed=0):
+        super().__init__()
+        self.validation_data = _examples(validation_data, "validation_data")
+        self.training_data = _examples(training_data, "training_data")
+        if not (test_every in ("epoch", "lab") or type(test_every) is int and test_every > 0):
+            raise UserError(f'test_every={test_every!r}: choose "epoch", "lab" or a number '
+                            "of batches")
+        self.name, self.test_every, self.history_file, self.wait = name, test_every, history, wait
+        self.options = dict(live=live, png=png, movie=movie, view=view)
+        self.random = np.random.default_rng(seed)  # which training examples panel 3 shows
+        self.dashboard = self.history = None
+
+    # -- what Keras calls
+
+    def on_train_begin(self, logs=None):
+        import keras
+
+        import lab  # (light: it loads TensorFlow only through parse_args)
+
+        self.every, self.lab_test_due = lab.MEASURE_EVERY, lab.test_due
+        per_epoch, epochs = self.params.get("steps"), self.params.get("epochs")
+        self.per_epoch, self.steps = per_epoch, per_epoch * epochs if per_epoch else None
+        config = {"model": self.model.name, "epochs": epochs, "steps_per_epoch": per_epoch,
+                  "test_every": self.test_every, "flags": {},
+                  "framework": f"Keras {keras.__version__} ({keras.backend.backend()})",
+                  "date": datetime.datetime.now().isoformat(timespec="seconds")}
+        self.dashboard = Dashboard(self.name or self.model.name, self.steps, config=config,
+                                   legend=("training batches", "validation data"),
+                                   image_titles=("Training images", "Validation images"),
+                                   **self.options)
+        self.history = self.dashboard.history
+        if self.dashboard.not_live:
+            hint = "" if self.options["png"] else " (png=FILE keeps a picture)"
+            print(f"{self.dashboard.not_live}: fit goes on without the live dashboard{hint}",
+                  file=sys.stderr, flush=True)
+        loss = self.model.loss
+        self.loss = None if loss is None or isinstance(loss, (dict, list, tuple)) else \
+            keras.losses.get(loss)  # (a model of several outputs: no validation loss)
+        self.step = self.epoch_start = 0
+        self.logs = self.accuracy_key = self.last_point = self.tested = None
+        self.stopping = False
+        # Ctrl-C stops fit after the batch, until on_train_end, which Keras skips when fit
+        # fails: then Ctrl-C must interrupt as usual (_on_ctrl_c checks that fit runs).
+        self.fit_code = _caller_code("fit")
+        self.ctrl_c = contextlib.ExitStack()
+        self.ctrl_c.enter_context(plumbing.ctrl_c_held(on_press=self._on_ctrl_c))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = epoch * self.per_epoch if self.per_epoch else self.step
+        self.step = max(self.step, self.epoch_start)
+        self.mark = (0, np.zeros(2))  # Keras' running means start again
+        if self.tested is None and self.validation_data is not None:
+            self._test(self.step)  # the untrained model, as the lessons' step 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step, self.logs = self.epoch_start + batch + 1, logs
+        if self.step // self.every > (self.last_point or 0) // self.every:
+            self._train_point()
+        if self._test_due():
+            self._test(self.step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.test_every != "epoch" or self.step == self.tested:
+            return
+        if self.validation_data is not None:
+            self._test(self.step)
+        elif logs and "val_loss" in logs:  # fit measured its validation_data: curves only
+            self.tested = self.step
+            self._show_training_pictures()
+            self._tell(self.dashboard.test, self.step, logs.get(_accuracy_key(logs, "val_"),
+                                                                 math.nan),
+                       logs["val_loss"], **self._weights())
+
+    def on_train_end(self, logs=None):
+        self.ctrl_c.close()
+        with plumbing.ctrl_c_held() as ctrl_c:  # the files are written whole, Ctrl-C or not
+            self._train_point()  # the last batches, since the previous point
+            if self.validation_data is not None and self.tested != self.step:
+                self._test(self.step)  # (an interrupted fit gets its final measurement too)
+            else:
+                self._show_training_pictures()  # (for the final picture)
+            history = self.history
+            accuracies = history.test["accuracy"]
+            history.final = {"steps": self.step, "interrupted": self.stopping,
+                             "max_test_accuracy": history.max_test_accuracy,
+                             "final_test_accuracy": accuracies[-1] if accuracies else None,
+                             "wall_seconds": self.dashboard.clock()}
+            paths = [] if self.history_file is False else \
+                [self.history_file or Path("runs") / f"{history.name}.json"]
+            saved = self.dashboard.save(*paths)
+        if accuracies:
+            print(f"{history.name}: max validation accuracy {max(accuracies):.4f}, "
+                  f"final {accuracies[-1]:.4f}", flush=True)
+        if saved:
+            print(f"saved: {', '.join(map(str, saved))}", flush=True)
+        self.dashboard.finish(wait=self.wait and not (self.stopping or ctrl_c.pressed))
+
+    # -- measuring
+
+    def _train_point(self):
+        """Tell the dashboard the training figures: the means over the batches since the
+        previous point, from Keras' running means over the epoch (k batches so far)."""
+        step, logs = self.step, self.logs
+        if not logs or step == self.last_point:
+            return
+        if self.accuracy_key is None:
+            self.accuracy_key = _accuracy_key(logs)
+        k = step - self.epoch_start
+        sums = k * np.array([logs.get(self.accuracy_key, math.nan), logs.get("loss", math.nan)])
+        (k0, sums0), self.mark, self.last_point = self.mark, (k, sums), step
+        accuracy, loss = (sums - sums0) / max(k - k0, 1)
+        if self.dashboard._redraw_due():
+            self._show_training_pictures()
+        self._tell(self.dashboard.train, step, accuracy, loss, self._learning_rate())
+
+    def _show_training_pictures(self):
+        """Panel 3: 100 training examples at random, with the model's current answers."""
+        if self.training_data is None or not self.dashboard.wants_pictures:
+            return
+        x, _, labels = self.training_data
+        indices = np.sort(self.random.choice(len(x), min(TRAIN_GRID[0], len(x)), replace=False))
+        images = x[indices]
+        self.dashboard._show_training_images(
+            images, labels[indices], _classes(self.model.predict_on_batch(images)), indices)
+
+    def _test_due(self):
+        if self.validation_data is None or self.step == self.tested:
+            return False
+        if self.test_every == "lab":
+            return self.lab_test_due(self.step, self.steps or 10_000)
+        if self.test_every == "epoch":
+            return False
+        return self.step // self.test_every > (self.tested or 0) // self.test_every
+
+    def _test(self, step):
+        """Measure the validation data; tell the dashboard, with panels 4 to 6."""
+        x, y, labels = self.validation_data
+        outputs = np.concatenate([self.model.predict_on_batch(x[k:k + VALIDATION_BATCH])
+                                  for k in range(0, len(x), VALIDATION_BATCH)])
+        predictions = _classes(outputs)
+        loss = float(np.mean(self.loss(y, outputs))) if self.loss else math.nan
+        self.tested = step
+        self._show_training_pictures()
+        self._tell(self.dashboard.test, step, float(np.mean(predictions == labels)), loss,
+                   images=x, labels=labels, predictions=predictions, **self._weights())
+
+    def _weights(self):
+        """Panels 4 and 5 (all the weights, all the biases) and the first layer's filters
+        (key f), if anything will show them."""
+        if not self.dashboard.wants_pictures:
+            return {}
+        import keras
+
+        import explain  # (light: no TensorFlow)
+
+        values = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_weights]
+        weights, biases = [v for v in values if v.ndim >= 2], [v for v in values if v.ndim < 2]
+        return {"panels": [np.concatenate([v.reshape(-1) for v in part] or [np.zeros(0)])
+                           for part in (weights, biases)],
+                "filters": explain.first_layer(weights)}
+
+    def _learning_rate(self):
+        import keras
+
+        try:
+            return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        except (AttributeError, TypeError, ValueError):  # (an optimizer without one)
+            return None
+
+    # -- stopping
+
+    def _tell(self, what, *args, **kwargs):
+        """dashboard.train or .test; the window closed (or Ctrl-C during a movie frame)
+        raises KeyboardInterrupt there: fit stops."""
+        try:
+            what(*args, **kwargs)
+        except KeyboardInterrupt:
+            self._stop("the dashboard window was closed" if self.dashboard.closed else "Ctrl-C")
+
+    def _on_ctrl_c(self):
+        """Ctrl-C: fit stops after this batch (a pause ends). A second Ctrl-C, or one after
+        a fit that failed (Keras then skips on_train_end), interrupts as usual."""
+        if self.stopping or not _running(self.fit_code):
+            self.ctrl_c.close()
+            raise KeyboardInterrupt
+        self.dashboard.resume()
+        self._stop("Ctrl-C")
+
+    def _stop(self, reason):
+        if not self.stopping:
+            print(f"\n{reason}: fit stops after this batch; the history and pictures are "
+                  "still written", file=sys.stderr, flush=True)
+        self.stopping = self.model.stop_training = True
+
+
+def __getattr__(name):
+    """tensorflowvisu.DashboardCallback, made at first use: a subclass of Keras' Callback.
+    (Importing Keras loads TensorFlow, which importing this module must not.)"""
+    if name != "DashboardCallback":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import keras
+
+    class DashboardCallback(_DashboardCallback, keras.callbacks.Callback):
+        __doc__ = _DashboardCallback.__doc__
+
+    globals()["DashboardCallback"] = DashboardCallback
+    return DashboardCallback
+
+
+def _examples(data, what):
+    """(x, y, labels) of a pair of arrays (x, y): labels are y's class numbers (y may be
+    one-hot). None for None; UserError for anything else."""
+    if data is None:
+        return None
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise UserError(f"{what}: give a pair of arrays (x, y), e.g. (x_test, y_test), "
+                        f"not a {type(data).__name__}")
+    x, y = (np.asarray(a) for a in data)
+    if len(x) != len(y):
+        raise UserError(f"{what}: {len(x)} examples in x but {len(y)} labels in y")
+    labels = y.argmax(-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(len(y))
+    return x, y, labels.astype(int)
+
+
+def _classes(outputs):
+    """The classes a classifier's outputs say: the largest of one output per class; with
+    a single output (a sigmoid's probability), 1 above 0.5."""
+    outputs = np.asarray(outputs)
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        return (outputs[:, 0] > 0.5).astype(int)
+    return outputs.argmax(axis=-1)
+
+
+def _accuracy_key(logs, prefix=""):
+    """The accuracy among Keras' logs ("accuracy", "acc", "sparse_categorical_accuracy"...)."""
+    keys = [k for k in logs if k.startswith(prefix) and "acc" in k.removeprefix(prefix)
+            and (prefix or not k.startswith("val_"))]
+    return min(keys, key=len, default=None)
+
+
+def _caller_code(name):
+    """The code of the nearest function called `name` up the call stack (None if none)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_name != name:
+        frame = frame.f_back
+    return frame.f_code if frame is not None else None
+
+
+def _running(code):
+    """Is the function with this code still running, up the call stack? (None: yes.)"""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return code is None
+
+
 # --------------------------------------------------------------------------- the dashboard's panels
 
 
@@ -513,7 +868,8 @@ class _Panels:
     for cheap redraws ("blits", see render).
     """
 
-    def __init__(self, fig, history, title, panel_titles):
+    def __init__(self, fig, history, title, panel_titles,
+                 legend=("training batch", "test digits")):
         self.fig, self.history = fig, history
         self.step = self.steps = None  # shown at the top right
         self.paused = False  # shows the PAUSED overlay
@@ -526,12 +882,14 @@ class _Panels:
         # y ranges, which only grow (see _round_limits); the loss range starts where
         # MNIST losses are (from 2.3 down to a few hundredths), so it rarely changes
         self.limits = {"loss": (0.02, 5.0)}
-        self.tick_totals = {}  # digit panel -> (digits, per line) its accuracy ticks were made for
+        self.tick_totals = {}  # digit panel -> (digits, per line, tile): what its ticks are for
+        self.not_pictures = [False, False]  # panels 3 and 6 got inputs that are not pictures
         self.background = self.background_layout = None  # for blitting
         # A function, not the bound method, which matplotlib would hold weakly: the figure
         # keeps its panels alive (show_panel keeps only the figure).
         fig.canvas.mpl_connect("draw_event", lambda event: self._on_draw(event))
-        self._build(title, panel_titles)
+        self.measured = legend[1].split()[0]  # "test" (digits), "validation" (data)...
+        self._build(title, panel_titles, legend)
         self.show(*self.view)
 
     # -- the data
@@ -582,7 +940,7 @@ class _Panels:
             self.axes[number - 1].set_position(box)
             self.axes[number - 1].set_visible(True)
 
-    def _build(self, title, panel_titles):
+    def _build(self, title, panel_titles, legend):
         from matplotlib.collections import PolyCollection
         from matplotlib.patches import Patch
 
@@ -613,8 +971,8 @@ class _Panels:
 
         self.lines = {}
         for ax, measure in ((accuracy, "accuracy"), (loss, "loss")):
-            self.lines["train", measure], = ax.plot([], [], **TRAIN_STYLE)
-            self.lines["test", measure], = ax.plot([], [], **TEST_STYLE)
+            self.lines["train", measure], = ax.plot([], [], **dict(TRAIN_STYLE, label=legend[0]))
+            self.lines["test", measure], = ax.plot([], [], **dict(TEST_STYLE, label=legend[1]))
         curves = [self.lines["train", "accuracy"], self.lines["test", "accuracy"]]
         self.legend = fig.legend(handles=curves,
                                  loc="upper right", bbox_to_anchor=(0.79, 1.003), ncols=2,
@@ -653,8 +1011,8 @@ class _Panels:
         self.filters_ax = fig.add_axes((0.03, 0.04, 0.94, 0.86), visible=False)
         self.filters_ax.set_title("The first layer's weights (filters): red where ink counts for, "
                                   "blue against", fontsize=TITLE_SIZE)
-        self.filters_image = self.filters_ax.imshow(np.zeros((1, 1)), cmap="RdBu_r", vmin=-1, vmax=1,
-                                                    interpolation="nearest")
+        self.filters_image = self.filters_ax.imshow(np.zeros((1, 1)), cmap="RdBu_r", vmin=-1,
+                                                    vmax=1, interpolation="nearest")
         self.filters_ax.set_xticks([])
         self.filters_ax.set_yticks([])
         for spine in self.filters_ax.spines.values():
@@ -676,7 +1034,8 @@ class _Panels:
             for measure in ("accuracy", "loss"):
                 self.lines[series, measure].set_data(columns["step"], columns[measure])
         best = history.max_test_accuracy
-        axes[0].title.set_text("Accuracy" if best is None else f"Accuracy (test max {best:.2%})")
+        axes[0].title.set_text("Accuracy" if best is None else
+                               f"Accuracy ({self.measured} max {best:.2%})")
         floor = _accuracy_floor(history.test["step"], history.test["accuracy"])
         if floor != self.accuracy_floor:
             _format_accuracy_axis(axes[0], floor)
@@ -715,9 +1074,21 @@ class _Panels:
 
         shown = ((self.train_digits, TRAIN_GRID), (self.test_digits, TEST_GRIDS[len(self.view)]))
         for k, (digits, (count, lines)) in enumerate(shown):
-            if digits is None or not self.digits_changed[k]:
+            if digits is None:
+                if history.test["step"] if k else history.train["step"]:  # measured, no images
+                    self.waiting[k].set_text("no images given")
+                continue
+            if not self.digits_changed[k]:
+                continue
+            self.digits_changed[k] = False
+            self.not_pictures[k] = picture_shape(digits[0]) is None
+            self.digit_axes[k].xaxis.label.set_visible(not self.not_pictures[k])
+            if self.not_pictures[k]:  # (features, sequences): a note instead
+                self.waiting[k].set_text(f"inputs {list(_shape(digits[0])[1:])}: not pictures")
+                self.images[k].set_visible(False)
                 continue
             grid = digit_grid(*digits, count=count, lines=lines)
+            self.images[k].set_visible(True)
             # matplotlib draws RGBA bytes fastest
             rgba = np.full((*grid.shape[:2], 4), 255, np.uint8)
             rgba[..., :3] = grid * 255 + 0.5
@@ -727,8 +1098,8 @@ class _Panels:
             image.set_data(rgba)
             self.waiting[k].set_visible(False)
             total = (self.train_total if k == 0 else None) or len(digits[1])
-            self._set_accuracy_ticks(self.digit_axes[k], total, count // lines, lines)
-            self.digits_changed[k] = False
+            self._set_accuracy_ticks(self.digit_axes[k], total, count // lines, lines,
+                                     grid.shape[0] // lines)
 
         status = ""
         if self.step is not None:
@@ -738,11 +1109,12 @@ class _Panels:
         self.status.set_text(status)
         self.paused_text.set_visible(self.paused)
 
-    def _set_accuracy_ticks(self, ax, total, per_line, lines):
-        """Label every few lines of a digit grid with the accuracy at which red would reach it."""
+    def _set_accuracy_ticks(self, ax, total, per_line, lines, tile):
+        """Label every few lines of a digit grid (tiles `tile` pixels high) with the accuracy
+        at which red would reach it."""
         rows = np.arange(0, lines + 1, 5 if lines > 10 else 2)
-        ticks = rows * 28 - 0.5
-        made_for = (total, per_line)
+        ticks = rows * tile - 0.5
+        made_for = (total, per_line, tile)
         if not np.array_equal(ax.get_yticks(), ticks) or self.tick_totals.get(ax) != made_for:
             ax.set_yticks(ticks, [f"{1 - r * per_line / total:.0%}" for r in rows])
             self.tick_totals[ax] = made_for
@@ -757,13 +1129,15 @@ class _Panels:
             picture = explain.mosaic(pictures, box.width * width / (box.height * height))
             limit = float(np.nanmax(np.abs(picture))) or 1.0
             self.filters_image.set_data(picture)
-            self.filters_image.set_extent((-0.5, picture.shape[1] - 0.5, picture.shape[0] - 0.5, -0.5))
+            height, width = picture.shape
+            self.filters_image.set_extent((-0.5, width - 0.5, height - 0.5, -0.5))
             self.filters_image.set_clim(-limit, limit)
         self.filters_shown = self.filters
 
     def layout(self):
         """What the static picture depends on: visible panels, axis ranges, ticks, size."""
         return (self.view, self.fig.bbox.bounds, tuple(self.tick_totals.values()),
+                tuple(self.not_pictures),
                 *[(ax.get_xlim(), ax.get_ylim(), tuple(ax.get_yticks())) for ax in self.axes])
 
     def render(self):
@@ -802,12 +1176,14 @@ def save_figure(fig, path, dpi=PNG_DPI):
 
 
 def _stamp(tiles, which, digits, left, box, ink):
-    """Write the digits (font GLYPHS) into the bottom corner of the tiles number which."""
+    """Write the digits (font GLYPHS) into the bottom corner of the tiles number which
+    (left: the corner's first column); only the digits 0-9 (other class numbers: none)."""
+    which, digits = which[digits < 10], digits[digits < 10]
     glyphs = GLYPHS[digits][..., None]  # (k, 10, 6, 1)
     area = np.empty((len(which), 12, 8, 3), np.float32)
     area[:] = box
     area[:, 1:11, 1:7] = np.where(glyphs, ink, box)
-    tiles[which, 16:28, left:left + 8] = area
+    tiles[which, -12:, left:left + 8] = area
 
 
 def _shown_digits(labels, predictions, count):
@@ -815,21 +1191,71 @@ def _shown_digits(labels, predictions, count):
     return np.argsort(np.asarray(labels) == np.asarray(predictions), kind="stable")[:count]
 
 
+def _shape(array):
+    """An array's shape, without copying it (TensorFlow tensors have one too)."""
+    shape = getattr(array, "shape", None)
+    return tuple(shape) if shape is not None else np.shape(array)
+
+
+def picture_shape(images):
+    """(height, width, channels) of each picture in images: [N, H, W], [N, H, W, 1 or 3],
+    [N, 1 or 3, H, W] (PyTorch's order) or [N, 784] (MNIST digits, flattened); None if they
+    are not pictures (features, sequences...)."""
+    shape = _shape(images)[1:]
+    if shape == (784,):
+        return MNIST_SHAPE
+    if len(shape) == 3 and shape[0] in (1, 3) and shape[2] not in (1, 3):  # channels first
+        shape = (*shape[1:], shape[0])
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) == 3 and shape[2] in (1, 3) and min(shape[:2]) >= 8:
+        return tuple(int(n) for n in shape)
+    return None
+
+
+def _tiles(images, shape):
+    """Pictures as floats in [0, 1], at most MAX_TILE pixels a side: [N, h, w, channels].
+
+    uint8 pictures are divided by 255, and so are floats above 1 up to 255; floats in [0, 1]
+    stay; any other range (standardised pictures) is stretched from its min to its max.
+    """
+    height, width, channels = shape
+    pictures = np.asarray(images)
+    if pictures.ndim == 4 and pictures.shape[-1] != channels:  # channels first: [N, C, H, W]
+        pictures = np.moveaxis(pictures, 1, -1)
+    pictures = pictures.reshape(len(pictures), height, width, channels)
+    every = math.ceil(max(height, width) / MAX_TILE)  # a thumbnail: every k-th pixel is enough
+    tiles = pictures[:, ::every, ::every].astype(np.float32)
+    if tiles.size == 0:
+        return tiles
+    low, high = float(tiles.min()), float(tiles.max())
+    # (with a little room: interpolated pictures, e.g. augmented ones, may pass 1 by a hair)
+    if pictures.dtype == np.uint8 or (low >= 0 and 1.01 < high <= 255):
+        tiles /= 255
+    elif low < -0.01 or high > 1.01:
+        tiles = (tiles - low) / max(high - low, 1e-12)
+    return np.clip(tiles, 0, 1)
+
+
 def digit_grid(images, labels, predictions, count=100, lines=10):
-    """Arrange count digits on lines lines as one RGB picture (floats in [0, 1]).
+    """Arrange count pictures on lines lines as one RGB picture (floats in [0, 1]).
 
-    Misread digits come first, on a red background, with the correct digit in the
-    bottom left corner (black on white) and the predicted one in the bottom right corner
-    (white on red); then the recognised ones in their original order on white. If there
-    are fewer than count digits, the rest of the grid stays white.
+    Misread ones come first, with the correct class in the bottom left corner (black on
+    white) and the predicted one in the bottom right corner (white on red), for the
+    classes 0-9; then the recognised ones in their original order. Greyscale pictures are
+    drawn as ink, black on white (on red for the misread ones), colour ones as they are
+    (misread ones in a red frame). If there are fewer than count, the rest stays white.
 
-    images: [N, 28, 28], [N, 28, 28, 1] or [N, 784], white ink (1) on black (0).
-    labels, predictions: N integers 0-9.
+    images: [N, 28, 28], [N, 28, 28, 1] or [N, 784] MNIST digits, white ink (1) on black
+    (0); or any pictures as picture_shape takes them (see _tiles for their values).
+    labels, predictions: N class numbers.
     Pure numpy, and quick: the labels are pixels, not matplotlib text.
     """
     if count % lines:
         raise ValueError(f"count ({count}) must be a multiple of lines ({lines})")
-    images = np.asarray(images)
+    shape = picture_shape(images)
+    if shape is None:
+        raise ValueError(f"images of shape {_shape(images)} are not pictures")
     labels = np.asarray(labels).reshape(-1).astype(int)
     predictions = np.asarray(predictions).reshape(-1).astype(int)
     if not len(images) == len(labels) == len(predictions):
@@ -838,21 +1264,28 @@ def digit_grid(images, labels, predictions, count=100, lines=10):
     order = _shown_digits(labels, predictions, count)
     labels, predictions = labels[order], predictions[order]
     wrong = labels != predictions
-    ink = images[order].reshape(len(order), 28, 28, 1).astype(np.float32)
-    if images.dtype == np.uint8:
-        ink /= 255
-    ink = np.clip(ink, 0, 1)
+    pictures = _tiles(np.asarray(images)[order], shape)
+    _, height, width, channels = pictures.shape
 
-    tiles = np.ones((count, 28, 28, 3), np.float32)
-    background = np.where(wrong[:, None, None, None], ERROR_BACKGROUND, BACKGROUND)
-    tiles[:len(order)] = background * (1 - ink)  # black ink
+    tiles = np.ones((count, height, width, 3), np.float32)
     errors = np.flatnonzero(wrong)
-    _stamp(tiles, errors, labels[errors], 0, LABEL_BOX, BLACK)
-    _stamp(tiles, errors, predictions[errors], 20, PREDICTION_BOX, BACKGROUND)
+    if channels == 1:  # black ink on white, on red for the misread ones
+        background = np.where(wrong[:, None, None, None], ERROR_BACKGROUND, BACKGROUND)
+        tiles[:len(order)] = background * (1 - pictures)
+    else:  # colour: as they are, the misread ones in a red frame
+        tiles[:len(order)] = pictures
+        frame = max(1, min(height, width) // 14)
+        edges, everything = (slice(None, frame), slice(-frame, None)), slice(None)
+        for edge in edges:
+            tiles[errors, edge, everything] = ERROR_FRAME  # top and bottom
+            tiles[errors, everything, edge] = ERROR_FRAME  # left and right
+    if height >= 12 and width >= 16:  # room for the two labels
+        _stamp(tiles, errors, labels[errors], 0, LABEL_BOX, BLACK)
+        _stamp(tiles, errors, predictions[errors], width - 8, PREDICTION_BOX, BACKGROUND)
 
     per_line = count // lines
-    return (tiles.reshape(lines, per_line, 28, 28, 3).swapaxes(1, 2)
-            .reshape(lines * 28, per_line * 28, 3))
+    return (tiles.reshape(lines, per_line, height, width, 3).swapaxes(1, 2)
+            .reshape(lines * height, per_line * width, 3))
 
 
 # ------------------------------------------------------------------------- figures: where they show
@@ -1342,6 +1775,11 @@ def _panel_numbers(number):
 
 def _check_kept(history, panels):
     """UserError naming the first panel the run did not keep the pictures of."""
+    inputs = history.pictures.get("inputs")  # (a run of one's own on other pictures)
+    if inputs is not None and {3, 6} & set(panels):
+        raise UserError(f"run {history.name} did not train on MNIST digits (its inputs: "
+                        f"{inputs}): show_panel draws panels 3 and 6 of MNIST runs only; keep "
+                        "a picture of the dashboard with png= (--save-png) instead")
     for number in panels:
         if number in _KEPT and _KEPT[number] not in history.pictures:
             raise UserError(f"run {history.name} kept no picture of panel {number} (it ran "
