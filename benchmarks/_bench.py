@@ -73,8 +73,9 @@ def lesson_env(mnist_dir, **extra):
     return env
 
 
-def run_lesson(script, args=(), env=None, timeout=1800, cwd=None):
-    """Run a lesson with --history and --save-model in a temporary folder.
+def run_lesson(script, args=(), env=None, timeout=3600, cwd=None, model=None):
+    """Run a lesson with --history and --save-model in a temporary folder (the model: into
+    `model`, when given, to be kept).
 
     Returns dict(wall=seconds from launch to exit, history=the run's history (dict),
     stdout, stderr, returncode). Raises RuntimeError with the end of stderr on failure.
@@ -82,7 +83,7 @@ def run_lesson(script, args=(), env=None, timeout=1800, cwd=None):
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
         history_path = Path(tmp) / "history.json"
         command = [PYTHON, str(script), *map(str, args),
-                   "--history", str(history_path), "--save-model", str(Path(tmp) / "model")]
+                   "--history", str(history_path), "--save-model", str(model or Path(tmp) / "model")]
         start = time.perf_counter()
         result = subprocess.run(command, cwd=cwd or tmp, env=env, capture_output=True, text=True,
                                 timeout=timeout)

@@ -24,12 +24,19 @@ Examples:
 
 import argparse
 import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import _bench as B
 import flops
 
 WHOLE_LAB = ["1.0", "2.0", "2.1", "2.2", "3.0"]
+ENSEMBLES = ["5.2"]  # lessons that train nothing: they vote with the models of MEMBERS
+MEMBERS = ["5.0", "5.1"]  # lessons whose models are kept for them
 TARGET_SECONDS = 180
 PROMISE = re.compile(r"(?:about|around|~)\s*(\d+(?:\.\d+)?)\s*%", re.IGNORECASE)
 
@@ -71,19 +78,23 @@ def main(argv=None):
     numbers = (list(available) if args.all
                else (args.lessons.split(",") if args.lessons else WHOLE_LAB))
     scripts = {n: B.lesson(n) for n in numbers}
+    ensemble = [n for n in numbers if n in ENSEMBLES]  # 5.2: no training, it votes (below)
+    numbers = [n for n in numbers if n not in ENSEMBLES]
     machine = B.start()  # the machine, and the load before the runs
     peaks = [flops.measure_peak_in_child()]
     lesson_flops = flops.flops_in_child(numbers)
 
     extra = ["--no-vis"] + (["--steps", str(args.steps)] if args.steps else []) + args.args.split()
+    kept = tempfile.mkdtemp(prefix="mnist-ensemble-")  # the models its members come from
     runs = {n: [] for n in numbers}
     # each pass: every lesson once
     passes = [(r, seed) for r in range(args.repeats) for seed in range(args.seeds)]
     for r, seed in passes:
         total = 0.0
         for n in numbers:
+            model = Path(kept) / f"{n}-seed-{seed}-{r}" if n in MEMBERS else None
             run = B.run_lesson(scripts[n], extra + ["--seed", str(seed)],
-                               env=B.lesson_env(mnist_dir))
+                               env=B.lesson_env(mnist_dir), model=model)
             final = run["history"]["final"]
             record = {
                 "wall_seconds": round(run["wall"], 3),  # process start to exit
@@ -119,12 +130,17 @@ def main(argv=None):
         gflops = (training_flops * med["images_per_second"] / 1e9
                   if med["images_per_second"] else None)
         mean_max = sum(x["max_test_accuracy"] for x in rs) / len(rs)
+        finals = [x["final_test_accuracy"] for x in rs]
         results[n] = {"script": scripts[n].name, "steps": rs[0]["steps"], "xla": rs[0]["xla"],
                       "engine": rs[0]["engine"], "promised_max_test_accuracy": promised,
                       "median": med, "training_flops_per_image": training_flops,
                       "training_gflops": round(gflops, 1) if gflops else None,
                       "fraction_of_peak": round(gflops / peak, 3) if gflops else None,
                       "mean_max_test_accuracy": round(mean_max, 5),
+                      "final_test_accuracy_over_seeds": {
+                          "mean": round(statistics.mean(finals), 5), "min": min(finals),
+                          "max": max(finals), "stdev": round(statistics.stdev(finals), 5)
+                          if len(finals) > 1 else None},
                       "runs": rs}
         rows.append([n, scripts[n].stem.split("_", 2)[2], rs[0]["steps"],
                      B.fmt(med["wall_seconds"], 1), B.fmt(med["training_seconds"], 1),
@@ -146,6 +162,28 @@ def main(argv=None):
     if args.seeds > 1:
         print("mean max test accuracy over the seeds: " + ", ".join(
             f"{n} {results[n]['mean_max_test_accuracy']:.4f}" for n in numbers))
+        print("final test accuracy over the seeds, mean (min-max): " + ", ".join(
+            f"{n} {results[n]['final_test_accuracy_over_seeds']['mean']:.4f} "
+            f"({min(x['final_test_accuracy'] for x in runs[n]):.4f}-"
+            f"{max(x['final_test_accuracy'] for x in runs[n]):.4f})" for n in numbers))
+    for n in ensemble:  # the members: every model the runs of 5.1 (else 5.0) saved
+        members = sorted(Path(kept).glob("5.1-*")) or sorted(Path(kept).glob("5.0-*"))
+        if len(members) < 2:
+            print(f"{n}: needs two models or more: run 5.1 (or 5.0) with --seeds 2 or more")
+            continue
+        start = time.perf_counter()
+        vote = subprocess.run([B.PYTHON, str(scripts[n]), *map(str, members), "--no-vis"],
+                              env=B.lesson_env(mnist_dir), capture_output=True, text=True)
+        if vote.returncode:
+            raise RuntimeError(vote.stderr)
+        lines = vote.stdout.splitlines()
+        voted = [float(re.search(r"test accuracy (0\.\d+)", line).group(1)) for line in lines
+                 if line.startswith("the first ")]
+        results[n] = {"script": scripts[n].name, "members": [m.name for m in members],
+                      "accuracy_with_k_members": voted, "wall_seconds": round(time.perf_counter() - start, 1)}
+        print(f"{n} (ensemble of {len(members)}): test accuracy with 1, 2, ... members: "
+              + ", ".join(f"{a:.4f}" for a in voted))
+    shutil.rmtree(kept, ignore_errors=True)
     whole_lab = not args.steps and not args.args and set(WHOLE_LAB) <= set(numbers)
     if whole_lab:
         lab_total = B.median([sum(runs[n][k]["wall_seconds"] for n in WHOLE_LAB)
