@@ -23,7 +23,7 @@ from conftest import FINAL_LINES, ROOT, child_env
 pytestmark = pytest.mark.slow  # lesson processes, all of them
 
 LESSON = str(ROOT / "mnist_6.0_distributed.py")
-STEPS, EVERY = 400, 200  # a checkpoint at step 200
+STEPS, EVERY = 200, 100  # a checkpoint at step 100
 WEIGHTS = re.compile(r"weights sha256 ([0-9a-f]{16}) \((.*)\)")
 
 

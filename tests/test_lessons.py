@@ -31,9 +31,9 @@ LESSONS = {  # script: (steps for a short run, accuracy floor a broken model can
     "mnist_3.1_convolutional_bigger_dropout.py": (200, 0.88),
     "mnist_4.0_batchnorm_five_layers_sigmoid.py": (200, 0.88),
     "mnist_4.1_batchnorm_five_layers_relu.py": (200, 0.88),
-    "mnist_4.2_batchnorm_convolutional.py": (60, 0.85),
-    "mnist_5.0_batchnorm_convolutional_augmented.py": (60, 0.8),
-    "mnist_5.1_batchnorm_convolutional_averaged.py": (60, 0.8),
+    "mnist_4.2_batchnorm_convolutional.py": (40, 0.85),
+    "mnist_5.0_batchnorm_convolutional_augmented.py": (40, 0.8),
+    "mnist_5.1_batchnorm_convolutional_averaged.py": (40, 0.8),
 }  # lesson 5.2 (not a training run): tests/test_ensemble.py; 6.0: tests/test_distributed.py
 SLOW = ("3.1", "4.0", "4.1", "4.2", "5.0", "5.1")  # over 5 s each: the fast tier runs the others
 RUNS = [pytest.param(s, marks=pytest.mark.slow) if s.split("_")[1] in SLOW else s for s in LESSONS]

@@ -82,15 +82,9 @@ def mnist_test(mnist):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, mnist_dir):
-    """A model saved by a short real run of lesson 2.1 (about 96 % test accuracy)."""
-    folder = tmp_path_factory.mktemp("trained")
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "mnist_2.1_five_layers_relu.py"), "--no-vis", "--steps", "600",
-         "--save-model", str(folder / "model"), "--history", str(folder / "run.json")],
-        cwd=folder, env=child_env(mnist_dir), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder / "model"
+def model_dir(trained_model_dir):
+    """A model saved by a short real run of a lesson (conftest.trained_model_dir)."""
+    return trained_model_dir
 
 
 @pytest.fixture(scope="module")
