@@ -1,4 +1,4 @@
-r"""Lesson 5.2: several trained networks vote: an ensemble. About 99.8% with five of 5.1's.
+r"""Lesson 5.2: several trained networks vote: an ensemble. About 99.65% with three of 5.1's.
 
 A network's mistakes are partly its own: trained from other random weights, on batches in
 another order (another --seed), the same architecture misreads some other digits. Averaging

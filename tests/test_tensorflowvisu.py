@@ -592,11 +592,27 @@ def test_notebook_pictures_are_updated_in_place_at_a_bounded_rate(monkeypatch):
     monkeypatch.setitem(sys.modules, "IPython.display", ipython.display)
     monkeypatch.setattr(tv, "_notebook_pictures", lambda: True)
     monkeypatch.setattr(tv, "NOTEBOOK_BUDGET", 0.2)  # a short test run: room for a few pictures
+    # The dashboard's clock, made up: 0.05 s between measurements, 0.1 s per picture (a real
+    # clock on a busy machine would allow fewer pictures than this test counts)
+    now = [0.0]
+    monkeypatch.setattr(tv, "time", types.SimpleNamespace(perf_counter=lambda: now[0],
+                                                          sleep=time.sleep))
+    original_picture = tv.png_bytes
+
+    def png_bytes(*args, **kwargs):
+        now[0] += 0.1
+        return original_picture(*args, **kwargs)
+
+    monkeypatch.setattr(tv, "png_bytes", png_bytes)
     dashboard = Dashboard("notebook", 1000, live=True)
     assert dashboard.live and dashboard.mode == "notebook" and shown[0][0] == "display", \
         dashboard.not_live
     assert shown[0][1].title == "notebook: starting"
-    fake_training(dashboard, 1000, slow=0.05)
+
+    def measured(step):
+        now[0] += 0.05
+
+    fake_training(dashboard, 1000, on_measure=measured)
     dashboard.finish()
     assert [kind for kind, _ in shown[1:]] == ["update"] * (len(shown) - 1)
     assert 3 <= len(shown) <= 30, \
