@@ -113,7 +113,8 @@ class Seen:
 
     def __repr__(self):
         shapes = ", ".join(f"{name} {list(Y.shape)}" for name, Y in self.layers.items())
-        return f"Seen({self.name or 'digit'}: {self.answer} (p={self.probabilities[self.answer]:.2f}); {shapes})"
+        return (f"Seen({self.name or 'digit'}: {self.answer} "
+                f"(p={self.probabilities[self.answer]:.2f}); {shapes})")
 
 
 def explain(images, model=None, names=()):
@@ -135,7 +136,8 @@ def explain(images, model=None, names=()):
                    key=lambda key: int(key.split("_")[1]))
     names = list(names) + [""] * len(images)
     return [Seen(images[k], outputs["probabilities"][k], outputs["attribution"][k],
-                 {key.split("_", 2)[2]: outputs[key][k] for key in order}, outputs["filters"], names[k])
+                 {key.split("_", 2)[2]: outputs[key][k] for key in order}, outputs["filters"],
+                 names[k])
             for k in range(len(images))]
 
 
@@ -199,7 +201,8 @@ class View:
         self._label(self.input_ax, "the input X [28, 28]")
         self.attribution_ax = fig.add_subplot(grid[:half, 1])
         self.digit_under = self.attribution_ax.imshow(seen.image, cmap="gray_r", vmin=0, vmax=3)
-        self.attribution = self.attribution_ax.imshow(self._red_blue(seen.attribution), interpolation="nearest")
+        self.attribution = self.attribution_ax.imshow(self._red_blue(seen.attribution),
+                                                      interpolation="nearest")
         self._label(self.attribution_ax, "which ink made the answer\n(red for it, blue against)")
         pictures = filter_pictures(seen.filters)
         self.filters_ax = fig.add_subplot(grid[half:, :2])
@@ -209,7 +212,8 @@ class View:
             self.filters = self.filters_ax.imshow(mosaic(pictures, self._aspect(self.filters_ax)),
                                                   cmap="RdBu_r", vmin=-limit, vmax=limit)
             what = "one per digit" if pictures.shape[2] == 10 else f"{pictures.shape[2]} filters"
-            self._label(self.filters_ax, f"the first layer's weights, {what}\n(red: ink there counts for)")
+            self._label(self.filters_ax,
+                        f"the first layer's weights, {what}\n(red: ink there counts for)")
         else:
             self.filters_ax.set_visible(False)
         self.layer_images, self.aspects = {}, {}
@@ -217,7 +221,8 @@ class View:
             ax = fig.add_subplot(grid[k, 2])
             Y = seen.layers[name]
             self.aspects[name] = self._aspect(ax)
-            self.layer_images[name] = ax.imshow(self._layer_picture(Y, self.aspects[name]), cmap="magma",
+            self.layer_images[name] = ax.imshow(self._layer_picture(Y, self.aspects[name]),
+                                                cmap="magma",
                                                 aspect="auto" if Y.ndim == 1 else "equal",
                                                 interpolation="nearest")
             self._label(ax, f"{name} {list(Y.shape)}", left=True)
@@ -282,8 +287,8 @@ class View:
 
     def artists(self):
         """What update changes (for blitting)."""
-        return [self.input, self.digit_under, self.attribution, *self.layer_images.values(), *self.bars,
-                self.answer]
+        return [self.input, self.digit_under, self.attribution, *self.layer_images.values(),
+                *self.bars, self.answer]
 
 
 def show(seen, save_png=None):

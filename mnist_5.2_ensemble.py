@@ -9,7 +9,8 @@ members are networks that lessons 5.0 and 5.1 already trained and saved, loaded 
 SavedModels as predict.py does; what it costs is reading each digit once per member.
 
     for seed in 0 1 2 3 4; do
-        python mnist_5.1_batchnorm_convolutional_averaged.py --seed $seed --save-model models/ensemble/5.1-seed-$seed
+        python mnist_5.1_batchnorm_convolutional_averaged.py --seed $seed \
+            --save-model models/ensemble/5.1-seed-$seed
     done
     python mnist_5.2_ensemble.py                      # every model in models/ensemble/
     python mnist_5.2_ensemble.py models/a models/b    # or these
@@ -35,13 +36,17 @@ FOLDER = lab.ROOT / "models" / "ensemble"  # where the members are, by default
 
 
 def parse_args(argv=None):
-    parser = plumbing.ArgumentParser(prog="mnist_5.2_ensemble.py", description=__doc__.split("\n\n")[0])
+    parser = plumbing.ArgumentParser(prog="mnist_5.2_ensemble.py",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="*", metavar="MODEL",
-                        help=f"the members: folders of models saved by the lessons (default: every one in "
-                             f"{FOLDER})")
-    parser.add_argument("--data-dir", metavar="DIR", help="folder with the four MNIST files (as the lessons)")
-    parser.add_argument("--save-png", metavar="FILE", help="save the picture of the ensemble's accuracy")
-    parser.add_argument("--no-vis", action="store_true", help="no picture, only the printed figures")
+                        help="the members: folders of models saved by the lessons "
+                             f"(default: every one in {FOLDER})")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="folder with the four MNIST files (as the lessons)")
+    parser.add_argument("--save-png", metavar="FILE",
+                        help="save the picture of the ensemble's accuracy")
+    parser.add_argument("--no-vis", action="store_true",
+                        help="no picture, only the printed figures")
     return parser.parse_args(argv)
 
 
@@ -50,10 +55,11 @@ def members(folders):
     folder is not a digit model saved by the lab)."""
     import predict
 
-    folders = [Path(f) for f in folders] or sorted(p.parent for p in FOLDER.glob("*/saved_model.pb"))
+    folders = ([Path(f) for f in folders]
+               or sorted(p.parent for p in FOLDER.glob("*/saved_model.pb")))
     if len(folders) < 2:
-        raise UserError(f"an ensemble needs at least two models; found {len(folders)} in {FOLDER}: train "
-                        "them first (see python mnist_5.2_ensemble.py -h) or name them")
+        raise UserError(f"an ensemble needs at least two models; found {len(folders)} in {FOLDER}: "
+                        "train them first (see python mnist_5.2_ensemble.py -h) or name them")
     return [predict.load_model(folder) for folder in folders]
 
 
@@ -79,7 +85,8 @@ def main(argv=None):
     for model, probabilities in zip(models, each):
         print(f"  {model.folder}: test accuracy {np.mean(probabilities.argmax(1) == digits):.4f}")
     # The gain of each added member: the vote of the first k members, k = 1, 2, ...
-    accuracies = [float(np.mean(each[:k].mean(axis=0).argmax(1) == digits)) for k in range(1, len(models) + 1)]
+    accuracies = [float(np.mean(each[:k].mean(axis=0).argmax(1) == digits))
+                  for k in range(1, len(models) + 1)]
     for k, accuracy in enumerate(accuracies, start=1):
         gain = f" ({accuracy - accuracies[k - 2]:+.4f})" if k > 1 else ""
         print(f"the first {k} together: test accuracy {accuracy:.4f}{gain}")
@@ -96,7 +103,8 @@ def main(argv=None):
             ax.set_xticks(range(1, len(models) + 1))
             ax.set_xlabel("members", fontsize=14)
             ax.set_ylabel("test accuracy", fontsize=14)
-            ax.set_title("An ensemble: the more members vote, the fewer digits it misreads", fontsize=16)
+            ax.set_title("An ensemble: the more members vote, the fewer digits it misreads",
+                         fontsize=16)
             ax.grid(True, color="#dddddd")
             ax.legend(fontsize=13)
 

@@ -241,7 +241,8 @@ def _fit_in_box(ink, box):
     height, width = ink.shape
     scale = box / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))  # PIL: (width, height)
-    resized = Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)  # mode "F"
+    resized = (Image.fromarray(ink.astype(np.float32))  # mode "F"
+               .resize(size, Image.Resampling.LANCZOS))
     digit = np.clip(np.asarray(resized), 0, 1)  # Lanczos overshoots a little at sharp edges
     return digit / digit.max() if digit.max() > 0 else digit
 
@@ -253,7 +254,8 @@ def _centre(digit):
     mass = digit.sum()
     row = (rows * digit).sum() / mass  # the centre of mass, inside the digit's box
     column = (columns * digit).sum() / mass
-    top = min(max(int(round(CENTRE - row)), 0), SIZE - height)  # whole pixels, never out of the field
+    # whole pixels, never out of the field
+    top = min(max(int(round(CENTRE - row)), 0), SIZE - height)
     left = min(max(int(round(CENTRE - column)), 0), SIZE - width)
     field = np.zeros((SIZE, SIZE), np.float32)
     field[top:top + height, left:left + width] = digit
@@ -291,7 +293,8 @@ def check_model_folder(folder):
     if not folder.exists():
         raise UserError(f"model {folder}: no such folder")
     if not folder.is_dir():
-        raise UserError(f"model {folder}: is a file; a model is a folder (e.g. models/mnist_3.0_convolutional)")
+        raise UserError(f"model {folder}: is a file; a model is a folder "
+                        "(e.g. models/mnist_3.0_convolutional)")
     if not (folder / "saved_model.pb").is_file():
         inside = sorted(p.name for p in _model_folders(folder))
         hint = f": it holds models, pass one of them, e.g. {folder / inside[0]}" if inside else ""
@@ -311,13 +314,15 @@ def load_model(folder):
     try:
         tf = plumbing.load_tensorflow()
     except ImportError as error:
-        raise UserError(f"cannot import TensorFlow ({error}): pip install -r requirements.txt") from None
+        raise UserError(f"cannot import TensorFlow ({error}): "
+                        "pip install -r requirements.txt") from None
     problem = None
     with plumbing.quiet_stderr():  # a damaged folder makes TensorFlow's C++ core complain at length
         try:
             saved = tf.saved_model.load(str(folder))
         except Exception as error:  # a damaged or foreign folder: TensorFlow says why
-            problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            problem = (str(error).strip().splitlines()[0] if str(error).strip()
+                       else type(error).__name__)
     if problem:
         raise UserError(f"model {folder}: cannot load it ({problem})")
     serve = saved.signatures.get("serving_default")
@@ -342,7 +347,8 @@ class Model:
         return self.tf.constant(np.asarray(images, np.float32).reshape(-1, SIZE, SIZE))
 
     def __call__(self, images):
-        return self.saved.signatures["serving_default"](images=self._images(images))["probabilities"].numpy()
+        return self.saved.signatures["serving_default"](
+            images=self._images(images))["probabilities"].numpy()
 
     def explain(self, images):
         """The outputs of the model's explain signature, as numpy arrays. Raises UserError
@@ -547,7 +553,8 @@ class DrawingPad:
         self.seen_image = self.seen_ax.imshow(self.seen, cmap="gray", vmin=0, vmax=1)
         self.seen_ax.set_xticks([])
         self.seen_ax.set_yticks([])
-        self.answer = fig.text(0.86, 0.7, "?", fontsize=64, ha="center", va="center", color="#0072b2")
+        self.answer = fig.text(0.86, 0.7, "?", fontsize=64, ha="center", va="center",
+                               color="#0072b2")
         self.answer_p = fig.text(0.86, 0.53, "", fontsize=12, ha="center", va="center")
 
         self.bars_ax = fig.add_axes([0.56, 0.08, 0.41, 0.34])
@@ -676,7 +683,8 @@ def parse_args(argv=None):
                         help="a saved model folder (default: the most recent one in models/ "
                              "next to predict.py)")
     parser.add_argument("--show", action="store_true",
-                        help="show the digits as the network sees them, and its probabilities, in a window")
+                        help="show the digits as the network sees them, and its probabilities, "
+                             "in a window")
     parser.add_argument("--save-png", metavar="FILE", help="save that picture into FILE instead")
     parser.add_argument("--draw", action="store_true",
                         help="open a canvas to draw digits with the mouse, with live predictions "
@@ -719,7 +727,8 @@ def _run(args):
         print(f"using the most recent model: {folder}", file=sys.stderr)
     check_model_folder(folder)
     if args.save_png and not Path(args.save_png).resolve().parent.is_dir():
-        raise UserError(f"--save-png {args.save_png}: no folder {Path(args.save_png).resolve().parent}")
+        raise UserError(f"--save-png {args.save_png}: "
+                        f"no folder {Path(args.save_png).resolve().parent}")
     if args.draw:
         import matplotlib.pyplot as plt
 
@@ -729,7 +738,8 @@ def _run(args):
             print(f"{model.folder} was saved by an older version of the lab: the pad shows its "
                   "answers, not its layers (run its lesson again to see them)", file=sys.stderr)
         pad = DrawingPad(model, window, explain=explaining)
-        plt.show()  # until the window is closed (pad stays referenced: matplotlib's handlers are weak)
+        # until the window is closed (pad stays referenced: matplotlib's handlers are weak)
+        plt.show()
         del pad
         return 0
 

@@ -83,7 +83,8 @@ def run_lesson(script, args=(), env=None, timeout=3600, cwd=None, model=None):
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
         history_path = Path(tmp) / "history.json"
         command = [PYTHON, str(script), *map(str, args),
-                   "--history", str(history_path), "--save-model", str(model or Path(tmp) / "model")]
+                   "--history", str(history_path),
+                   "--save-model", str(model or Path(tmp) / "model")]
         start = time.perf_counter()
         result = subprocess.run(command, cwd=cwd or tmp, env=env, capture_output=True, text=True,
                                 timeout=timeout)
@@ -317,3 +318,11 @@ class Xvfb:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def xvfb_or_exit():
+    """An Xvfb for a benchmark's windows, or exit with its one-line error."""
+    try:
+        return Xvfb()
+    except RuntimeError as error:
+        raise SystemExit(f"error: {error}") from None

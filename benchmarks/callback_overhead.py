@@ -150,11 +150,7 @@ def main(argv=None):
     modes = [m for m in MODES if m in args.modes]
     machine = B.start()
     runs = {mode: [] for mode in modes}
-    try:
-        xvfb = B.Xvfb()
-    except RuntimeError as error:
-        raise SystemExit(f"error: {error}") from None
-    with xvfb:
+    with B.xvfb_or_exit() as xvfb:
         for r in range(args.repeats):
             for mode in B.rotate(modes, r):
                 if mode.endswith("notebook"):

@@ -189,11 +189,7 @@ def main(argv=None):
         print("xdotool is not installed: live windows are closed with Ctrl-C", file=sys.stderr)
 
     runs = {mode: [] for mode in scripts}
-    try:
-        xvfb = B.Xvfb()
-    except RuntimeError as error:
-        raise SystemExit(f"error: {error}") from None
-    with xvfb:
+    with B.xvfb_or_exit() as xvfb:
         for r in range(args.repeats):
             for mode in B.rotate(list(scripts), r):
                 if mode == "notebook":

@@ -180,7 +180,8 @@ def main(argv=None):
         voted = [float(re.search(r"test accuracy (0\.\d+)", line).group(1)) for line in lines
                  if line.startswith("the first ")]
         results[n] = {"script": scripts[n].name, "members": [m.name for m in members],
-                      "accuracy_with_k_members": voted, "wall_seconds": round(time.perf_counter() - start, 1)}
+                      "accuracy_with_k_members": voted,
+                      "wall_seconds": round(time.perf_counter() - start, 1)}
         print(f"{n} (ensemble of {len(members)}): test accuracy with 1, 2, ... members: "
               + ", ".join(f"{a:.4f}" for a in voted))
     shutil.rmtree(kept, ignore_errors=True)

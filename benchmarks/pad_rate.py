@@ -78,7 +78,8 @@ def measure(lesson_number, events, window):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lesson", default="4.2", help="the lesson whose model to explain (default: 4.2)")
+    p.add_argument("--lesson", default="4.2",
+                   help="the lesson whose model to explain (default: 4.2)")
     p.add_argument("--events", type=int, default=60, help="pen motions to time (default: 60)")
     p.add_argument("--offscreen", action="store_true", help="Agg only, no window")
     p.add_argument("--output", help="the JSON file (default: benchmarks/results/pad_rate.json)")
@@ -93,7 +94,8 @@ def main(argv=None):
     finally:
         if xvfb:
             xvfb.stop()
-    print(f"lesson {result['lesson']}'s model, {result['window']}: {result['median_seconds'] * 1000:.0f} ms "
+    print(f"lesson {result['lesson']}'s model, {result['window']}: "
+          f"{result['median_seconds'] * 1000:.0f} ms "
           f"per update (median; 90% under {result['p90_seconds'] * 1000:.0f} ms): "
           f"{result['updates_per_second']} updates/s (target: 10)")
     B.save({"machine": machine, "result": result}, args.output, "pad_rate.json")

@@ -52,8 +52,8 @@ def profile(number, repeats):
 
     def part(name, flop, function):
         seconds = timed(tf.function(function), repeats)
-        parts.append({"part": name, "ms": round(seconds * 1000, 3), "gflops": round(flop / seconds / 1e9, 1)
-                      if flop else None})
+        parts.append({"part": name, "ms": round(seconds * 1000, 3),
+                      "gflops": round(flop / seconds / 1e9, 1) if flop else None})
 
     def conv_and_gradients(inputs, weights, stride, first):
         def step():
@@ -79,7 +79,8 @@ def profile(number, repeats):
                 mean, variance = tf.nn.moments(Y, [0, 1, 2])
                 out = tf.nn.batch_normalization(Y, mean, variance, tf.zeros([channels]), None, 1e-5)
             return tape.gradient(out, Y)
-        part(f"batch norm {list(Y.shape[1:])} (moments + normalisation), forward + backward", 0, batch_norm)
+        part(f"batch norm {list(Y.shape[1:])} (moments + normalisation), forward + backward", 0,
+             batch_norm)
         Y = Yn
     YY = tf.reshape(Y, [n, -1])
     for k, inputs in ((4, YY), (5, tf.random.normal([n, W["W4"].shape[1]]))):
@@ -90,8 +91,8 @@ def profile(number, repeats):
                 tape.watch(inputs)
                 out = tf.matmul(inputs, weights)
             return tape.gradient(out, [weights, inputs])
-        part(f"matmul {list(weights.shape)}, forward + backward", 3 * 2 * n * weights.shape[0] * weights.shape[1],
-             matmul)
+        part(f"matmul {list(weights.shape)}, forward + backward",
+             3 * 2 * n * weights.shape[0] * weights.shape[1], matmul)
     if "augment" in lesson:
         part("augmentation (rotate, zoom, shift: one affine transformation per image)", 0,
              lambda: lesson["augment"](X))
@@ -99,11 +100,13 @@ def profile(number, repeats):
     optimizer = lesson["optimizer"]
     optimizer.build(variables)
     grads = [tf.zeros_like(v) for v in variables]
-    part("the optimizer's update (Adam) of every variable", 0, lambda: optimizer.apply_gradients(zip(grads, variables)))
+    part("the optimizer's update (Adam) of every variable", 0,
+         lambda: optimizer.apply_gradients(zip(grads, variables)))
     whole = timed(lambda: lesson["train_step"](X, Y_), repeats)
     test_images = tf.constant(rng.random((10000, 28, 28, 1), np.float32))
     model = lesson["model"]
-    test = timed(tf.function(lambda: tf.concat([model(test_images[k:k + 1000]) for k in range(0, 10000, 1000)], 0)),
+    test = timed(tf.function(lambda: tf.concat([model(test_images[k:k + 1000])
+                                                for k in range(0, 10000, 1000)], 0)),
                  max(3, repeats // 10))
     training_flops = flops.lesson_flops(number)["training"] * n
     return {"lesson": number, "parts": parts, "whole_step_ms": round(whole * 1000, 3),
@@ -129,18 +132,21 @@ def main(argv=None):
     peak = flops.measure_peak_in_child()["peak_gflops"]
     results = []
     for number in args.lessons.split(","):
-        result = B.run_json_worker([B.PYTHON, __file__, "--child", number, "--repeats", args.repeats],
+        result = B.run_json_worker([B.PYTHON, __file__, "--child", number,
+                                    "--repeats", args.repeats],
                                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
         results.append(result)
         print(f"\nlesson {number}: a training step takes {result['whole_step_ms']:.1f} ms "
-              f"({result['whole_step_gflops']} GFLOP/s, {result['whole_step_gflops'] / peak:.0%} of the "
-              f"tf.matmul peak, {peak} GFLOP/s); its parts alone add up to {result['sum_of_parts_ms']:.1f} ms")
+              f"({result['whole_step_gflops']} GFLOP/s, "
+              f"{result['whole_step_gflops'] / peak:.0%} of the tf.matmul peak, {peak} GFLOP/s); "
+              f"its parts alone add up to {result['sum_of_parts_ms']:.1f} ms")
         rows = [[p["part"], f"{p['ms']:.2f}", f"{p['ms'] / result['whole_step_ms']:.0%}",
                  B.fmt(p["gflops"], 1), f"{p['gflops'] / peak:.0%}" if p["gflops"] else "-"]
                 for p in result["parts"]]
         print(B.table(["part", "ms", "of the step", "GFLOP/s", "of peak"], rows))
         print(f"a test pass (10,000 images, forward): {result['test_pass_ms']:.0f} ms")
-    B.save({"machine": machine, "peak_gflops": peak, "lessons": results}, args.output, "profile_ops.json")
+    B.save({"machine": machine, "peak_gflops": peak, "lessons": results}, args.output,
+           "profile_ops.json")
 
 
 if __name__ == "__main__":

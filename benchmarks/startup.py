@@ -17,8 +17,8 @@ and separately, each in a fresh process, the parts:
 
   python          `python -c pass`
   import tf       `import tensorflow` (in a process; the time of the import statement)
-  import lab      `import lab, plumbing; plumbing.load_tensorflow()` (TensorFlow with the lab's settings,
-                  GPU look-up, mnistdata, tensorflowvisu)
+  import lab      `import lab, plumbing; plumbing.load_tensorflow()` (TensorFlow with the lab's
+                  settings, GPU look-up, mnistdata, tensorflowvisu)
   read_data_sets  mnistdata.read_data_sets(one_hot=True, reshape=False, validation_size=0)
                   alone (numpy only: gzip, SHA-256 check, conversion to float32)
 

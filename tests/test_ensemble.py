@@ -31,7 +31,8 @@ def test_the_averaged_weights_are_what_is_tested_and_saved(mnist, monkeypatch, t
 
     traced = tf.function(lesson["model"]).get_concrete_function(tf.TensorSpec([None, 28, 28, 1]))
     saved_ids = {id(v) for v in traced.variables}
-    assert all(id(a) in saved_ids for a in averages) and not any(id(v) in saved_ids for v in variables)
+    assert (all(id(a) in saved_ids for a in averages)
+            and not any(id(v) in saved_ids for v in variables))
     lab.save_model(lesson["model"], traced.variables, tmp_path / "model")
     probabilities = predict.load_model(tmp_path / "model")(mnist.test.images[:100])
     np.testing.assert_allclose(probabilities, tf.nn.softmax(tested), rtol=1e-4, atol=1e-5)
@@ -58,12 +59,14 @@ def members(tmp_path_factory):
     for seed in (1, 2, 3):
         sys.argv = [str(ROOT / "mnist_2.1_five_layers_relu.py"), "--seed", str(seed), "--no-vis"]
         lesson = runpy.run_path(sys.argv[0], run_name="lesson")
-        traced = tf.function(lesson["model"]).get_concrete_function(tf.TensorSpec([None, 28, 28, 1]))
+        traced = tf.function(lesson["model"]).get_concrete_function(
+            tf.TensorSpec([None, 28, 28, 1]))
         lab.save_model(lesson["model"], traced.variables, folder / f"seed-{seed}")
         saved.append(folder / f"seed-{seed}")
     module = tf.Module()
     module.serve = tf.function(lambda images: {"probabilities": tf.nn.softmax(images[:, 0, :10])},
-                               input_signature=[tf.TensorSpec([None, 32, 32], tf.float32, name="images")])
+                               input_signature=[tf.TensorSpec([None, 32, 32], tf.float32,
+                                                              name="images")])
     tf.saved_model.save(module, str(folder / "cifar"), signatures={"serving_default": module.serve})
     return saved, folder / "cifar"
 
@@ -76,7 +79,8 @@ def test_the_ensembles_probabilities_are_the_mean_of_its_members(members, mnist)
     assert each.shape == (3, 50, 10)
     for k, model in enumerate(models):
         np.testing.assert_allclose(each[k], model(images), rtol=1e-6)
-    np.testing.assert_allclose(probabilities, np.mean([model(images) for model in models], axis=0), rtol=1e-6)
+    np.testing.assert_allclose(probabilities, np.mean([model(images) for model in models], axis=0),
+                               rtol=1e-6)
 
 
 @pytest.mark.slow
@@ -84,12 +88,13 @@ def test_the_ensemble_says_the_gain_of_each_member(members, tmp_path, mnist_dir)
     import subprocess
 
     result = subprocess.run([sys.executable, str(ENSEMBLE), *map(str, members[0]), "--save-png",
-                             tmp_path / "ensemble.png"], env=child_env(mnist_dir), capture_output=True,
-                            text=True, cwd=tmp_path, timeout=300)
+                             tmp_path / "ensemble.png"], env=child_env(mnist_dir),
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "3 members, 10000 test digits"
-    assert [line.split(":")[0] for line in lines[4:7]] == [f"the first {k} together" for k in (1, 2, 3)]
+    assert ([line.split(":")[0] for line in lines[4:7]]
+            == [f"the first {k} together" for k in (1, 2, 3)])
     assert lines[-2].startswith("ensemble test accuracy: 0.")
     assert (tmp_path / "ensemble.png").stat().st_size > 10000
 

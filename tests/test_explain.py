@@ -20,7 +20,8 @@ def sketch_shapes(script):
     """The layer shapes the lesson's ASCII sketch announces: {"Y1": [28, 28, 4], ...}."""
     doc = (ROOT / script).read_text().split('"""')[1]
     shapes = {name: [int(n) for n in dims.split(",")] for name, dims in SHAPE.findall(doc)}
-    return {name: dims for name, dims in shapes.items() if dims != [10]}  # the output: probabilities
+    return {name: dims for name, dims in shapes.items()
+            if dims != [10]}  # the output: probabilities
 
 
 def lesson_variables(lesson):
@@ -44,7 +45,8 @@ def test_the_saved_layers_are_the_lessons_own(script, mnist, monkeypatch, tmp_pa
     logits = lesson["model"](tf.constant(digits[..., None]))
     own = explain._recording.pop()
     expected = sketch_shapes(script)
-    assert list(seen[0].layers) == list(own) == list(expected), "every layer of the sketch, in order"
+    assert list(seen[0].layers) == list(own) == list(expected), \
+        "every layer of the sketch, in order"
     for k in range(3):
         np.testing.assert_allclose(seen[k].probabilities, tf.nn.softmax(logits[k]), atol=1e-5)
         for name, Y in own.items():
@@ -77,7 +79,8 @@ def test_the_attribution_shows_which_ink_made_the_answer(trained, mnist):
         ink = np.flatnonzero(one.image.ravel() > 0.2)
         k = len(ink) // 5
         ranked = ink[np.argsort(-one.attribution.ravel()[ink])][:k]
-        for kind, chosen in (("attribution", ranked), ("random", rng.choice(ink, k, replace=False))):
+        for kind, chosen in (("attribution", ranked),
+                             ("random", rng.choice(ink, k, replace=False))):
             blanked = one.image.copy().ravel()
             blanked[chosen] = 0
             p = trained(blanked.reshape(1, 28, 28))[0][one.answer]
@@ -88,8 +91,9 @@ def test_the_attribution_shows_which_ink_made_the_answer(trained, mnist):
 
 @pytest.mark.slow
 def test_predict_explain_draws_pictures_and_says_the_answers(trained, tmp_path, mnist_dir):
-    result = predict_run("--model", trained.folder, "--explain", "--test-digit", "0", "--test-digit", "1",
-                         "--save-png", tmp_path / "seen.png", mnist_dir=mnist_dir, cwd=tmp_path)
+    result = predict_run("--model", trained.folder, "--explain", "--test-digit", "0",
+                         "--test-digit", "1", "--save-png", tmp_path / "seen.png",
+                         mnist_dir=mnist_dir, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     answers = [re.fullmatch(r"test digit (\d) \(a (\d)\): (\d) \(p=[01]\.\d\d\)", line).groups()
                for line in result.stdout.splitlines()]
@@ -120,15 +124,17 @@ def test_explain_errors_are_one_line(trained, tmp_path, mnist_dir, monkeypatch):
     Image.new("L", (40, 40), 255).save(tmp_path / "digit.png")
     cases = [
         (["--model", tmp_path / "old", "--explain", "--test-digit", "5"],
-         f"error: model {tmp_path / 'old'}: saved by an older version of the lab, it cannot be explained: "
-         "run its lesson again"),
-        (["--model", tmp_path, "--explain", "--test-digit", "5"], f"error: model {tmp_path}: not a saved model"),
+         f"error: model {tmp_path / 'old'}: saved by an older version of the lab, "
+         "it cannot be explained: run its lesson again"),
+        (["--model", tmp_path, "--explain", "--test-digit", "5"],
+         f"error: model {tmp_path}: not a saved model"),
         (["--model", trained.folder, "--explain", "blank.png"], "error: blank.png: no ink"),
     ]
     for args, message in cases:
         result = predict_run(*args, mnist_dir=mnist_dir, cwd=tmp_path)
         assert result.returncode == 1, result.stderr
-        assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert (result.stderr.startswith(message)
+                and len(result.stderr.strip().splitlines()) == 1), result.stderr
 
 
 def test_explain_in_python_refuses_a_digit_without_ink(monkeypatch):
@@ -181,7 +187,8 @@ def test_the_dashboard_shows_the_first_layers_filters_as_they_train(tmp_path):
     pictures, updated at every test: a convolution's filters, a dense layer's 28x28 maps."""
     import tensorflowvisu
 
-    dashboard = tensorflowvisu.Dashboard("filters", 100, live=False, png=tmp_path / "f.png", view="f")
+    dashboard = tensorflowvisu.Dashboard("filters", 100, live=False, png=tmp_path / "f.png",
+                                         view="f")
     rng = np.random.default_rng(0)
     shown = []
     for step in (0, 100):
@@ -192,11 +199,13 @@ def test_the_dashboard_shows_the_first_layers_filters_as_they_train(tmp_path):
         shown.append(np.array(dashboard._panels.filters_image.get_array()))
         first = shown[-1][:5, :5]  # the first filter, top left, as given
         np.testing.assert_allclose(first, filters[:, :, 0, 0])
-        assert dashboard._panels.filters_ax.get_visible() and not dashboard._panels.axes[0].get_visible()
+        assert (dashboard._panels.filters_ax.get_visible()
+                and not dashboard._panels.axes[0].get_visible())
     assert not np.array_equal(shown[0], shown[1]), "as they train"
     assert np.isfinite(shown[1]).sum() == 4 * 25, "four 5x5 filters, apart"
     dashboard.show_panels(1, 2, 3, 4, 5, 6)  # key 0: back to the six panels
-    assert not dashboard._panels.filters_ax.get_visible() and dashboard._panels.axes[0].get_visible()
+    assert (not dashboard._panels.filters_ax.get_visible()
+            and dashboard._panels.axes[0].get_visible())
 
     dense = tensorflowvisu.Dashboard("dense", 10, live=False, png=tmp_path / "d.png", view="f")
     weights = rng.normal(size=(784, 10))  # lesson 1.0: one map per digit

@@ -708,7 +708,8 @@ def test_draw_in_a_real_window_on_xvfb(xvfb, model_dir, tmp_path):
             picture = ImageGrab.grab(xdisplay=xvfb).crop((left, top, left + width, top + height))
             pixels = np.asarray(picture.convert("RGB")).astype(int)
             pad = pixels[int(0.28 * height):int(0.72 * height), int(0.03 * width):int(0.26 * width)]
-            bars = pixels[int(0.82 * height):int(0.94 * height), int(0.57 * width):int(0.99 * width)]
+            bars = pixels[int(0.82 * height):int(0.94 * height),
+                          int(0.57 * width):int(0.99 * width)]
             blue = np.all(np.abs(bars - [0, 114, 178]) < 12, axis=2)  # the predicted digit's bar
             return int((pad.min(axis=2) > 200).sum()), int(blue.sum())
 
