@@ -66,7 +66,6 @@ def augment(X):
                                                fill_mode="constant", fill_value=0.0)
 
 
-
 K, L, M, N = 24, 48, 64, 200
 
 W1 = tf.Variable(tf.random.truncated_normal([6, 6, 1, K], stddev=0.1))

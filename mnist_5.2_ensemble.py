@@ -83,8 +83,9 @@ def main(argv=None):
     images, digits = test.images[..., 0], test.labels.astype(int)
     _, each = vote(models, images)
     print(f"{len(models)} members, {len(images)} test digits")
-    for model, probabilities in zip(models, each):
-        print(f"  {model.folder}: test accuracy {np.mean(probabilities.argmax(1) == digits):.4f}")
+    alone = [float(np.mean(probabilities.argmax(1) == digits)) for probabilities in each]
+    for model, accuracy in zip(models, alone):
+        print(f"  {model.folder}: test accuracy {accuracy:.4f}")
     # The gain of each added member: the vote of the first k members, k = 1, 2, ...
     accuracies = [float(np.mean(each[:k].mean(axis=0).argmax(1) == digits))
                   for k in range(1, len(models) + 1)]
@@ -95,30 +96,10 @@ def main(argv=None):
     if not args.no_vis or args.save_png:
         import tensorflowvisu
 
-        def draw(fig):
-            ax = fig.add_subplot()
-            ax.plot(range(1, len(models) + 1), accuracies, "o-", color="#0072b2", linewidth=3,
-                    label="the first k members, voting")
-            ax.plot(range(1, len(models) + 1), [np.mean(p.argmax(1) == digits) for p in each], "s",
-                    color="#e69f00", label="member k alone")
-            ax.set_xticks(range(1, len(models) + 1))
-            ax.set_xlabel("members", fontsize=14)
-            ax.set_ylabel("test accuracy", fontsize=14)
-            ax.set_title("An ensemble: the more members vote, the fewer digits it misreads",
-                         fontsize=16)
-            ax.grid(True, color="#dddddd")
-            ax.legend(fontsize=13)
-
-        if args.save_png:
-            fig = tensorflowvisu.offscreen_figure((10, 6), dpi=100)
-            draw(fig)
-            tensorflowvisu.save_figure(fig, args.save_png, dpi=100)
-            print(f"saved: {args.save_png}")
-        else:
-            try:
-                tensorflowvisu.show_figure(draw, (10, 6), "mnist_5.2_ensemble")
-            except UserError as problem:
-                print(f"{problem}: no picture (--save-png FILE keeps one)", file=sys.stderr)
+        try:
+            tensorflowvisu.ensemble(accuracies, alone, save_png=args.save_png)
+        except UserError as problem:  # no display: the figures above are the result
+            print(f"warning: {problem}", file=sys.stderr)
     return 0
 
 

@@ -1756,6 +1756,26 @@ def confusion(run, save_png=None):
     _show_or_save(lambda fig: plot_confusion(history, fig), (14, 9), save_png)
 
 
+def ensemble(accuracies, alone, save_png=None):
+    """Show an ensemble's test accuracy as its members are added (mnist_5.2_ensemble.py):
+    accuracies[k - 1], the vote of the first k members; alone[k - 1], member k's. Like compare."""
+    _show_or_save(lambda fig: plot_ensemble(accuracies, alone, fig), (10, 6), save_png)
+
+
+def plot_ensemble(accuracies, alone, fig):
+    ax = fig.add_subplot()
+    members = range(1, len(accuracies) + 1)
+    ax.plot(members, accuracies, "o-", color="#0072b2", linewidth=3,
+            label="the first k members, voting")
+    ax.plot(members, alone, "s", color="#e69f00", label="member k alone")
+    ax.set_xticks(members)
+    ax.set_xlabel("members", fontsize=14)
+    ax.set_ylabel("test accuracy", fontsize=14)
+    ax.set_title("An ensemble: what each added member changes", fontsize=16)
+    ax.grid(True, color="#dddddd")
+    ax.legend(fontsize=13)
+
+
 # ------------------------------------------------------------------------ a finished run's panels
 
 
