@@ -2,8 +2,9 @@
 
 The lesson (mnist_6.0_distributed.py) shows the strategy, its scope and strategy.run;
 this module does the rest, through lab's hooks: its flags (`add_flags`, `prepare`),
-and `Hooks`, which lab.train calls at a few points of a run (for the other lessons,
-`NoHooks` does nothing).
+and `Hooks`, which lab.train calls at a few points of a run: set-up (scope, resume),
+around the loop (watch), after each measurement, at the end (finish, leave). For the
+other lessons, `NoHooks` does nothing.
 
 - Replicas on one machine (`replica_devices`): --replicas N splits this process's CPU
   into N logical devices (or takes N GPUs), one per replica of a MirroredStrategy. The
@@ -36,7 +37,8 @@ import tempfile
 from pathlib import Path
 
 import plumbing
-from plumbing import UserError
+from history import MEASURE_EVERY, History
+from plumbing import RUNS, UserError
 
 CHECKPOINT_EVERY = 500  # steps between two checkpoints
 
@@ -65,8 +67,6 @@ def prepare(args, parser):
     set), args.worker (then: this process's place), args.saves (False for a worker of a
     cluster that is not the chief), args.replicas; returns what plumbing.load_tensorflow
     needs: (before_start, start)."""
-    import lab  # (lab imports this module)
-
     if "tensorflow" in sys.modules:  # e.g. a notebook that ran other lessons
         raise UserError(f"{args.name}.py needs a process of its own (TensorFlow already runs in "
                         f"this one, and the replicas' devices must be made before it starts): "
@@ -76,8 +76,8 @@ def prepare(args, parser):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')}: must be at least 1, "
                          f"got {getattr(args, flag)}")
-    args.checkpoint_dir = args.checkpoint_dir or str(lab.ROOT / "runs" / f"{args.name}-checkpoints")
-    every = lab.MEASURE_EVERY
+    args.checkpoint_dir = args.checkpoint_dir or str(RUNS / f"{args.name}-checkpoints")
+    every = MEASURE_EVERY
     args.checkpoint_every = -(-args.checkpoint_every // every) * every  # at a measurement
     config = tf_config()
     if config and args.replicas is not None:
@@ -114,19 +114,19 @@ class NoHooks:
     def describe(self):
         return ""
 
-    def resume(self, run):
+    def resume(self, training):
         return 0  # steps already done
 
-    def after_step(self, i, run):
+    def watch(self):
+        return contextlib.nullcontext()
+
+    def after_measurement(self, step, training):
         pass
 
-    def failure(self, error):
-        return None
-
-    def finish(self, run, interrupted):
+    def finish(self, training, interrupted):
         pass
 
-    def exit(self, status):
+    def leave(self, interrupted):
         pass
 
 
@@ -152,12 +152,12 @@ class Hooks(NoHooks):
             text += f", {self.worker.name} of {self.worker.count} workers"
         return text
 
-    def resume(self, run):
+    def resume(self, training):
         """After an interrupted run, carry on from the last checkpoint: its variables and
         optimizer, its step, the same batches next, its history so far."""
         tf = plumbing.load_tensorflow()  # (loaded by now: this only returns it)
         self.checkpoints = Checkpoints(tf, self.args.checkpoint_dir, self.saves,
-                                       variables=run.variables, optimizer=run.optimizer)
+                                       variables=training.variables, optimizer=training.optimizer)
         step = self.checkpoints.restore()
         if self.worker:  # every worker must carry on from the same step
             def every_workers_step():
@@ -172,33 +172,36 @@ class Hooks(NoHooks):
                                 "sees (shared storage)")
         if step:
             for _ in range(step):  # skip the batches done: the next ones are as without a stop
-                run.mnist.train.next_batch_indices(self.args.batch_size)
+                training.mnist.train.next_batch_indices(self.args.batch_size)
             if self.saves and self.checkpoints.history_path.exists():
-                import history
-
-                earlier = history.History.load(self.checkpoints.history_path)
-                run.dashboard.continue_from(earlier, step)
+                earlier = History.load(self.checkpoints.history_path)
+                training.dashboard.continue_from(earlier, step)
             print(f"resumed from step {step} (the checkpoint in {self.checkpoints.folder})",
                   flush=True)
         return step
 
-    def after_step(self, i, run):
-        if 0 < i < self.args.steps and i % self.args.checkpoint_every == 0:
-            self.checkpoints.save(i, run.history)
+    def after_measurement(self, step, training):
+        if 0 < step < self.args.steps and step % self.args.checkpoint_every == 0:
+            self.checkpoints.save(step, training.history)
 
-    def failure(self, error):
-        """One line for a TensorFlow error that stopped a worker: which worker failed."""
+    @contextlib.contextmanager
+    def watch(self):
+        """Around the training loop: a TensorFlow error that stopped a worker of a cluster
+        becomes one line that says which worker failed."""
         tf = plumbing.load_tensorflow()
-        if self.worker and isinstance(error, tf.errors.OpError):
-            return UserError(self.worker.failure(error))
-        return None
+        try:
+            yield
+        except tf.errors.OpError as error:
+            if not self.worker:
+                raise
+            raise UserError(self.worker.failure(error)) from None
 
-    def finish(self, run, interrupted):
+    def finish(self, training, interrupted):
         if not interrupted:
             self.checkpoints.remove()  # the run is complete: nothing to resume
-        digests = run.weights_digests()
+        digests = training.weights_digests()
         if not self.saves:
-            print(f"{self.worker.name}: trained {run.done} steps; weights sha256 {digests[0]}",
+            print(f"{self.worker.name}: trained {training.done} steps; weights sha256 {digests[0]}",
                   flush=True)
         elif not interrupted:  # are the copies still identical?
             same = ("the same for every replica's copy" if len(set(digests)) == 1
@@ -206,9 +209,10 @@ class Hooks(NoHooks):
             print(f"weights sha256 {digests[0]} ({same}"
                   + (f"; {self.worker.name}, every worker prints its own)" if self.worker else ")"))
 
-    def exit(self, status):
+    def leave(self, interrupted):
+        """A worker of a cluster leaves at once (TensorFlow's own shutdown takes long)."""
         if self.worker:
-            self.worker.exit(status)
+            self.worker.exit(130 if interrupted else 0)
 
 
 # ---------------------------------------------------------------------- one machine

@@ -8,91 +8,31 @@ For one digit (a picture, a test digit, what is being drawn), from the saved mod
 - the output: ten probabilities, the answer marked;
 - the first layer's filters as pictures (for lesson 1.0: what each digit's neuron looks
   for, its 784 weights as a 28x28 picture);
-- which pixels made the decision: integrated gradients (Sundararajan et al., 2017). The
-  plain gradient of the answer's probability says where NEW ink would change the answer,
-  mostly off the digit; integrated gradients add up the gradients along the way from a
-  black image to the digit, times the ink: the share of the answer each pixel's ink earned.
+- which pixels made the decision: integrated gradients (savedmodel.py computes them),
+  red where the ink counts for the answer, blue against.
 
-How: every lesson's SavedModel has, beside `serving_default`, a signature `explain`
-(made by `signature` below when lab.py saves the model): images [N, 28, 28] ->
-probabilities, attribution [N, 28, 28], the first layer's filters, and one output per
-layer, named after the lesson's tensors (the lesson names them with lab.show_layers).
+Every lesson's SavedModel has an `explain` signature for this (savedmodel.py); the lessons
+name their layers with one line, lab.name_layers(Y1=Y1, Y2=Y2, ...).
 
     import explain
-    seen = explain.explain(images, "models/mnist_3.0_convolutional")  # arrays, one per digit
+    seen = explain.explain(images, "models/mnist_3.0_convolutional")  # one Seen per digit
     seen[0].layers["Y1"].shape     # (28, 28, 4): the 4 feature maps of the first layer
     explain.show(seen[0])          # the picture (under the cell in a notebook)
 
 predict.py --explain draws it for pictures or test digits; predict.py --draw follows the pen.
 """
 
-import math
+from pathlib import Path
 
 import numpy as np
 
-import plumbing
+import figures
+import pictures
+import savedmodel
 from plumbing import UserError
 
-STEPS = 32  # integrated gradients: points between the black image and the digit
-LAYER_PREFIX = "layer_"  # explain's outputs "layer_1_Y1", "layer_2_Y2"... in order
 FIGURE_SIZE = (16, 9)
-
-
-# ---------------------------------------------------------------- in the lessons
-
-_recording = []  # while explain's signature is traced: the layers the model shows
-
-
-def record(layers):
-    """lab.show_layers: keep the named layer outputs, if the explain signature is being
-    traced (then the tensors are its outputs); otherwise (training) do nothing."""
-    if _recording:
-        _recording[-1].update(layers)
-
-
-def signature(model, filters):
-    """The `explain` signature of a lesson's SavedModel (lab.save_model), for `model`
-    (images [N, 28, 28, 1] -> logits) whose first layer's weights are `filters`."""
-    tf = plumbing.load_tensorflow()
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name="images")])
-    def explain(images):
-        X = images[..., tf.newaxis]
-        _recording.append({})
-        try:
-            Ylogits = model(X, training=False)
-        finally:
-            layers = _recording.pop()
-        probabilities = tf.nn.softmax(Ylogits)
-        answers = tf.argmax(probabilities, axis=1)
-        outputs = {"probabilities": probabilities,
-                   "attribution": _integrated_gradients(tf, model, X, answers)[..., 0],
-                   "filters": tf.identity(filters)}
-        for k, (name, Y) in enumerate(layers.items(), start=1):
-            outputs[f"{LAYER_PREFIX}{k}_{name}"] = Y
-        return outputs
-
-    return explain
-
-
-def _integrated_gradients(tf, model, X, answers):
-    """Each pixel's share of the answer's probability: the gradient of that probability,
-    averaged over STEPS images on the way from black (no ink) to the digit, times the ink.
-    Their sum is (nearly) the answer's probability minus the black image's."""
-    n = tf.shape(X)[0]
-    alphas = (tf.range(STEPS, dtype=tf.float32) + 0.5) / STEPS  # the midpoints of STEPS intervals
-    path = alphas[:, None, None, None, None] * X[None]  # [STEPS, N, 28, 28, 1]
-    path = tf.reshape(path, [-1, 28, 28, 1])
-    wanted = tf.tile(answers, [STEPS])
-    with tf.GradientTape() as tape:
-        tape.watch(path)
-        probabilities = tf.nn.softmax(model(path, training=False))
-        answer = tf.gather(probabilities, wanted, axis=1, batch_dims=1)
-    gradients = tf.reshape(tape.gradient(answer, path), [STEPS, n, 28, 28, 1])
-    return X * tf.reduce_mean(gradients, axis=0)
-
-
-# ---------------------------------------------------------------- the arrays
+TITLE_AT_MOST = 60  # characters of a digit's name in the title
 
 
 class Seen:
@@ -120,11 +60,9 @@ class Seen:
 def explain(images, model=None, names=()):
     """What the network sees of each image [28, 28] (prepared as MNIST's: predict.preprocess
     does it for pictures): a list of Seen. model: a SavedModel folder saved by the lab (or a
-    loaded predict.Model; default: the most recent in models/). Raises UserError."""
-    if not hasattr(model, "explain"):  # a folder, not a loaded predict.Model
-        import predict  # (predict imports this module)
-
-        model = predict.load_model(model or predict.latest_model())
+    loaded savedmodel.Model; default: the latest in models/). Raises UserError."""
+    if not isinstance(model, savedmodel.Model):
+        model = savedmodel.load(model)
     images = np.asarray(images, np.float32).reshape(-1, 28, 28)
     if not images.size:
         raise UserError("no digit to explain")
@@ -132,7 +70,8 @@ def explain(images, model=None, names=()):
     if blank:
         raise UserError(f"image {blank[0]} has no ink: nothing to explain")
     outputs = model.explain(images)
-    order = sorted((key for key in outputs if key.startswith(LAYER_PREFIX)),
+    prefix = savedmodel.LAYER_PREFIX
+    order = sorted((key for key in outputs if key.startswith(prefix)),
                    key=lambda key: int(key.split("_")[1]))
     names = list(names) + [""] * len(images)
     return [Seen(images[k], outputs["probabilities"][k], outputs["attribution"][k],
@@ -141,41 +80,22 @@ def explain(images, model=None, names=()):
             for k in range(len(images))]
 
 
-# ---------------------------------------------------------------- the picture
+def show(seen, save_png=None, keep_it="save_png=FILE"):
+    """Draw what the network saw of one digit: under the cell in a notebook, in a window,
+    or into a PNG file."""
+    title = f"What the network sees of {short_name(seen.name) or 'this digit'}"
+    return figures.show_or_save(lambda fig: View(fig, seen, title), FIGURE_SIZE, save_png,
+                                title="predict.py --explain", keep_it=keep_it)
 
 
-def mosaic(maps, aspect=2.0, gap=1):
-    """Feature maps [h, w, channels] side by side as one image about `aspect` times as wide
-    as high, NaN between them (drawn as the background): one image, one colour scale."""
-    h, w, count = maps.shape
-    columns = min(count, max(1, round(math.sqrt(count * aspect * (h + gap) / (w + gap)))))
-    rows = math.ceil(count / columns)
-    picture = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan, np.float32)
-    for k in range(count):
-        r, c = divmod(k, columns)
-        picture[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = maps[..., k]
-    return picture
-
-
-def first_layer(weights):
-    """Of a model's weights, the first layer's: the one that reads the image (a
-    convolution's [h, w, 1, filters], or a dense layer's [784, neurons])."""
-    for v in weights:
-        shape = list(v.shape)
-        if (len(shape) == 4 and shape[2] == 1) or (len(shape) == 2 and shape[0] == 784):
-            return v
-    return None
-
-
-def filter_pictures(filters):
-    """The first layer's filters as pictures [h, w, count]: a convolution's [h, w, 1, count]
-    directly, a dense layer's [784, count] as 28x28 pictures (lesson 1.0: one per digit)."""
-    filters = np.asarray(filters)
-    if filters.ndim == 4:
-        return filters[:, :, 0, :]
-    if filters.ndim == 2 and filters.shape[0] == 784:
-        return filters.reshape(28, 28, -1)
-    return None
+def short_name(name, at_most=TITLE_AT_MOST):
+    """A file's name without its folders, shortened in the middle when longer than
+    at_most characters: its start and its end (with the extension) tell files apart."""
+    name = Path(name).name if ("/" in name or "\\" in name) else name
+    if len(name) <= at_most:
+        return name
+    end = (at_most - 1) // 2
+    return name[:at_most - 1 - end] + "…" + name[-end:]
 
 
 class View:
@@ -204,18 +124,8 @@ class View:
         self.attribution = self.attribution_ax.imshow(self._red_blue(seen.attribution),
                                                       interpolation="nearest")
         self._label(self.attribution_ax, "which ink made the answer\n(red for it, blue against)")
-        pictures = filter_pictures(seen.filters)
         self.filters_ax = fig.add_subplot(grid[half:, :2])
-        self.filters = None
-        if pictures is not None:
-            limit = np.abs(pictures).max() or 1
-            self.filters = self.filters_ax.imshow(mosaic(pictures, self._aspect(self.filters_ax)),
-                                                  cmap="RdBu_r", vmin=-limit, vmax=limit)
-            what = "one per digit" if pictures.shape[2] == 10 else f"{pictures.shape[2]} filters"
-            self._label(self.filters_ax,
-                        f"the first layer's weights, {what}\n(red: ink there counts for)")
-        else:
-            self.filters_ax.set_visible(False)
+        self._draw_filters(seen.filters)
         self.layer_images, self.aspects = {}, {}
         for k, name in enumerate(names):
             ax = fig.add_subplot(grid[k, 2])
@@ -226,14 +136,46 @@ class View:
                                                 aspect="auto" if Y.ndim == 1 else "equal",
                                                 interpolation="nearest")
             self._label(ax, f"{name} {list(Y.shape)}", left=True)
+        if not names:  # the output layer only (lesson 1.0), or layers nobody named
+            ax = fig.add_subplot(grid[0, 2])
+            self._label(ax, "")
+            ax.text(0.5, 0.5, "No hidden layer is named, so none is shown here. A model names "
+                    "its layers\nwith one line: lab.name_layers(Y1=Y1, Y2=Y2, ...) "
+                    "(lesson 1.0 has none:\nits one layer is the output, below).",
+                    ha="center", va="center", fontsize=12, color="#555555",
+                    transform=ax.transAxes)
         self.output_ax = fig.add_subplot(grid[rows - 1, 2])
         self.bars = self.output_ax.bar(range(10), seen.probabilities, color="#b0b0b0")
         self.output_ax.set_ylim(0, 1)
         self.output_ax.set_xticks(range(10))
         self.output_ax.set_yticks([0, 1])
-        self.output_ax.set_title("", loc="left")
         self.answer = self.output_ax.set_title("", fontsize=13, loc="left")
         self.update(seen)
+
+    def _draw_filters(self, filters):
+        """The first layer's weights as pictures; a dense layer of ten neurons (lesson
+        1.0) gets each picture's digit written on it."""
+        maps = pictures.filter_pictures(filters) if np.size(filters) else None
+        if maps is None:
+            self.filters_ax.set_visible(False)
+            return
+        aspect = self._aspect(self.filters_ax)
+        limit = np.abs(maps).max() or 1
+        self.filters_ax.imshow(pictures.mosaic(maps, aspect), cmap="RdBu_r", vmin=-limit,
+                               vmax=limit)
+        count = maps.shape[2]
+        per_digit = count == 10 and np.ndim(filters) == 2
+        what = "one per digit" if per_digit else f"{count} filters"
+        self._label(self.filters_ax,
+                    f"the first layer's weights, {what}\n(red: ink there counts for)")
+        if per_digit:
+            h, w, _ = maps.shape
+            _, columns = pictures.mosaic_grid(maps.shape, aspect)
+            for digit in range(10):
+                row, column = divmod(digit, columns)
+                self.filters_ax.text(column * (w + 1) + 1, row * (h + 1) + 1, str(digit),
+                                     ha="left", va="top", fontsize=13, fontweight="bold",
+                                     color="black", backgroundcolor="white")
 
     @staticmethod
     def _label(ax, text, left=False):
@@ -253,7 +195,7 @@ class View:
     def _layer_picture(Y, aspect):
         """One layer as one picture, scaled to its own largest value (one scale per layer)."""
         Y = np.asarray(Y, np.float32)
-        picture = mosaic(Y, aspect) if Y.ndim == 3 else Y[None, :]
+        picture = pictures.mosaic(Y, aspect) if Y.ndim == 3 else Y[None, :]
         top = np.nanmax(np.abs(picture)) if np.isfinite(picture).any() else 0
         return picture / top if top > 0 else picture
 
@@ -289,21 +231,3 @@ class View:
         """What update changes (for blitting)."""
         return [self.input, self.digit_under, self.attribution, *self.layer_images.values(),
                 *self.bars, self.answer]
-
-
-def show(seen, save_png=None):
-    """Draw what the network saw of one digit: under the cell in a notebook, in a window,
-    or into a PNG file."""
-    import tensorflowvisu
-
-    title = f"What the network sees of {seen.name or 'this digit'}"
-
-    def draw(fig):
-        View(fig, seen, title)
-
-    if save_png:
-        fig = tensorflowvisu.offscreen_figure(FIGURE_SIZE, dpi=100)
-        draw(fig)
-        tensorflowvisu.save_figure(fig, save_png, dpi=100)
-        return
-    tensorflowvisu.show_figure(draw, FIGURE_SIZE, "predict.py --explain")

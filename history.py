@@ -1,10 +1,12 @@
-"""history.py: what one training run measured, saved as JSON, read back to compare runs.
+"""history.py: what one training run measured, when, saved as JSON to compare runs.
 
-Every 20 steps the training loop records the accuracy and the cross-entropy loss on the
-current training batch; at its test points (every 20 steps at first, then about 100 times
-a run) the same two on the 10,000 test digits, which the network never trains on. At the
-end: the run's final figures and its report (per-digit precision and recall, confusion
-matrix). A lesson writes runs/<lesson>.json; `python tensorflowvisu.py compare` reads them.
+The schedule: every MEASURE_EVERY (20) steps the training loop measures the accuracy and
+the cross-entropy loss on the current training batch; when test_due says so (every 20
+steps at first, then about 50 to 100 times a run, and at the last step) the same two on
+the 10,000 test digits, which the network never trains on. A History keeps them; at the
+end (History.finish) the run's final figures and its report (per-digit precision and
+recall, confusion matrix). A lesson writes runs/<lesson>.json; `python tensorflowvisu.py
+compare` reads them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ import numpy as np
 from plumbing import UserError, write_atomically
 
 FORMAT = "mnist-lab-history/1"
+MEASURE_EVERY = 20  # the training batch's accuracy and loss, every 20 steps
+
+
+def test_due(step, steps):
+    """Is `step` (of a run of `steps`) a time to measure the test digits?
+
+    Every 20 steps over the first tenth of the run (at most its first 200 steps), where
+    the curves climb fastest; then every 100 steps (every fifth of a run shorter than 500
+    steps, every hundredth of one longer than 10,000; always a multiple of 20); and at the
+    last step. Lesson 1.0's 2,000 steps get 29 test points, 2.1's 10,000 get 109.
+    """
+    every = max(MEASURE_EVERY, min(100, steps // 5), steps // 100) // MEASURE_EVERY * MEASURE_EVERY
+    return step == steps or step % MEASURE_EVERY == 0 and (
+        step < min(200, steps // 10) or step % every == 0)
 
 
 class History:
@@ -25,8 +41,8 @@ class History:
     train and test are columns of numbers, one list per measurement ("step", "accuracy",
     "loss", "wall_time" in seconds since the start, and the training's "learning_rate");
     config describes the run (script, steps, the flags it changed, date, engine...); final
-    and report are filled at the end (lab.Run.finish); pictures is what the dashboard's
-    panels 3 to 6 showed at the end (tensorflowvisu.show_panel draws them again).
+    (see finish) and report are filled at the end; panels is what the dashboard's panels
+    3 to 6 showed at the end (tensorflowvisu.show_panel draws them again).
     """
 
     def __init__(self, name: str, config: dict | None = None):
@@ -36,7 +52,7 @@ class History:
         self.test = {"step": [], "accuracy": [], "loss": [], "wall_time": []}
         self.final = {}
         self.report = None
-        self.pictures = {}
+        self.panels = {}
 
     def append_train(self, step, accuracy, loss, learning_rate, wall_time):
         """Record what was measured on the current training batch."""
@@ -54,6 +70,39 @@ class History:
         itself, it flatters the network a little: the final one is the honest figure."""
         values = [a for a in self.test["accuracy"] if not math.isnan(a)]
         return max(values) if values else None
+
+    def finish(self, steps, interrupted, wall_seconds, **more):
+        """The run's final figures, the same keys from every training loop: the steps
+        done, whether it was interrupted, the max and the final test accuracy, its wall
+        time, and `more` (the lab's loop: its training and testing seconds)."""
+        accuracies = self.test["accuracy"]
+        self.final = {"steps": int(steps), "interrupted": bool(interrupted),
+                      "max_test_accuracy": self.max_test_accuracy,
+                      "final_test_accuracy": accuracies[-1] if accuracies else None,
+                      "wall_seconds": wall_seconds, **more}
+
+    def check_panels(self, numbers):
+        """UserError if the run did not keep what these dashboard panels showed at its end
+        (tensorflowvisu.show_panel draws them again): panels 3 and 6 of MNIST digits only,
+        and only from a run that drew them."""
+        if self.panels.get("inputs") is not None and {3, 6} & set(numbers):
+            raise UserError(f"run {self.name} did not train on MNIST digits (its inputs: "
+                            f"{self.panels['inputs']}): show_panel draws panels 3 and 6 of "
+                            "MNIST runs only; keep a picture of the dashboard with png= "
+                            "(--save-png) instead")
+        needs = {3: "training_digits", 4: "histograms", 5: "histograms", 6: "test_digits"}
+        for number in numbers:
+            if number in needs and needs[number] not in self.panels:
+                raise UserError(f"run {self.name} kept no picture of panel {number} (it ran "
+                                "with --no-vis, or with an older lab): run it again without "
+                                "--no-vis")
+
+    def summary(self):
+        """The last lines a run prints: its max and final test accuracy."""
+        if not self.test["accuracy"]:
+            return f"{self.name}: no test"
+        return (f"max test accuracy: {self.max_test_accuracy:.4f}\n"
+                f"final test accuracy: {self.test['accuracy'][-1]:.4f}")
 
     def resume(self, earlier, step):
         """Carry on from the history of the same run, interrupted after `step` (lesson 6.0)."""
@@ -87,9 +136,9 @@ class History:
     # -- JSON
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "name": self.name, "config": _plain(self.config),
-                "train": _plain(self.train), "test": _plain(self.test), "final": _plain(self.final),
-                "report": _plain(self.report), "pictures": _plain(self.pictures)}
+        return {"format": FORMAT, "name": self.name, "config": plain(self.config),
+                "train": plain(self.train), "test": plain(self.test), "final": plain(self.final),
+                "report": plain(self.report), "panels": plain(self.panels)}
 
     @classmethod
     def from_dict(cls, d):
@@ -111,14 +160,14 @@ class History:
                 wanted[key] = list(columns[key])
         history.final = dict(d.get("final") or {})
         history.report = d.get("report")
-        history.pictures = dict(d.get("pictures") or {})
+        history.panels = dict(d.get("panels") or d.get("pictures") or {})  # (older: "pictures")
         return history
 
     def save(self, path):
-        """Write the history as JSON, atomically; creates missing folders. UserError if it
-        cannot be written."""
+        """Write the history as JSON, atomically; creates missing folders (runs/NAME/).
+        UserError if it cannot be written."""
         text = json.dumps(self.to_dict(), indent=1)
-        write_atomically(path, lambda file: file.write(text.encode("utf-8")))
+        write_atomically(path, lambda file: file.write(text.encode("utf-8")), new_folders=True)
 
     @classmethod
     def load(cls, path) -> History:
@@ -143,14 +192,14 @@ def load_all(runs):
     return [run if isinstance(run, History) else History.load(run) for run in runs]
 
 
-def _plain(value):
+def plain(value):
     """The value with numpy numbers and arrays turned into plain Python ones (for JSON)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
+        return plain(value.tolist())
     if isinstance(value, np.generic):
         return value.item()
     return value

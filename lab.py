@@ -8,28 +8,32 @@ A lesson defines its model and its training step, then hands them to `train`:
     lab.train(args, model, train_step, optimizer)
 
 Written plainly, without the dashboard, the reports and the speed-ups, `train` is this loop
-(lesson 1.0 runs it as plain_training_loop; a test checks that it is the real one):
+(lesson 1.0 shows it too, as plain_training_loop; a test runs both and checks that they
+measure what `train` measures):
 
     mnist = mnistdata.read_data_sets(args.data_dir, one_hot=True, reshape=False, validation_size=0,
                                      seed=args.seed)
-    for i in range(args.steps + 1):
-        if lab.test_due(i, args.steps):  # time to measure how well it reads the test digits?
+    for step in range(args.steps + 1):
+        if lab.test_due(step, args.steps):  # time to measure how well it reads the test digits?
             Ylogits = model(mnist.test.images)
             correct = tf.equal(tf.argmax(Ylogits, 1), tf.argmax(mnist.test.labels, 1))
             accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
-            print(f"step {i}: test accuracy {float(accuracy):.4f}")
-        if i < args.steps:
+            print(f"step {step}: test accuracy {float(accuracy):.4f}")
+        if step < args.steps:
             batch_X, batch_Y = mnist.train.next_batch(args.batch_size)
             train_step(batch_X, batch_Y)  # TF1: sess.run(train_step, {X: batch_X, Y_: batch_Y})
 
-`train`, just below, is the real loop, in the order things happen. Everything after it
-serves it, in the same order: setting up (data, variables, compiled calls, dashboard),
-training and testing, the report and the files; then the flags, and `run` for notebooks.
-Lesson 6.0's replicas are in cluster.py, the dashboard in tensorflowvisu.py, what a run
-measured in history.py, the rest in plumbing.py.
+`train`, just below, is the real loop. Everything after it serves it, in the order a run
+meets it: setting up (data, variables, compiled calls, dashboard), training and testing,
+the end (report, history, saved model); then the flags, and the doors for notebooks and
+your own models (run, train_model). Elsewhere: the measuring schedule and the History in
+history.py, the dashboard in tensorflowvisu.py, the SavedModel in savedmodel.py, lesson
+6.0's replicas in cluster.py, what a model is from its graph in tracing.py, the rest in
+plumbing.py.
 """
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import math
@@ -42,22 +46,23 @@ from pathlib import Path
 import numpy as np
 
 import cluster
-import explain
 import history as history_module
 import mnistdata
+import pictures
 import plumbing
+import savedmodel
 import tensorflowvisu
-from plumbing import UserError
+import tracing
+from history import MEASURE_EVERY, test_due  # noqa: F401 (lab.test_due: the plain loop's)
+from plumbing import MODELS, RUNS, UserError
 
-ROOT = Path(__file__).resolve().parent  # runs/, models/ and data/ live next to the lessons
-MEASURE_EVERY = 20  # the training batch's accuracy and loss, every 20 steps
 TEST_BATCH = 1000  # the test images go through the model 1,000 at a time (faster than all at once)
 TRAIN_IMAGES = 60_000  # MNIST's training set (mnistdata checks the files' SHA-256)
 
 tf = None  # TensorFlow, once parse_args has loaded it
 
 
-def train(args, model, train_step, optimizer, *, panels=None, augment=None, strategy=None):
+def train(args, model, train_step, optimizer, *, distributions=None, augment=None, strategy=None):
     """Train `model` with `train_step` on the dashboard; then report and save; returns the
     run's History. Unlike the plain loop above, MNIST stays in TensorFlow as tensors, and
     the 20 steps between two measurements run in one compiled call (TF1's Session.run with
@@ -66,68 +71,60 @@ def train(args, model, train_step, optimizer, *, panels=None, augment=None, stra
     model(X, training=False) -> logits [batch, 10], for images X [batch, 28, 28, 1].
     train_step(X, Y_): one optimisation step on a batch, with one-hot labels Y_.
     optimizer: the lesson's Keras optimizer (its learning rate is shown and recorded).
-    panels(X) -> {title: values, title: values}: what dashboard panels 4 and 5 show for a
-        training batch X (default: all the weights, all the biases).
+    distributions(X) -> {title: values, title: values}: the values whose spread dashboard
+        panels 4 and 5 show, for a training batch X (default: all the weights, all the biases).
     augment(X) -> X: applied to every training batch before train_step.
-    strategy: lesson 6.0's tf.distribute strategy (cluster.py: checkpoints, workers).
+    strategy: lesson 6.0's tf.distribute strategy (cluster.Hooks: checkpoints, workers).
     A problem the user can fix ends the run with one line; Ctrl-C (the notebook's stop
     button, closing the window) stops training, and the run is still reported and saved.
     """
     global _last_history
+    if _handed_over is not None:  # the exercises' check: keep what the lesson hands over
+        _handed_over.append(dict(args=args, model=model, train_step=train_step,
+                                 optimizer=optimizer, distributions=distributions,
+                                 augment=augment))
+        return None
     with _one_line_errors(args):
-        run = Run(args, model, train_step, optimizer, panels, augment, strategy)
+        training = Training(args, model, train_step, optimizer, distributions, augment, strategy)
         interrupted = False
-        try:
-            with plumbing.ctrl_c_held(on_press=run.dashboard.resume) as ctrl_c:  # see ctrl_c_held
-                for i in run.steps_to_measure():  # 0, 20, 40, ..., args.steps
-                    run.train_until(i)  # the steps up to i in one compiled call, then measured
-                    if test_due(i, args.steps):
-                        run.test(i)  # the 10,000 test images
-                    run.cluster.after_step(i, run)  # lesson 6.0: a checkpoint every 500 steps
+        try:  # (ctrl_c_held: Ctrl-C stops the loop at the next measurement, not inside TensorFlow)
+            with plumbing.ctrl_c_held(on_press=training.dashboard.resume) as ctrl_c, \
+                    training.hooks.watch():  # lesson 6.0: a worker that stops answering
+                for step in training.steps_to_measure():  # 0, 20, 40, ..., args.steps
+                    training.train_until(step)  # the steps up to here in one compiled call
+                    if test_due(step, args.steps):
+                        training.test(step)  # the 10,000 test images
+                    training.hooks.after_measurement(step, training)  # 6.0: checkpoints
                     if ctrl_c.pressed:
                         raise KeyboardInterrupt
         except KeyboardInterrupt:  # Ctrl-C, the notebook's stop button, the window closed
             interrupted = True
-        except Exception as error:  # lesson 6.0: another worker stopped answering
-            raise run.cluster.failure(error) or error
-        run.finish(interrupted)
-    _last_history = run.history
-    interrupted = run.history.final["interrupted"]
-    run.cluster.exit(130 if interrupted else 0)  # lesson 6.0: a worker of a cluster leaves at once
-    if interrupted and not plumbing.in_notebook():
+        training.finish(interrupted)
+    _last_history = training.history
+    if training.history.final["interrupted"] and not plumbing.in_notebook():
         raise SystemExit(130)
-    return run.history
+    return training.history
 
 
-def test_due(i, steps):
-    """Is step i a time to measure the 10,000 test images?
-
-    Every 20 steps while the curves climb fastest (the first tenth of the run, at most
-    200 steps), then about 100 times a run (every 100 steps for 10,000; every 40 for a
-    200-step run: test passes cost more than short runs' training), and at the last step.
-    """
-    every = max(MEASURE_EVERY, min(100, steps // 5), steps // 100) // MEASURE_EVERY * MEASURE_EVERY
-    return i == steps or i % MEASURE_EVERY == 0 and (i < min(200, steps // 10) or i % every == 0)
-
-
-def show_layers(**layers):
-    """Name the tensors of the lesson's sketch, in order, in its model function
-    (lab.show_layers(Y1=Y1, Y2=Y2, ...)): predict.py --explain shows what each computed."""
-    explain.record(layers)
+def name_layers(**layers):
+    """Name the tensors of the lesson's sketch in its model function, in order
+    (lab.name_layers(Y1=Y1, Y2=Y2, ...)): the saved model's explain signature returns
+    them, for predict.py --explain. While training it does nothing."""
+    savedmodel.name_layers(layers)
 
 
 # ---------------------------------------------------------------------- one run
 
 
-class Run:
+class Training:
     """One training run: MNIST as tensors, the lesson's variables, the compiled calls, the
     dashboard (which keeps the run's History), and how far training has got."""
 
-    def __init__(self, args, model, train_step, optimizer, panels, augment, strategy):
+    def __init__(self, args, model, train_step, optimizer, distributions, augment, strategy):
         global tf
         tf = plumbing.load_tensorflow()  # (loaded by parse_args: this only returns it)
         self.args, self.model, self.optimizer = args, model, optimizer
-        self.cluster = cluster.Hooks(args, strategy) if strategy else cluster.NoHooks()
+        self.hooks = cluster.Hooks(args, strategy) if strategy else cluster.NoHooks()
 
         # The data, as in the lab: all 60,000 training images (no validation split) with
         # one-hot labels; the 10,000 test images measure how well the model generalises.
@@ -141,10 +138,30 @@ class Run:
         self.test_labels = tf.constant(self.mnist.test.labels)
         self.test_digits = np.argmax(self.mnist.test.labels, axis=1)
 
-        # The lesson's variables, found by tracing its model once: the weights (matrices,
-        # filters) and biases (vectors) for the dashboard; all of them are saved.
+        self._find_variables(model, optimizer)
+        # XLA wins for the dense models on a CPU, not for the convolutional ones. Nor with
+        # dropout: under XLA its random numbers come from a counter of the process (the same
+        # seed gives other masks on a second run in one notebook kernel).
+        convolutional = any(len(v.shape) == 4 for v in self.weights)
+        self.xla = args.xla == "on" or (args.xla == "auto" and not convolutional
+                                        and not self.draws_random_numbers)
+        self.train_on = self._compile_training(model, train_step, augment)
+        self.test_metrics = self._compile_test(model)
+        self.distributions = self._compile_distributions(distributions)
+        self._open_dashboard()
+        self.tensorboard = TensorBoard(args, self.variables, self.names) if args.logdir else None
+        self.done = self.hooks.resume(self)  # steps trained so far (lesson 6.0: maybe resumed)
+        self.seconds = {"training": 0.0, "testing": 0.0}
+        self.not_learning = None  # variables that did not change in the first compiled call
+        self._initial = [(v, v.numpy()) for v in self.trainable]
+
+    def _find_variables(self, model, optimizer):
+        """The lesson's variables, found by tracing its model once: the weights (matrices,
+        filters) and biases (vectors) for the dashboard; all of them are saved. Checks that
+        the model gives logits [batch, 10] for the lab's images, in one line if not."""
         try:
-            traced = tf.function(model).get_concrete_function(_images(), training=False)
+            traced = tf.function(model).get_concrete_function(tracing.images_spec(),
+                                                              training=False)
         except Exception:  # a Keras model built for other inputs: one line, not autograph's 40
             try:
                 shape = tuple(model.input_shape)
@@ -167,32 +184,50 @@ class Run:
                             "the lab expects logits and applies softmax in its loss: remove "
                             "the last softmax (layers.Dense(10), not Dense(10, "
                             'activation="softmax"))')
-        self.variables = _lesson_variables(traced.variables)  # what the tested network uses
-        trained = tf.function(model).get_concrete_function(_images(), training=True)
-        trainable = _lesson_variables(trained.trainable_variables)  # (5.1 tests their averages)
-        self.weights = [v for v in trainable if len(v.shape) >= 2]
-        self.biases = [v for v in trainable if len(v.shape) < 2]
-        self.names = _variable_names(self.variables + trainable)
+        self.variables = tracing.lesson_variables(traced.variables)  # what the tested one uses
+        trained = tf.function(model).get_concrete_function(tracing.images_spec(), training=True)
+        self.draws_random_numbers = tracing.draws_random_numbers(trained.graph.get_operations())
+        self.trainable = tracing.lesson_variables(trained.trainable_variables)
+        self.weights = [v for v in self.trainable if len(v.shape) >= 2]
+        self.biases = [v for v in self.trainable if len(v.shape) < 2]
+        self.names = tracing.variable_names(tracing.lesson_globals())
         # The weights that read the image, as tested and saved: shown and saved as pictures.
-        self.filters = explain.first_layer([v for v in self.variables if len(v.shape) >= 2])
+        self.filters = pictures.first_layer(
+            [v for v in self.variables if len(v.shape) >= 2])
         # The optimizer's own variables (Adam's moving averages) made now: made while
         # train_step is traced, they would make TensorFlow trace it twice (a second or two).
         if not optimizer.built:
-            with self.cluster.scope():
-                optimizer.build(trainable)
-        # XLA wins for the dense models on a CPU, not for the convolutional ones. Nor with
-        # dropout: under XLA its random numbers come from a counter of the process (the same
-        # seed gives other masks on a second run in one notebook kernel).
-        convolutional = any(len(v.shape) == 4 for v in self.weights)
-        self.xla = args.xla == "on" or (args.xla == "auto" and not convolutional
-                                        and not _draws_random_numbers(model))
-        self.train_on = self._compile_training(model, train_step, augment)
-        self.test_metrics = self._compile_test(model)
-        self.panels = self._compile_panels(panels)
+            with self.hooks.scope():
+                optimizer.build(self.trainable)
 
-        engine = plumbing.engine()
+    def _compile_test(self, model):
+        @tf.function(input_signature=[])
+        def test_metrics():  # (without XLA: measured faster for every lesson)
+            n = self.test_images.shape[0]
+            logits = tf.concat([model(self.test_images[k:k + TEST_BATCH], training=False)
+                                for k in range(0, n, TEST_BATCH)], axis=0)
+            return _accuracy_loss_predictions(logits, self.test_labels)
+
+        return test_metrics.get_concrete_function()
+
+    def _compile_distributions(self, distributions):
+        """Dashboard panels 4 and 5: all weights and all biases, unless the lesson shows
+        something else there (the batch-norm lessons show activations)."""
+        weights, biases = self.weights, self.biases
+
+        def all_values(variables):
+            return tf.concat([tf.reshape(v, [-1]) for v in variables] or [tf.zeros([0])], 0)
+
+        def weights_and_biases(X):
+            return {"weights": all_values(weights), "biases": all_values(biases)}
+
+        return tf.function(distributions or weights_and_biases).get_concrete_function(
+            tracing.images_spec())
+
+    def _open_dashboard(self):
+        args, engine = self.args, plumbing.engine()
         print(f"{args.name}: {args.steps} steps of {args.batch_size} images"
-              f"{self.cluster.describe()}, {len(self.train_images)} training and "
+              f"{self.hooks.describe()}, {len(self.train_images)} training and "
               f"{len(self.test_images)} test images; {engine}{', XLA' if self.xla else ''} "
               f"({plumbing.cpu_name()}, {os.cpu_count()} cores)", flush=True)
         config = {"script": f"{args.name}.py", "steps": args.steps, "batch_size": args.batch_size,
@@ -200,17 +235,22 @@ class Run:
                   "cpu": plumbing.cpu_name(), "tensorflow": tf.__version__,
                   "date": datetime.datetime.now().isoformat(timespec="seconds")}
         self.dashboard = tensorflowvisu.Dashboard(
-            args.name, args.steps, config=config, panel_titles=list(self.panels.structured_outputs),
+            args.name, args.steps, config=config,
+            distribution_titles=list(self.distributions.structured_outputs),
             live=not args.no_vis, movie=args.save_movie, png=args.save_png, view=args.view)
         self.history = self.dashboard.history
         if self.dashboard.not_live:
             hint = "" if args.save_png else " (use --save-png FILE to keep a picture)"
             print(f"{self.dashboard.not_live}: training without the live dashboard{hint}",
                   file=sys.stderr, flush=True)
-        self.tensorboard = TensorBoard(args, self.variables, self.names) if args.logdir else None
-        self.done = self.cluster.resume(self)  # steps trained so far (lesson 6.0: maybe resumed)
-        self.seconds = {"training": 0.0, "testing": 0.0}
-        self.unchanged = [(v, v.numpy()) for v in trainable]  # variables train_step never changes?
+
+    # -- training and testing
+
+    def steps_to_measure(self):
+        """0, 20, 40, ..., args.steps: the steps after which the training batch is measured
+        (a resumed run starts after the steps it has done)."""
+        steps = [*range(0, self.args.steps, MEASURE_EVERY), self.args.steps]
+        return [step for step in steps if step > self.done or step == self.done == 0]
 
     def _compile_training(self, model, train_step, augment):
         """train_on(batches): train_step on each batch (a row of image indices), in one
@@ -231,43 +271,12 @@ class Run:
         # make TensorFlow warn about retracing.
         return train_on.get_concrete_function()
 
-    def _compile_test(self, model):
-        @tf.function(input_signature=[])
-        def test_metrics():  # (without XLA: measured faster for every lesson)
-            n = self.test_images.shape[0]
-            logits = tf.concat([model(self.test_images[k:k + TEST_BATCH], training=False)
-                                for k in range(0, n, TEST_BATCH)], axis=0)
-            return _accuracy_loss_predictions(logits, self.test_labels)
-
-        return test_metrics.get_concrete_function()
-
-    def _compile_panels(self, panels):
-        """Dashboard panels 4 and 5: all weights and all biases, unless the lesson shows
-        something else there (the batch-norm lessons show activations)."""
-        weights, biases = self.weights, self.biases
-
-        def all_values(variables):
-            return tf.concat([tf.reshape(v, [-1]) for v in variables] or [tf.zeros([0])], 0)
-
-        def weights_and_biases(X):
-            return {"weights": all_values(weights), "biases": all_values(biases)}
-
-        return tf.function(panels or weights_and_biases).get_concrete_function(_images())
-
-    # -- training and testing
-
-    def steps_to_measure(self):
-        """0, 20, 40, ..., args.steps: the steps after which the training batch is measured
-        (a resumed run starts after the steps it has done)."""
-        steps = [*range(0, self.args.steps, MEASURE_EVERY), self.args.steps]
-        return [i for i in steps if i > self.done or i == self.done == 0]
-
-    def train_until(self, i):
-        """Train up to step i in one compiled call (at step 0: nothing, the untrained model);
-        measure the model on the last batch; record and show it."""
+    def train_until(self, step):
+        """Train up to `step` in one compiled call, train_on (at step 0: nothing, the
+        untrained model); measure the model on the last batch; record and show it."""
         start = time.perf_counter()
         size = self.args.batch_size
-        batches = [self.mnist.train.next_batch_indices(size) for _ in range(i - self.done)]
+        batches = [self.mnist.train.next_batch_indices(size) for _ in range(step - self.done)]
         if batches:
             images, accuracy, loss, predictions = self.train_on(tf.constant(np.stack(batches)))
         else:  # step 0
@@ -277,33 +286,34 @@ class Run:
                 self.model(images, training=False), tf.gather(self.train_labels, indices))
         loss = float(loss)  # waits for the compiled call to finish
         self.seconds["training"] += time.perf_counter() - start
-        self.done = i
+        self.done = step
         if not math.isfinite(loss):
-            raise UserError(f"the loss became {loss} at step {i}: training diverged. The "
+            raise UserError(f"the loss became {loss} at step {step}: training diverged. The "
                             f"learning rate ({self.learning_rate():.4g}) is probably too high "
                             "for this model: lower it and run again")
-        if i > 0 and self.unchanged:
-            self.warn_unchanged(i)
+        if step > 0 and self.not_learning is None:
+            self._warn_not_learning(step)
         indices = batches[-1] if batches else indices
         self.last_images = images  # (as trained on: augmented, if they are)
-        self.dashboard.train(i, float(accuracy), loss, self.learning_rate(), images=images.numpy(),
+        self.dashboard.train(step, float(accuracy), loss, self.learning_rate(),
+                             images=images.numpy(),
                              labels=self.mnist.train.labels[indices].argmax(1),
                              predictions=predictions.numpy(), indices=indices)
         if self.tensorboard:
-            self.tensorboard.train(i, float(accuracy), loss, self.learning_rate())
+            self.tensorboard.train(step, float(accuracy), loss, self.learning_rate())
 
-    def warn_unchanged(self, i):
+    def _warn_not_learning(self, step):
         """The classic mistake when adding a layer: its variables missing from the list that
         train_step differentiates. They never change; say so after the first compiled call."""
-        for variable, initial in self.unchanged:
-            if np.array_equal(variable.numpy(), initial):
-                print(f"warning: {self.names[variable.ref()]} {variable.shape.as_list()} did "
-                      f"not change in the first {i} training steps: is it missing from the "
-                      "variables that train_step updates (tape.gradient(loss, [...]))?",
-                      file=sys.stderr, flush=True)
-        self.unchanged = None
+        self.not_learning = [v for v, initial in self._initial
+                             if np.array_equal(v.numpy(), initial)]
+        for v in self.not_learning:
+            print(f"warning: {tracing.name_of(v, self.names)} {v.shape.as_list()} did not change "
+                  f"in the first {step} training steps: is it missing from the variables that "
+                  "train_step updates (tape.gradient(loss, [...]))?", file=sys.stderr, flush=True)
+        self._initial = None
 
-    def test(self, i):
+    def test(self, step):
         """Measure the model on the 10,000 test images; record, print and show it."""
         start = time.perf_counter()
         accuracy, loss, predictions = self.test_metrics()
@@ -311,20 +321,22 @@ class Run:
         accuracy = float(np.mean(predictions == self.test_digits))  # exact, not float32
         self.seconds["testing"] += time.perf_counter() - start
         train = {key: values[-1] for key, values in self.history.train.items()}
-        print(f"step {i:>6} (epoch {i * self.args.batch_size / TRAIN_IMAGES:5.2f}): train accuracy "
-              f"{train['accuracy']:.4f} loss {train['loss']:.4f} | test accuracy {accuracy:.4f} "
-              f"loss {loss:.4f} | lr {train['learning_rate']:.3g}", flush=True)
-        panels = filters = None
+        _progress(f"step {step:>6} (epoch {step * self.args.batch_size / TRAIN_IMAGES:5.2f}): "
+                  f"train accuracy {train['accuracy']:.4f} loss {train['loss']:.4f} | test "
+                  f"accuracy {accuracy:.4f} loss {loss:.4f} | lr {train['learning_rate']:.3g}")
+        distributions = filters = None
         if self.dashboard.wants_pictures:  # computed only when something will show them
-            panels = [np.asarray(values) for values in self.panels(self.last_images).values()]
+            distributions = [np.asarray(values) for values in
+                             self.distributions(self.last_images).values()]
             filters = self.filters.numpy() if self.filters is not None else None
         images, digits = self.mnist.test.images, self.test_digits
-        self.dashboard.test(i, accuracy, loss, images=images, labels=digits,
-                            predictions=predictions, panels=panels, filters=filters)
+        self.dashboard.test(step, accuracy, loss, images=images, labels=digits,
+                            predictions=predictions, distributions=distributions,
+                            filters=filters)
         self.test_predictions = predictions
         if self.tensorboard:
-            self.tensorboard.test(i, accuracy, loss, images, digits, predictions,
-                                  final=i == self.args.steps)
+            self.tensorboard.test(step, accuracy, loss, images, digits, predictions,
+                                  final=step == self.args.steps)
 
     def learning_rate(self):
         return float(self.optimizer.learning_rate)
@@ -336,42 +348,39 @@ class Run:
         held back meanwhile (a second Ctrl-C waits until the files are written), so the
         history and the model are always a pair from this run."""
         args, history = self.args, self.history
+        _progress(None)  # (in a notebook: the step line stays, the report goes under it)
         with plumbing.ctrl_c_held() as ctrl_c:
             if interrupted:
                 print(f"\ninterrupted at step {self.done} of {args.steps}: saving what was learned "
                       "so far", flush=True)
             if history.test["step"][-1:] != [self.done]:
                 self.test(self.done)  # an interrupted run still gets its final test
+                _progress(None)
             history.report = history_module.report(self.test_digits, self.test_predictions)
-            history.final = {
-                "steps": self.done, "interrupted": interrupted,
-                "max_test_accuracy": history.max_test_accuracy,
-                "final_test_accuracy": history.test["accuracy"][-1],
-                "training_seconds": round(self.seconds["training"], 3),
-                "testing_seconds": round(self.seconds["testing"], 3),
-                "wall_seconds": self.dashboard.clock(),
-            }
-            if not self.cluster.saves:  # lesson 6.0: only the chief of a cluster reports and saves
-                return self.cluster.finish(self, interrupted)
+            history.finish(self.done, interrupted, self.dashboard.clock(),
+                           training_seconds=round(self.seconds["training"], 3),
+                           testing_seconds=round(self.seconds["testing"], 3))
+            if not self.hooks.saves:  # lesson 6.0: only the chief of a cluster reports and saves
+                self.hooks.finish(self, interrupted)
+                return self.hooks.leave(interrupted)
             seconds = self.seconds
             print(f"\ntrained {self.done} steps in {self.dashboard.clock():.1f} s "
                   f"({seconds['training']:.1f} s training, {seconds['testing']:.1f} s testing)")
             print(history_module.format_report(history.report), flush=True)
-            histories = [path for path in (args.history, args.run_history) if path]
-            saved = self.dashboard.save(*histories)  # the histories, the picture, the movie
-            save_model(self.model, self.variables, args.save_model, filters=self.filters)
+            saved = self.dashboard.save(*filter(None, (args.history, args.run_history)))
+            savedmodel.save(self.model, self.variables, args.save_model, filters=self.filters)
             saved.append(args.save_model)
             if self.tensorboard:
                 saved.append(self.tensorboard.close())
-            self.cluster.finish(self, interrupted)  # lesson 6.0: checkpoints, the replicas' weights
+            self.hooks.finish(self, interrupted)  # lesson 6.0: checkpoints, the replicas' weights
         print("saved: " + ", ".join(map(str, saved)))
         if ctrl_c.pressed:
             print("Ctrl-C while saving: it waited until the files above were complete",
                   file=sys.stderr)
             history.final["interrupted"] = True  # (for the exit status: the file is written)
-        print(f"max test accuracy: {history.max_test_accuracy:.4f}")
-        print(f"final test accuracy: {history.test['accuracy'][-1]:.4f}", flush=True)
+        print(history.summary(), flush=True)
         self.dashboard.finish(wait=not history.final["interrupted"])  # a window stays till closed
+        self.hooks.leave(history.final["interrupted"])  # lesson 6.0: a worker leaves at once
 
     def weights_digests(self):
         """A fingerprint of every variable's value, one per replica's copy (lesson 6.0:
@@ -379,6 +388,21 @@ class Run:
         copies = [getattr(v, "values", [v]) for v in self.variables]  # mirrored: a copy per replica
         return [hashlib.sha256(b"".join(v[k].numpy().tobytes() for v in copies)).hexdigest()[:16]
                 for k in range(len(copies[0]))]
+
+
+def _progress(line):
+    """A line of progress: printed in a terminal; in a notebook, one line replaced in place
+    (a carriage return), so that the output under the cell does not grow and push the
+    dashboard away. None: the end of the progress lines."""
+    if not plumbing.in_notebook():
+        if line:
+            print(line, flush=True)
+    elif line:
+        print("\r" + line, end="", flush=True)
+        _progress.shown = True
+    elif getattr(_progress, "shown", False):
+        print(flush=True)
+        _progress.shown = False
 
 
 class _one_line_errors:
@@ -397,6 +421,7 @@ class _one_line_errors:
             return False
         interrupted = kind is KeyboardInterrupt
         message, status = ("interrupted", 130) if interrupted else (f"error: {error}", 1)
+        _progress(None)
         if self.worker:
             print(message, file=sys.stderr)
             self.worker.exit(status)
@@ -408,32 +433,11 @@ class _one_line_errors:
         raise SystemExit(message) from None
 
 
-# ------------------------------------------------------------------- the files
-
-
-def save_model(model, variables, path, filters=None):
-    """Save the model as a SavedModel that loads without this code (see predict.py).
-
-    Its serving signature takes images [N, 28, 28], float32 in [0, 1] (the amount of
-    ink, as in MNIST), and returns probabilities [N, 10] and the predicted digits [N].
-    Its explain signature (explain.py) also returns what each layer computed, which
-    pixels made the answer, and the first layer's weights (filters).
-    The folder at `path` is always a complete model (plumbing.replace_folder).
-    """
-    module = tf.Module()
-    module.variables_to_save = list(variables)  # what the saved functions use
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name="images")])
-    def serve(images):
-        Ylogits = model(images[..., tf.newaxis], training=False)
-        return {"probabilities": tf.nn.softmax(Ylogits), "digits": tf.argmax(Ylogits, axis=1)}
-
-    module.serve = serve
-    signatures = {"serving_default": serve}
-    if filters is not None:
-        module.explain = signatures["explain"] = explain.signature(model, filters)
-    plumbing.replace_folder(path, lambda folder: tf.saved_model.save(module, str(folder),
-                                                                     signatures=signatures))
+def _accuracy_loss_predictions(Ylogits, labels):
+    predictions = tf.argmax(Ylogits, axis=1, output_type=tf.int32)
+    correct = tf.equal(predictions, tf.argmax(labels, axis=1, output_type=tf.int32))
+    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=Ylogits))
+    return tf.reduce_mean(tf.cast(correct, tf.float32)), loss, predictions
 
 
 class TensorBoard:
@@ -446,83 +450,27 @@ class TensorBoard:
         self.writer = tf.summary.create_file_writer(str(self.folder))
         self.variables, self.names = variables, names
 
-    def train(self, i, accuracy, loss, learning_rate):
-        with self.writer.as_default(step=i):
+    def train(self, step, accuracy, loss, learning_rate):
+        with self.writer.as_default(step=step):
             tf.summary.scalar("train/accuracy", accuracy)
             tf.summary.scalar("train/loss", loss)
             tf.summary.scalar("learning_rate", learning_rate)
 
-    def test(self, i, accuracy, loss, images, digits, predictions, final=False):
-        with self.writer.as_default(step=i):
+    def test(self, step, accuracy, loss, images, digits, predictions, final=False):
+        with self.writer.as_default(step=step):
             tf.summary.scalar("test/accuracy", accuracy)
             tf.summary.scalar("test/loss", loss)
             for v in self.variables:
-                tf.summary.histogram(self.names[v.ref()], v)
-            if i % 1000 == 0 or final:
+                tf.summary.histogram(tracing.name_of(v, self.names), v)
+            if step % 1000 == 0 or final:
                 wrong = predictions != digits
-                grid = tensorflowvisu.digit_grid(images[wrong], digits[wrong], predictions[wrong],
-                                                 count=100, lines=10)
+                grid = pictures.digit_grid(images[wrong], digits[wrong],
+                                                          predictions[wrong], count=100, lines=10)
                 tf.summary.image("misread test digits", grid[None], max_outputs=1)
 
     def close(self):
         self.writer.close()
         return self.folder
-
-
-# ------------------------------------------------------------------- the model's parts
-
-
-def _accuracy_loss_predictions(Ylogits, labels):
-    predictions = tf.argmax(Ylogits, axis=1, output_type=tf.int32)
-    correct = tf.equal(predictions, tf.argmax(labels, axis=1, output_type=tf.int32))
-    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=Ylogits))
-    return tf.reduce_mean(tf.cast(correct, tf.float32)), loss, predictions
-
-
-def _images():
-    """What a lesson's model takes: a batch of images [batch, 28, 28, 1]."""
-    return tf.TensorSpec([None, 28, 28, 1], tf.float32)
-
-
-def _draws_random_numbers(model):
-    """Does model(X, training=True) draw random numbers (dropout)? From its graph."""
-    graph = tf.function(model).get_concrete_function(_images(), training=True).graph
-    return any("Random" in op.type or op.type.startswith("Rng") for op in graph.get_operations())
-
-
-def _lesson_globals():
-    main = sys.modules.get("__main__")
-    return vars(main) if main else {}
-
-
-def _lesson_variables(traced):
-    """The lesson's variables, from a traced model's. Under a tf.distribute strategy
-    (lesson 6.0) a trace holds each mirrored variable's local copy: the mirrored variables
-    themselves (for the optimizer, the checkpoints) come from the lesson's globals, in the
-    order the lesson made them, the same in every worker."""
-    mirrored = {}  # a copy's id -> its mirrored variable, in the lesson's order
-    for value in _lesson_globals().values():
-        for v in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(v, tf.Variable) and hasattr(v, "values"):  # distributed: its copies
-                mirrored.update({id(copy): v for copy in v.values if id(copy) not in mirrored})
-    if not mirrored:
-        return list(traced)
-    wanted, ordered = {id(v) for v in traced}, {}
-    for copy_id, v in mirrored.items():  # (the lesson's order: the same in every run and worker)
-        if copy_id in wanted:
-            ordered.setdefault(id(v), v)
-    return list(ordered.values()) + [v for v in traced if id(v) not in mirrored]
-
-
-def _variable_names(variables):
-    """Name variables after the lesson's globals: W1, B1, BN1.moving_mean..."""
-    by_id = {}
-    for key, value in _lesson_globals().items():
-        by_id[id(value)] = key
-        if hasattr(value, "__dict__") and not isinstance(value, type):  # a BatchNorm: its averages
-            by_id.update({id(v): f"{key}.{attr}" for attr, v in vars(value).items()
-                          if isinstance(v, tf.Variable)})
-    return {v.ref(): by_id.get(id(v), v.name.split(":")[0]) for v in variables}
 
 
 # ------------------------------------------------------------------- the flags
@@ -541,7 +489,7 @@ def parse_args(doc, steps, argv=None, *, distributed=False, name=None):
     argv=None reads no flags (sys.argv is the kernel's), and the run needs a name.
     """
     global tf
-    if plumbing.in_notebook() and "__file__" not in _lesson_globals():
+    if plumbing.in_notebook() and "__file__" not in tracing.lesson_globals():
         argv = [] if argv is None else argv
         if not name:
             raise UserError('in a notebook, name the run: lab.parse_args(..., name="my_network")'
@@ -554,11 +502,11 @@ def parse_args(doc, steps, argv=None, *, distributed=False, name=None):
     parser = plumbing.ArgumentParser(prog=f"{name}.py", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("--steps", type=_count, default=steps, metavar="N",
+    add("--steps", type=plumbing.count, default=steps, metavar="N",
         help=f"training steps, one batch each (default: {steps})")
-    add("--batch-size", type=_count, default=100, metavar="N",
+    add("--batch-size", type=plumbing.count, default=100, metavar="N",
         help="images per training step (default: 100)")
-    add("--seed", type=_seed, default=0, metavar="N",
+    add("--seed", type=plumbing.seed, default=0, metavar="N",
         help="random seed for initial weights, batch order and dropout; the same seed gives the "
              "same curves on the same machine (default: 0)")
     add("--data-dir", metavar="DIR",
@@ -595,9 +543,9 @@ def parse_args(doc, steps, argv=None, *, distributed=False, name=None):
     if not args.history:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         changes = "".join(f"--{k.replace('_', '-')}-{v}" for k, v in args.flags.items())
-        args.run_history = str(ROOT / "runs" / name / f"{stamp}{changes}.json")
-    args.history = args.history or str(ROOT / "runs" / f"{name}.json")
-    args.save_model = args.save_model or str(ROOT / "models" / name)
+        args.run_history = str(RUNS / name / f"{stamp}{changes}.json")
+    args.history = args.history or str(RUNS / f"{name}.json")
+    args.save_model = args.save_model or str(MODELS / name)
     args.worker = None  # lesson 6.0 in a cluster: this process's place in it
     try:
         before_start, start = cluster.prepare(args, parser) if distributed else (None, True)
@@ -614,32 +562,14 @@ _LEARNING_FLAGS = ("steps", "batch_size", "seed", "xla", "replicas")  # what cha
 
 def script_name():
     """The running lesson's name, e.g. 'mnist_1.0_softmax' (names the history and model)."""
-    path = _lesson_globals().get("__file__") or sys.argv[0] or "mnist"
+    path = tracing.lesson_globals().get("__file__") or sys.argv[0] or "mnist"
     return Path(path).stem
 
 
-def _count(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2147483647, got {value}")
-    return value
-
-
 def _check_outputs(args):
-    """Fail before training, not after, when outputs cannot be written: all of them in one line."""
+    """Fail before training, not after, when outputs cannot be written: all of them in one
+    line. A file or folder needs its folder to exist, except in the lab's own runs/ and
+    models/, where missing folders are made as needed."""
     if not getattr(args, "saves", True):  # lesson 6.0: a worker of a cluster that is not the chief
         return
     if args.logdir:
@@ -647,28 +577,30 @@ def _check_outputs(args):
 
         if importlib.util.find_spec("tensorboard") is None:
             raise UserError("--logdir needs TensorBoard: pip install tensorboard")
-    if args.save_movie:
-        problem = tensorflowvisu.Movie.check_name(args.save_movie)
-        if problem:
-            raise UserError(f"--save-movie {args.save_movie}: {problem}")
+    if args.save_movie and Path(args.save_movie).suffix not in tensorflowvisu.Movie.SUFFIXES:
+        raise UserError(f"--save-movie {args.save_movie}: a movie file name must end in .mp4 "
+                        "or .gif")
     model_dir = Path(args.save_model)
     if model_dir.exists() and not (model_dir / "saved_model.pb").exists() and \
             (not model_dir.is_dir() or any(model_dir.iterdir())):
         raise UserError(f"--save-model {model_dir}: exists and is not a saved model; "
                         "choose a new or empty folder (a saved model there is replaced)")
-    outputs = [("--history", args.history, "file"), ("--save-model", args.save_model, "folder"),
-               ("--save-png", args.save_png, "file"), ("--save-movie", args.save_movie, "file"),
-               ("--logdir", args.logdir, "folder")]
-    problems = [f"{flag} {path} ({problem})" for flag, path, kind in outputs
-                if path and (problem := plumbing.cannot_write(path, folder=kind == "folder"))]
+    outputs = [("--history", args.history, False), ("--save-model", args.save_model, True),
+               ("--save-png", args.save_png, False), ("--save-movie", args.save_movie, False),
+               ("--logdir", args.logdir, True)]
+    problems = [f"{flag} {path} ({problem})" for flag, path, folder in outputs
+                if path and (problem := plumbing.cannot_write(path, folder,
+                                                              plumbing.in_lab_folders(path)))]
     if problems:
         raise UserError(f"cannot write {'; '.join(problems)}: choose other places with "
                         f"{'these flags' if len(problems) > 1 else 'this flag'}")
 
 
-# ------------------------------------------------------------------- notebooks
+# ------------------------------------------------------------------- notebooks, your own model
 
 _fraction_of_steps = None  # lab.run(..., fraction=0.2): the lesson runs this fraction of its steps
+_last_history = None  # the history of the latest lab.train, for lab.run
+_handed_over = None  # inside handed_over(): what lessons hand lab.train, instead of training
 
 
 def run(lesson, *arguments, fraction=None, **flags):
@@ -688,7 +620,8 @@ def run(lesson, *arguments, fraction=None, **flags):
     global _fraction_of_steps, _last_history
     path = _lesson_path(lesson)
     _last_history = None
-    saved_argv, sys.argv = sys.argv, [str(path), *map(str, arguments), *_as_flags(flags)]
+    saved_argv = sys.argv
+    sys.argv = [str(path), *map(str, arguments), *plumbing.flag_words(flags)]
     _fraction_of_steps = fraction
     try:
         runpy.run_path(str(path), run_name="__main__")
@@ -701,74 +634,54 @@ def run(lesson, *arguments, fraction=None, **flags):
     return _last_history
 
 
-def train_model(model, train_step, optimizer, *, name, steps=2000, panels=None, augment=None,
-                **flags):
+def train_model(model, train_step, optimizer, *, name, steps=2000, distributions=None,
+                augment=None, **flags):
     """Train your own model with the lab: its loop, dashboard, reports and files, without
     command-line flags (from a notebook, or a script of your own); returns the History.
 
         history = lab.train_model(model, train_step, optimizer, name="my_network", steps=2000)
 
-    model, train_step, optimizer, panels, augment: as for train (a Keras model works: it
-    must take images [batch, 28, 28, 1] and return logits [batch, 10]). name: the run's
-    name (the dashboard's title, runs/NAME.json, models/NAME/). flags: the lessons' flags,
-    as lab.run takes them (seed=1, batch_size=200, no_vis=True, save_png="me.png"...).
-    The seed sets the batch order and dropout: your model's weights were made before, so
-    seed them yourself first (keras.utils.set_random_seed(0)) for runs that repeat.
+    model, train_step, optimizer, distributions, augment: as for train (a Keras model
+    works: it must take images [batch, 28, 28, 1] and return logits [batch, 10]). name: the
+    run's name (the dashboard's title, runs/NAME.json, models/NAME/ in the lab's folder).
+    flags: the lessons' flags, as lab.run takes them (seed=1, batch_size=200, no_vis=True,
+    save_png="me.png"...). The seed sets the batch order and dropout: your model's weights
+    were made before, so seed them yourself first (keras.utils.set_random_seed(0)).
     """
     try:
-        args = parse_args(None, steps, ["--steps", str(steps), *_as_flags(flags)], name=name)
+        args = parse_args(None, steps, ["--steps", str(steps), *plumbing.flag_words(flags)],
+                          name=name)
     except SystemExit as stop:  # a bad flag: one line, as a notebook shows a UserError
         message = str(stop.code).partition("error: ")[2] or str(stop.code)
         raise UserError(message.split(" (see ")[0]) from None
-    return train(args, model, train_step, optimizer, panels=panels, augment=augment)
+    return train(args, model, train_step, optimizer, distributions=distributions,
+                 augment=augment)
 
 
-_last_history = None  # the history of the latest lab.train, for lab.run
-
-
-def _as_flags(keywords):
-    """Keywords as command-line flags: steps=2000 -> --steps 2000, no_vis=True -> --no-vis."""
-    flags = []
-    for key, value in keywords.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            flags.append(flag)
-        elif value is not False and value is not None:  # (0 == False: 0 must stay a value)
-            flags += [flag, str(value)]
-    return flags
+@contextlib.contextmanager
+def handed_over():
+    """While inside, lab.train trains nothing: it keeps what it is handed (args, model,
+    train_step, optimizer, distributions, augment), as a dict in the list this yields.
+    The exercises' check runs a lesson's file this way, to get its parts."""
+    global _handed_over
+    saved, _handed_over = _handed_over, []
+    try:
+        yield _handed_over
+    finally:
+        _handed_over = saved
 
 
 def _lesson_path(lesson):
     lesson = str(lesson)
-    for candidate in (Path(lesson), ROOT / lesson):
+    for candidate in (Path(lesson), plumbing.ROOT / lesson):
         if candidate.is_file():
             return candidate.resolve()
-    numbered = sorted(ROOT.glob(f"mnist_{lesson}_*.py"))
-    if len(numbered) == 1:
-        return numbered[0]
-    lessons = ", ".join(p.name for p in sorted(ROOT.glob("mnist_*.py")))
-    raise UserError(f"no lesson {lesson!r}: choose one of {lessons}")
+    if lesson in plumbing.lessons():
+        return plumbing.lessons()[lesson]
+    names = ", ".join(path.name for path in plumbing.lessons().values())
+    raise UserError(f"no lesson {lesson!r}: choose one of {names}")
 
 
-def exercise(step, folder=None):
-    """Start exercise `step` ("2.0"): my_mnist_2.0.py in `folder` (default: the current
-    one), the code of the lesson before it with the step's task at its top; returns its
-    path. A file already there is the attendee's work: it is kept, never overwritten."""
-    import exercises  # (the exercises and their check: exercises.py)
-
-    return exercises.make(step, folder)
-
-
-def check(path, step=None, solution=False):
-    """Check an exercise file against its step's lesson (the step from the file's name,
-    my_mnist_2.0.py, or `step`): prints what is right and the first thing to fix with a
-    hint (solution=True: and the lesson's lines for it); returns the verdict, true if done."""
-    import exercises
-
-    return exercises.check(path, step, solution=solution)
-
-
-if __name__ == "__main__":  # python lab.py exercise STEP | python lab.py check FILE (exercises.py)
-    import exercises
-
-    exercises.main()
+if __name__ == "__main__":  # (the exercises have a door of their own)
+    raise SystemExit("lab.py is the lessons' shared code, not a command: for the exercises, "
+                     "python exercises.py start STEP, python exercises.py check FILE")

@@ -62,13 +62,13 @@ def plain_training_loop():
     In TF1, train_step(...) was sess.run(train_step, feed_dict={X: batch_X, Y_: batch_Y})."""
     mnist = mnistdata.read_data_sets(args.data_dir, one_hot=True, reshape=False, validation_size=0,
                                      seed=args.seed)
-    for i in range(args.steps + 1):
-        if lab.test_due(i, args.steps):  # time to measure how well it reads the test digits?
+    for step in range(args.steps + 1):
+        if lab.test_due(step, args.steps):  # time to measure how well it reads the test digits?
             Ylogits = model(mnist.test.images)
             correct = tf.equal(tf.argmax(Ylogits, 1), tf.argmax(mnist.test.labels, 1))
             accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
-            print(f"step {i}: test accuracy {float(accuracy):.4f}")
-        if i < args.steps:
+            print(f"step {step}: test accuracy {float(accuracy):.4f}")
+        if step < args.steps:
             batch_X, batch_Y = mnist.train.next_batch(args.batch_size)
             train_step(batch_X, batch_Y)
 

@@ -47,7 +47,7 @@ def model(X, training=False):
     Y2 = tf.nn.sigmoid(tf.matmul(Y1, W2) + B2)
     Y3 = tf.nn.sigmoid(tf.matmul(Y2, W3) + B3)
     Y4 = tf.nn.sigmoid(tf.matmul(Y3, W4) + B4)
-    lab.show_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # what predict.py --explain shows of each layer
+    lab.name_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # the layers predict.py --explain shows
     return tf.matmul(Y4, W5) + B5  # softmax is applied in the loss
 
 

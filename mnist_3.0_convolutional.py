@@ -49,7 +49,7 @@ def model(X, training=False):
     Y3 = tf.nn.relu(tf.nn.conv2d(Y2, W3, strides=2, padding="SAME") + B3)  # 7x7
     YY = tf.reshape(Y3, [-1, 7 * 7 * M])  # flatten for the fully connected layer
     Y4 = tf.nn.relu(tf.matmul(YY, W4) + B4)
-    lab.show_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # what predict.py --explain shows of each layer
+    lab.name_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # the layers predict.py --explain shows
     return tf.matmul(Y4, W5) + B5
 
 

@@ -50,7 +50,7 @@ def model(X, training=False):
     Y4 = tf.nn.relu(tf.matmul(YY, W4) + B4)
     if training:
         Y4 = tf.nn.dropout(Y4, rate=DROP)
-    lab.show_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # what predict.py --explain shows of each layer
+    lab.name_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # the layers predict.py --explain shows
     return tf.matmul(Y4, W5) + B5
 
 

@@ -53,7 +53,7 @@ def layers(X, training=False):
     Y3 = tf.nn.relu(BN3(Y3l, B3, training=training))
     Y4l = tf.matmul(Y3, W4)
     Y4 = tf.nn.relu(BN4(Y4l, B4, training=training))
-    lab.show_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # what predict.py --explain shows of each layer
+    lab.name_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # the layers predict.py --explain shows
     Ylogits = tf.matmul(Y4, W5) + B5
     return Ylogits, [Y1l, Y2l, Y3l, Y4l], [Y1, Y2, Y3, Y4]
 
@@ -62,9 +62,9 @@ def model(X, training=False):
     return layers(X, training)[0]
 
 
-def panels(X):
-    """Dashboard panels 4 and 5, on a training batch: the weighted sums, and each neuron's
-    largest activation over the batch."""
+def distributions(X):
+    """What dashboard panels 4 and 5 show the spread of, for a training batch: the weighted
+    sums, and each neuron's largest activation over the batch."""
     _, sums, activations = layers(X)
     return {"weighted sums (before BN)": tf.concat([tf.reshape(Y, [-1]) for Y in sums], 0),
             "batch-max activations": tf.concat([tf.reduce_max(Y, axis=0) for Y in activations], 0)}
@@ -83,4 +83,4 @@ def train_step(X, Y_):
 
 
 if __name__ == "__main__":
-    lab.train(args, model, train_step, optimizer, panels=panels)
+    lab.train(args, model, train_step, optimizer, distributions=distributions)

@@ -54,7 +54,7 @@ def layers(X, training=False):
     Y3 = tf.nn.relu(BN3(Y3l, B3, training=training))
     YY = tf.reshape(Y3, [-1, 7 * 7 * M])
     Y4 = tf.nn.relu(BN4(tf.matmul(YY, W4), B4, training=training))
-    lab.show_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # what predict.py --explain shows of each layer
+    lab.name_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # the layers predict.py --explain shows
     Ylogits = tf.matmul(tf.nn.dropout(Y4, rate=DROP) if training else Y4, W5) + B5
     return Ylogits, [Y1, Y2, Y3], Y4
 
@@ -63,9 +63,9 @@ def model(X, training=False):
     return layers(X, training)[0]
 
 
-def panels(X):
-    """Dashboard panels 4 and 5, on a training batch: each neuron's largest activation over
-    the batch."""
+def distributions(X):
+    """What dashboard panels 4 and 5 show the spread of, for a training batch: each
+    neuron's largest activation over the batch."""
     _, convolutional, dense = layers(X)
     return {"batch-max conv activations": tf.concat([tf.reshape(tf.reduce_max(Y, axis=0), [-1])
                                                      for Y in convolutional], 0),
@@ -85,4 +85,4 @@ def train_step(X, Y_):
 
 
 if __name__ == "__main__":
-    lab.train(args, model, train_step, optimizer, panels=panels)
+    lab.train(args, model, train_step, optimizer, distributions=distributions)

@@ -99,7 +99,7 @@ def network(X, weights, training):
     Y3 = tf.nn.relu(BN3(Y3l, B3, training=training))
     YY = tf.reshape(Y3, [-1, 7 * 7 * M])
     Y4 = tf.nn.relu(BN4(tf.matmul(YY, W4), B4, training=training))
-    lab.show_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # what predict.py --explain shows of each layer
+    lab.name_layers(Y1=Y1, Y2=Y2, Y3=Y3, Y4=Y4)  # the layers predict.py --explain shows
     return tf.matmul(tf.nn.dropout(Y4, rate=DROP) if training else Y4, W5) + B5
 
 
@@ -108,8 +108,9 @@ def model(X, training=False):
     return network(X, variables if training else averages, training)
 
 
-def panels(X):
-    """Dashboard panels 4 and 5: how far each weight is from its average, and the averages."""
+def distributions(X):
+    """What dashboard panels 4 and 5 show the spread of: how far each weight is from its
+    average, and the averages."""
     return {"live weights - their averages": tf.concat([tf.reshape(v - a, [-1])
                                                         for v, a in zip(variables, averages)], 0),
             "averaged weights and biases": tf.concat([tf.reshape(a, [-1]) for a in averages], 0)}
@@ -135,4 +136,4 @@ def train_step(X, Y_):
 
 
 if __name__ == "__main__":
-    lab.train(args, model, train_step, optimizer, panels=panels, augment=augment)
+    lab.train(args, model, train_step, optimizer, distributions=distributions, augment=augment)

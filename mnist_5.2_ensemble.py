@@ -29,11 +29,10 @@ to gain: a few hundredths of a percent, and a second member can even cost a litt
 import sys
 from pathlib import Path
 
-import lab  # the lab's folders and one-line errors
-import plumbing
+import plumbing  # the lab's folders, flags and one-line errors
 from plumbing import UserError
 
-FOLDER = lab.ROOT / "models" / "ensemble"  # where the members are, by default
+FOLDER = plumbing.MODELS / "ensemble"  # where the members are, by default
 
 
 def parse_args(argv=None):
@@ -54,14 +53,14 @@ def parse_args(argv=None):
 def members(folders):
     """The members: each folder loaded as predict.py loads a model (one clear line if a
     folder is not a digit model saved by the lab)."""
-    import predict
+    import savedmodel
 
     folders = ([Path(f) for f in folders]
                or sorted(p.parent for p in FOLDER.glob("*/saved_model.pb")))
     if len(folders) < 2:
         raise UserError(f"an ensemble needs at least two models; found {len(folders)} in {FOLDER}: "
                         "train them first (see python mnist_5.2_ensemble.py -h) or name them")
-    return [predict.load_model(folder) for folder in folders]
+    return [savedmodel.load(folder) for folder in folders]
 
 
 def vote(models, images):
@@ -93,13 +92,11 @@ def main(argv=None):
         gain = f" ({accuracy - accuracies[k - 2]:+.4f})" if k > 1 else ""
         print(f"the first {k} together: test accuracy {accuracy:.4f}{gain}")
     print(f"ensemble test accuracy: {accuracies[-1]:.4f}")
-    if not args.no_vis or args.save_png:
-        import tensorflowvisu
+    if not args.no_vis or args.save_png:  # (no display: one line; the figures above stay)
+        import compare
 
-        try:
-            tensorflowvisu.ensemble(accuracies, alone, save_png=args.save_png)
-        except UserError as problem:  # no display: the figures above are the result
-            print(f"warning: {problem}", file=sys.stderr)
+        if compare.ensemble(accuracies, alone, save_png=args.save_png) == args.save_png:
+            print(f"saved {args.save_png}")
     return 0
 
 

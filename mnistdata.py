@@ -73,7 +73,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from plumbing import UserError, write_atomically
+from plumbing import DATA, UserError, write_atomically
 
 # Base URLs tried in order for missing files (the file name plus ".gz" is appended).
 # https:// only: nobody on the way can see or swap the download (users may choose http://).
@@ -92,7 +92,7 @@ SHA256 = {
 }
 
 FILES = list(SHA256)  # the four file names, without ".gz"
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
+DEFAULT_DATA_DIR = DATA  # data/ next to the lessons (plumbing.py: the lab's folders)
 TIMEOUT = 30  # seconds without an answer before a mirror is given up
 # Bigger than any MNIST file (the biggest: 47 MB decompressed). A download, or a gzip file
 # decompressing, beyond it is refused: a hostile mirror cannot fill the memory.
@@ -397,7 +397,7 @@ def _save(data: bytes, target: Path):
     temporary file in the same folder, then renamed). The folder is created now, and only
     now: a failed download leaves nothing behind."""
     try:
-        write_atomically(target, lambda file: file.write(data))
+        write_atomically(target, lambda file: file.write(data), new_folders=True)
     except UserError as error:
         raise MnistError(f"{target.name}: downloaded, but {error}") from None
 

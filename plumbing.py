@@ -1,15 +1,16 @@
 """plumbing.py: what the lab needs that is neither training nor drawing, written once.
 
-In the order a run meets it: the one-line errors and flags, TensorFlow loaded quietly
-with the lab's settings, "am I in a notebook", Ctrl-C held while something must not
-stop half-way, and files written so that nobody ever sees half of one.
-Importing it imports neither TensorFlow nor matplotlib.
+In the order a run meets it: the lab's folders and lessons, the one-line errors and
+flags, TensorFlow loaded quietly with the lab's settings, "am I in a notebook", Ctrl-C
+held while something must not stop half-way, and files written so that nobody ever sees
+half of one. Importing it imports neither TensorFlow nor matplotlib.
 """
 
 import argparse
 import contextlib
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -18,6 +19,36 @@ import tempfile
 import threading
 import types
 from pathlib import Path
+
+
+# The lab's folders, next to its code, whichever folder it runs from and whichever door
+# trains (a lesson, lab.train_model, DashboardCallback): runs/ for the histories, models/
+# for the saved networks, data/ for MNIST when it is downloaded.
+ROOT = Path(__file__).resolve().parent
+RUNS = ROOT / "runs"
+MODELS = ROOT / "models"
+DATA = ROOT / "data"
+LESSON_NAME = re.compile(r"^mnist_(\d+\.\d+)_.*\.py$")  # mnist_2.0_five_layers_sigmoid.py
+
+
+def in_lab_folders(path):
+    """Is `path` in the lab's own runs/ or models/ (where missing folders are made)?"""
+    path = Path(path).absolute()
+    return any(folder == path or folder in path.parents for folder in (RUNS, MODELS))
+
+
+def lessons():
+    """{number: path} of every lesson (mnist_N.M_*.py next to this file), in order:
+    {"1.0": .../mnist_1.0_softmax.py, ...}."""
+    found = {}
+    for path in ROOT.glob("mnist_*.py"):
+        match = LESSON_NAME.match(path.name)
+        if match:
+            found[match.group(1)] = path
+    return dict(sorted(found.items(), key=lambda item: tuple(map(int, item[0].split(".")))))
+
+
+# ---------------------------------------------------------------- errors and flags
 
 
 class UserError(Exception):
@@ -34,6 +65,53 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise SystemExit(f"{self.prog}: error: {message} (see {self.prog} -h)")
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """A UserError inside ends a script with its message in one line and exit status 1,
+    without a traceback; in a notebook it stays a UserError, which shows as one line."""
+    try:
+        yield
+    except UserError as error:
+        if in_notebook():
+            raise
+        raise SystemExit(f"error: {error}") from None
+
+
+def count(text):
+    """A flag's value that counts something: a whole number, at least 1 (argparse type)."""
+    return _whole_number(text, 1, None)
+
+
+def seed(text):
+    """A random seed: a whole number from 0 to 2**31 - 1 (argparse type)."""
+    return _whole_number(text, 0, 2**31 - 1)
+
+
+def _whole_number(text, low, high):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    if high is not None and value > high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def flag_words(flags):
+    """Keywords as command-line words, as typed: {"steps": 2000, "no_vis": True} ->
+    ["--steps", "2000", "--no-vis"] (False or None: left out; a list: several values)."""
+    words = []
+    for key, value in flags.items():
+        if value is False or value is None:  # (by identity: 0 stays a value)
+            continue
+        words.append("--" + key.replace("_", "-"))
+        if value is not True:
+            words.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+    return words
 
 
 # ---------------------------------------------------------------- TensorFlow
@@ -167,17 +245,20 @@ def ctrl_c_held(on_press=None):
 # ---------------------------------------------------------------- files
 
 
-def cannot_write(path, folder=False):
+def cannot_write(path, folder=False, new_folders=False):
     """Why `path` cannot be written, or None if it can. Creates nothing.
 
-    `path` is a file to write (or, with folder=True, a folder to create or replace);
-    missing folders on the way will be created when it is written, so the nearest one
-    that exists must take new files: the only sure test is to write one there.
+    `path` is a file to write (or, with folder=True, a folder to create or replace). Its
+    folder must exist ("no folder ..."), unless new_folders (the lab's own runs/ and
+    models/: then the nearest folder that exists must take new ones). The only sure test
+    that a folder takes new files is to write one there.
     """
     path = Path(path).absolute()
     if path.exists() and path.is_dir() != folder:
         return "it is a folder" if path.is_dir() else "it is a file"
     parent = path.parent
+    if not new_folders and not parent.exists():
+        return f"no folder {parent}"
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
@@ -196,20 +277,24 @@ def temporary_name(path):
     return path.with_name(f".{path.stem}.{secrets.token_hex(8)}.tmp{path.suffix}")
 
 
-def write_atomically(path, write):
+def write_atomically(path, write, new_folders=False):
     """Write a file so that nobody ever sees half of it.
 
     write(file) writes into a new temporary file next to `path` (created only if nothing
     is there, never through a link, with the permissions of any file the user makes),
-    which then replaces `path` in one step (os.replace). Missing folders are created.
-    A device or a pipe at `path` (/dev/null...) is written directly. Raises UserError.
+    which then replaces `path` in one step (os.replace). Its folder must exist, unless
+    new_folders (then missing folders are created). A device or a pipe at `path`
+    (/dev/null...) is written directly. Raises UserError.
     """
     path = Path(path)
     temp = temporary_name(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)  # (POSIX)
     flags |= getattr(os, "O_BINARY", 0)  # (Windows)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if new_folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.parent.is_dir():
+            raise FileNotFoundError(2, f"no folder {path.parent.absolute()}")
         if path.is_dir():
             raise IsADirectoryError(21, "it is a folder")
         if path.exists() and not path.is_file():

@@ -60,13 +60,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 import explain as explain_module  # what the network sees (--explain)
+import figures
 import mnistdata
-import plumbing  # loads TensorFlow with the lab's settings (load_tensorflow); light to import
-import tensorflowvisu
+import plumbing
+import savedmodel  # the lessons' saved networks: found and loaded
 from plumbing import UserError
-
-ROOT = Path(__file__).resolve().parent
-MODELS = ROOT / "models"  # where the lessons save their networks (lab.py: --save-model)
 
 SIZE = 28  # MNIST's field: 28x28 pixels
 BOX = 20  # the digit fits in a 20x20 box inside it...
@@ -284,111 +282,6 @@ def read_image(path):
         raise UserError(f"cannot read the image ({error.strerror or error})") from None
 
 
-# ---------------------------------------------------------------------- the model
-
-
-def check_model_folder(folder):
-    """Fail fast, before TensorFlow loads, when `folder` cannot be a SavedModel."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise UserError(f"model {folder}: no such folder")
-    if not folder.is_dir():
-        raise UserError(f"model {folder}: is a file; a model is a folder "
-                        "(e.g. models/mnist_3.0_convolutional)")
-    if not (folder / "saved_model.pb").is_file():
-        inside = sorted(p.name for p in _model_folders(folder))
-        hint = f": it holds models, pass one of them, e.g. {folder / inside[0]}" if inside else ""
-        raise UserError(f"model {folder}: not a saved model (no saved_model.pb in it){hint}")
-
-
-def load_model(folder):
-    """Load a network saved by the lab: a Model (called with images [N, 28, 28], it gives
-    their probabilities [N, 10]).
-
-    Only TensorFlow and the folder are needed, not the lessons' code: the SavedModel
-    holds the computation and the trained weights. Its "serving_default" signature
-    takes `images` (float32 [N, 28, 28], 0-1, the amount of ink) and returns
-    `probabilities` [N, 10] and `digits` [N]. Raises UserError.
-    """
-    check_model_folder(folder)
-    try:
-        tf = plumbing.load_tensorflow()
-    except ImportError as error:
-        raise UserError(f"cannot import TensorFlow ({error}): "
-                        "pip install -r requirements.txt") from None
-    problem = None
-    with plumbing.quiet_stderr():  # a damaged folder makes TensorFlow's C++ core complain at length
-        try:
-            saved = tf.saved_model.load(str(folder))
-        except Exception as error:  # a damaged or foreign folder: TensorFlow says why
-            problem = (str(error).strip().splitlines()[0] if str(error).strip()
-                       else type(error).__name__)
-    if problem:
-        raise UserError(f"model {folder}: cannot load it ({problem})")
-    serve = saved.signatures.get("serving_default")
-    if serve is None:
-        raise UserError(f"model {folder}: not a digit model saved by the lab (it has no "
-                        "serving_default signature)")
-    if not _is_digit_signature(serve, tf):
-        raise UserError(f"model {folder}: not a digit model saved by the lab (its serving_default "
-                        "signature must take images [N, 28, 28] and return probabilities [N, 10])")
-    return Model(folder, saved)
-
-
-class Model:
-    """A network saved by the lab: model(images) -> probabilities [N, 10]; model.explain(images)
-    -> what each layer computed (explain.py)."""
-
-    def __init__(self, folder, saved):
-        self.folder, self.saved = Path(folder), saved  # (saved keeps the weights alive)
-        self.tf = plumbing.load_tensorflow()
-
-    def _images(self, images):
-        return self.tf.constant(np.asarray(images, np.float32).reshape(-1, SIZE, SIZE))
-
-    def __call__(self, images):
-        return self.saved.signatures["serving_default"](
-            images=self._images(images))["probabilities"].numpy()
-
-    def explain(self, images):
-        """The outputs of the model's explain signature, as numpy arrays. Raises UserError
-        for a model saved before the lab could explain its models."""
-        signature = self.saved.signatures.get("explain")
-        if signature is None:
-            raise UserError(f"model {self.folder}: saved by an older version of the lab, it cannot "
-                            "be explained: run its lesson again to save it anew (with --save-model "
-                            "to choose the folder)")
-        return {key: value.numpy() for key, value in signature(images=self._images(images)).items()}
-
-
-def _is_digit_signature(serve, tf):
-    _, inputs = serve.structured_input_signature
-    outputs = serve.structured_outputs
-    images = inputs.get("images")
-    probabilities = outputs.get("probabilities") if isinstance(outputs, dict) else None
-    return (set(inputs) == {"images"} and images.dtype == tf.float32
-            and images.shape.is_compatible_with([None, SIZE, SIZE])
-            and probabilities is not None and probabilities.shape.is_compatible_with([None, 10]))
-
-
-def _model_folders(folder):
-    """The SavedModels directly inside `folder` (hidden ones, being written, left out)."""
-    try:
-        return [p for p in Path(folder).iterdir()
-                if not p.name.startswith(".") and (p / "saved_model.pb").is_file()]
-    except OSError:
-        return []
-
-
-def latest_model():
-    """The most recently saved model under models/ next to this script. Raises UserError."""
-    found = _model_folders(MODELS)
-    if not found:
-        raise UserError(f"no trained model in {MODELS}: train one first "
-                           "(e.g. python mnist_3.0_convolutional.py) or pass --model DIR")
-    return max(found, key=lambda p: (p / "saved_model.pb").stat().st_mtime)
-
-
 # ------------------------------------------------------------------------ pictures
 
 
@@ -416,7 +309,7 @@ def plot_predictions(fig, names, digits, probabilities):
         image_ax.imshow(digit, cmap="gray", vmin=0, vmax=1)
         image_ax.set_xticks([])
         image_ax.set_yticks([])
-        image_ax.set_title(_short_name(name), fontsize=NAME_POINTS)
+        image_ax.set_title(explain_module.short_name(name, NAME_AT_MOST), fontsize=NAME_POINTS)
         bars_ax = fig.add_subplot(grid[row, 2 * column + 1])
         colours = ["#0072b2" if d == best else "#b0b0b0" for d in range(10)]
         bars_ax.bar(range(10), p, color=colours)
@@ -445,18 +338,9 @@ def _grid(names):
     column's digit, wider than DIGIT_INCHES when a file name above it is."""
     columns = min(len(names), COLUMNS)
     rows = math.ceil(len(names) / columns)
-    widths = [_text_inches(_short_name(name), NAME_POINTS) for name in names]
+    widths = [_text_inches(explain_module.short_name(name, NAME_AT_MOST), NAME_POINTS)
+              for name in names]
     return columns, rows, [max([DIGIT_INCHES, *widths[c::columns]]) for c in range(columns)]
-
-
-def _short_name(path):
-    """The file's name, shortened in the middle when longer than NAME_AT_MOST characters:
-    its start and its end (with the extension) tell files apart best."""
-    name = Path(path).name
-    if len(name) <= NAME_AT_MOST:
-        return name
-    end = (NAME_AT_MOST - 1) // 2
-    return name[:NAME_AT_MOST - 1 - end] + "…" + name[-end:]
 
 
 def _text_inches(text, points):
@@ -469,25 +353,12 @@ def _text_inches(text, points):
     return width / 72  # points -> inches
 
 
-def save_png(path, names, digits, probabilities):
-    """Draw the predictions into a PNG file (no window). Raises UserError."""
-    fig = tensorflowvisu.offscreen_figure(_figure_size(names), dpi=100)
-    plot_predictions(fig, names, digits, probabilities)
-    try:
-        tensorflowvisu.save_figure(fig, path, dpi=100)
-    except UserError as error:
-        raise UserError(f"--save-png: {error}") from None
-
-
-def show(names, digits, probabilities):
-    """Show the predictions: under the cell in a notebook, else in a window until it is
-    closed; without either, say so (one line)."""
-    try:
-        tensorflowvisu.show_figure(lambda fig: plot_predictions(fig, names, digits, probabilities),
-                                   _figure_size(names), "predict.py")
-    except UserError as problem:
-        print(f"{problem}: cannot show the pictures (the predictions are above); "
-              "add --save-png FILE to save them in a file", file=sys.stderr)
+def show(names, digits, probabilities, save_png=None):
+    """Show the predictions (under the cell in a notebook, else in a window until it is
+    closed), or save them into the PNG file save_png. Raises UserError."""
+    return figures.show_or_save(lambda fig: plot_predictions(fig, names, digits, probabilities),
+                                _figure_size(names), save_png, title="predict.py",
+                                keep_it="--save-png FILE")
 
 
 # --------------------------------------------------------------------- drawing pad
@@ -501,7 +372,7 @@ class DrawingPad:
     (preprocess) and the network's probabilities are shown as bars, at most 10 times a
     second while drawing and once more when the pen is lifted. Key c clears the canvas.
 
-    model: a function images [N, 28, 28] -> probabilities [N, 10] (load_model).
+    model: a function images [N, 28, 28] -> probabilities [N, 10] (savedmodel.load).
     fig: a matplotlib figure: a window's, or an offscreen one (tests drive the event
     handlers with synthetic mouse and key events).
     explain=True (a Model saved with its explain signature): beside the pad, what every
@@ -539,13 +410,9 @@ class DrawingPad:
         if explain:  # the view of every layer, beside the pad
             self.blank = explain_module.explain(np.ones((1, SIZE, SIZE)), model)[0].blank()
             self.view = explain_module.View(fig, self.blank, rect=(0.31, 0.05, 0.99, 0.95))
-            # Redrawing the whole figure takes longer than 0.1 s: only what changes is drawn
-            # ("animated" artists), over a picture of the rest kept at every full draw.
-            self.moving = [self.pad_image, *self.view.artists()]
-            for artist in self.moving:
-                artist.set_animated(True)
-            self.background = None
-            self._connections.append(canvas.mpl_connect("draw_event", self._on_draw))
+            # Redrawing the whole figure takes longer than 0.1 s: only what changes is drawn,
+            # over a picture of the rest kept at every full draw.
+            self.blitter = figures.Blitter(fig, [self.pad_image, *self.view.artists()])
             return
 
         self.seen_ax = fig.add_axes([0.56, 0.56, 0.17, 0.3])
@@ -639,25 +506,12 @@ class DrawingPad:
         self._last_point = None
         self._refresh(predict=True)
 
-    def _on_draw(self, event):
-        """After a full draw (the first, a resize): keep it, then add what moves."""
-        self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-        for artist in self.moving:
-            self.fig.draw_artist(artist)
-
     def _refresh(self, predict):
         if predict:
             self.predict()
         self.pad_image.set_data(self.image)
         if self.view:
-            canvas = self.fig.canvas
-            if self.background is None or not canvas.supports_blit:
-                canvas.draw_idle()
-                return
-            canvas.restore_region(self.background)
-            for artist in self.moving:
-                self.fig.draw_artist(artist)
-            canvas.blit(self.fig.bbox)
+            self.blitter.draw()
             return
         self.seen_image.set_data(self.seen)
         p = self.probabilities if self.probabilities is not None else np.zeros(10)
@@ -719,21 +573,21 @@ def main(argv=None):
 def _run(args):
     if args.draw:  # no window possible: say so before anything else
         try:
-            window = tensorflowvisu.window_figure((16, 9), "predict.py --draw", toolbar=False)
+            window = figures.window_figure((16, 9), "predict.py --draw", toolbar=False)
         except UserError as problem:  # no zoom and pan tools: in the pad, dragging draws
             raise UserError(f"{problem}: --draw needs a window to draw in") from None
-    folder = Path(args.model) if args.model else latest_model()
+    folder = Path(args.model) if args.model else savedmodel.latest()
     if not args.model:
         print(f"using the most recent model: {folder}", file=sys.stderr)
-    check_model_folder(folder)
-    if args.save_png and not Path(args.save_png).resolve().parent.is_dir():
-        raise UserError(f"--save-png {args.save_png}: "
-                        f"no folder {Path(args.save_png).resolve().parent}")
+    savedmodel.check_folder(folder)
+    problem = args.save_png and plumbing.cannot_write(args.save_png)
+    if problem:
+        raise UserError(f"--save-png {args.save_png}: {problem}")
     if args.draw:
         import matplotlib.pyplot as plt
 
-        model = load_model(folder)
-        explaining = "explain" in model.saved.signatures
+        model = savedmodel.load(folder)
+        explaining = model.explains
         if not explaining:
             print(f"{model.folder} was saved by an older version of the lab: the pad shows its "
                   "answers, not its layers (run its lesson again to see them)", file=sys.stderr)
@@ -758,7 +612,7 @@ def _run(args):
             names.append(f"test digit {index} (a {test.labels[index]})")
     if not digits:
         return 1
-    model = load_model(folder)
+    model = savedmodel.load(folder)
     if args.explain:
         seen = explain_module.explain(np.stack(digits), model, names)
         for k, one in enumerate(seen):
@@ -769,7 +623,7 @@ def _run(args):
                 explain_module.show(one, save_png=path)
                 print(f"saved {path}", file=sys.stderr)
             else:
-                explain_module.show(one)
+                explain_module.show(one, keep_it="--save-png FILE")
         return 1 if failed else 0
     probabilities = model(np.stack(digits))
     for name, p in zip(names, probabilities):
@@ -782,12 +636,9 @@ def _run(args):
         shown = names[:SHOW_AT_MOST]
         if len(names) > len(shown):
             print(f"showing the first {len(shown)} of {len(names)} images", file=sys.stderr)
-        pictures = (shown, digits[:len(shown)], probabilities[:len(shown)])
+        show(shown, digits[:len(shown)], probabilities[:len(shown)], args.save_png)
         if args.save_png:
-            save_png(args.save_png, *pictures)
             print(f"saved {args.save_png}", file=sys.stderr)
-        else:
-            show(*pictures)
     return 1 if failed else 0
 
 

@@ -1,4 +1,4 @@
-"""The exercises' check: how long `python lab.py check FILE` takes, step by step.
+"""The exercises' check: how long `python exercises.py check FILE` takes, step by step.
 
 For every exercise (or those given), in a fresh process each, as an attendee types it in a
 folder of their own:
@@ -6,7 +6,7 @@ folder of their own:
   finished   the check of a finished file (a copy of the step's lesson, my_mnist_STEP.py):
              structure, the short training run of the file and of the lesson, accuracy;
              it must pass (exit status 0). The issue's target: under a minute on 2 cores.
-  starting   the check of the step's starting file (python lab.py exercise STEP): it must
+  starting   the check of the step's starting file (python exercises.py start STEP): it must
              fail (exit status 1), at the structure, before any training
 
 Seconds from the launch of the process to its exit (TensorFlow's import included), and the
@@ -28,13 +28,15 @@ import time
 from pathlib import Path
 
 import _bench as B  # (it puts the lab's folder on sys.path)
-import exercises  # (the steps and their lessons: no TensorFlow in this process)
+import checking  # (the check's short runs)
+import exercises  # (the exercises and their lessons: no TensorFlow in this process)
+import plumbing
 
 
 def time_check(folder, name, mnist_dir, expected):
     """Wall and CPU seconds of `python lab.py check NAME` in `folder`, and its report;
     RuntimeError if its exit status is not the expected one."""
-    command = [B.PYTHON, str(B.ROOT / "lab.py"), "check", name]
+    command = [B.PYTHON, str(B.ROOT / "exercises.py"), "check", name]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, cwd=folder, env=B.lesson_env(mnist_dir),
@@ -52,18 +54,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("steps", nargs="*", metavar="STEP",
-                   help=f"the exercises to time (default: all, {', '.join(exercises.steps())})")
+                   help=f"the exercises to time (default: all, {', '.join(exercises.exercises())})")
     p.add_argument("--repeats", type=int, default=1, help="checks of each file (default: 1)")
     p.add_argument("--data-dir", help="MNIST folder (default: $MNIST_DATA_DIR)")
     p.add_argument("--json", metavar="FILE",
                    help="where to write the results (default: benchmarks/results/check_time.json)")
     args = p.parse_args(argv)
     mnist_dir = B.data_dir(args.data_dir)
-    steps = args.steps or exercises.steps()
-    unknown = [s for s in steps if s not in exercises.steps()]
+    steps = args.steps or exercises.exercises()
+    unknown = [s for s in steps if s not in exercises.exercises()]
     if unknown:
         raise SystemExit(f"error: no exercise {', '.join(unknown)}: choose among "
-                         f"{', '.join(exercises.steps())}")
+                         f"{', '.join(exercises.exercises())}")
     machine = B.start()
 
     results = {}
@@ -71,10 +73,10 @@ def main(argv=None):
         with tempfile.TemporaryDirectory(prefix="mnist-check-") as folder:
             finished = Path(folder) / "finished" / f"my_mnist_{step}.py"
             finished.parent.mkdir()
-            finished.write_text(exercises.lessons()[step].read_text())
+            finished.write_text(plumbing.lessons()[step].read_text())
             starting = Path(folder) / "starting"
             starting.mkdir()
-            subprocess.run([B.PYTHON, str(B.ROOT / "lab.py"), "exercise", step], cwd=starting,
+            subprocess.run([B.PYTHON, str(B.ROOT / "exercises.py"), "start", step], cwd=starting,
                            check=True, capture_output=True)
             runs = {"finished": [], "finished_cpu": [], "starting": []}
             for r in range(args.repeats):
@@ -94,7 +96,7 @@ def main(argv=None):
                          "finished_cpu_seconds": B.summary(runs["finished_cpu"]),
                          "starting_seconds": B.summary(runs["starting"])}
 
-    print(f"\npython lab.py check FILE, seconds from launch to exit, median of {args.repeats} "
+    print(f"\npython exercises.py check FILE, seconds from launch to exit, median of {args.repeats} "
           f"({machine['cpu']['model']}, {machine['cpu']['cores']} cores)")
     print(B.table(["step", "short run", "finished file (passes)", "its CPU time",
                    "starting file (fails)"],
@@ -106,14 +108,14 @@ def main(argv=None):
     slowest = max(r["finished_seconds"]["median"] for r in results.values())
     print(f"\nslowest check of a finished file: {slowest:.1f} s (target: under 60 s)")
     B.save({"benchmark": "check_time",
-            "description": "seconds from launching `python lab.py check FILE` to its exit (and "
+            "description": "seconds from launching `python exercises.py check FILE` to its exit (and "
                            "its CPU seconds), for a finished file (a copy of the lesson: passes) "
-                           "and the starting file (python lab.py exercise STEP: fails at the "
+                           "and the starting file (python exercises.py start STEP: fails at the "
                            "structure)",
             "slowest_finished_seconds": slowest,
             "settings": {"steps": steps, "repeats": args.repeats,
-                         "short_run": {"dense": exercises.DENSE_STEPS,
-                                       "convolutional": exercises.CONVOLUTIONAL_STEPS}},
+                         "short_run": {"dense": checking.DENSE_STEPS,
+                                       "convolutional": checking.CONVOLUTIONAL_STEPS}},
             "machine": machine, "results": results}, args.json, "check_time.json")
 
 

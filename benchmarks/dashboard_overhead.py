@@ -10,7 +10,7 @@ Starts its own X server (Xvfb, on a free display, stopped at the end) and runs l
   e2e     launch of the process until the line "final test accuracy" appears on stdout
           (imports, data, training, saving the model): what the user waits for.
 
-A live run keeps its window open at the end ("Close the dashboard window to finish."):
+A live run keeps its window open at the end ("Close the dashboard window to finish..."):
 when that line appears (the history is already written), the script presses "q" in the
 window with xdotool (matplotlib's close key), and if the process has not exited 10 s
 later, sends it Ctrl-C (SIGINT), then kills it. Nothing after that line is measured.
@@ -47,7 +47,7 @@ from pathlib import Path
 import _bench as B
 
 TARGET_RATIO = 1.10
-CLOSE_LINE = "Close the dashboard window to finish."
+CLOSE_LINE = "Close the dashboard window to finish"
 FINAL_LINE = "final test accuracy"
 
 
@@ -102,7 +102,7 @@ def one_run(script, steps, live, display, mnist_dir):
             now = time.perf_counter() - start
             if line.startswith(FINAL_LINE) and e2e is None:
                 e2e = now
-            if line.strip() == CLOSE_LINE:
+            if line.strip().startswith(CLOSE_LINE):
                 close_line = now
                 closed_by = close_window(process, display, script.stem, notes)
                 break

@@ -27,20 +27,20 @@ import _bench as B
 def measure(lesson_number, events, window):
     import numpy as np
 
-    import explain
-    import lab
+    import pictures
     import plumbing
     import predict
+    import savedmodel
 
     tf = plumbing.load_tensorflow()
     script = B.lesson(lesson_number)
     sys.argv = [str(script), "--no-vis"]
     lesson = runpy.run_path(str(script), run_name="lesson")  # variables and model, no training
     traced = tf.function(lesson["model"]).get_concrete_function(tf.TensorSpec([None, 28, 28, 1]))
-    first = explain.first_layer(traced.trainable_variables)
+    first = pictures.first_layer(traced.trainable_variables)
     with tempfile.TemporaryDirectory(prefix="mnist-pad-") as tmp:
-        lab.save_model(lesson["model"], traced.variables, Path(tmp) / "model", filters=first)
-        model = predict.load_model(Path(tmp) / "model")
+        savedmodel.save(lesson["model"], traced.variables, Path(tmp) / "model", filters=first)
+        model = savedmodel.load(Path(tmp) / "model")
         import matplotlib
 
         matplotlib.use("TkAgg" if window else "Agg")

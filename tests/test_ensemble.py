@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import lab
-import predict
+import savedmodel
 from conftest import ROOT, child_env
 from test_lessons import load_lesson
 
@@ -33,8 +32,8 @@ def test_the_averaged_weights_are_what_is_tested_and_saved(mnist, monkeypatch, t
     saved_ids = {id(v) for v in traced.variables}
     assert (all(id(a) in saved_ids for a in averages)
             and not any(id(v) in saved_ids for v in variables))
-    lab.save_model(lesson["model"], traced.variables, tmp_path / "model")
-    probabilities = predict.load_model(tmp_path / "model")(mnist.test.images[:100])
+    savedmodel.save(lesson["model"], traced.variables, tmp_path / "model")
+    probabilities = savedmodel.load(tmp_path / "model")(mnist.test.images[:100])
     np.testing.assert_allclose(probabilities, tf.nn.softmax(tested), rtol=1e-4, atol=1e-5)
 
 
@@ -61,7 +60,7 @@ def members(tmp_path_factory):
         lesson = runpy.run_path(sys.argv[0], run_name="lesson")
         traced = tf.function(lesson["model"]).get_concrete_function(
             tf.TensorSpec([None, 28, 28, 1]))
-        lab.save_model(lesson["model"], traced.variables, folder / f"seed-{seed}")
+        savedmodel.save(lesson["model"], traced.variables, folder / f"seed-{seed}")
         saved.append(folder / f"seed-{seed}")
     module = tf.Module()
     module.serve = tf.function(lambda images: {"probabilities": tf.nn.softmax(images[:, 0, :10])},

@@ -1,5 +1,6 @@
-"""The exercises and their check (exercises.py): every lesson passes as its own solution,
-every starting file fails with the right first message, each classic mistake is named.
+"""The exercises (exercises.py) and their check (checking.py): every lesson passes as its
+own solution, every starting file fails with the right first message, each classic mistake
+is named.
 
 The check's speed on a finished file is measured by benchmarks/check_time.py, not here.
 """
@@ -13,18 +14,19 @@ import pytest
 
 import exercises
 import lab
+import plumbing
 from conftest import FINAL_LINES, ROOT, child_env
 
-FIRST = {  # step: the first thing its starting file (the lesson before it) has to fix
+FIRST = {  # lesson: the first thing its starting file (the lesson it builds on) has to fix
     "1.0": "model(X) is not written yet",
     "2.0": "a layer is missing: the lesson's network has 5 (dense [784, 200], dense [200, 100]",
     "2.1": "activation functions: yours sigmoid, the lesson's relu",
     "2.2": "the lesson's network drops neurons at random while training (dropout); yours does not",
     "3.0": "layer 1 of 5: yours is dense [784, 200], the lesson's conv [5, 5, 1, 4] stride 1",
     "3.1": "layer 1 of 5: yours is conv [5, 5, 1, 4] stride 1, the lesson's conv [6, 6, 1, 6]",
-    "4.0": "layer 1 of 5: yours is conv [6, 6, 1, 6] stride 1, the lesson's dense [784, 200]",
+    "4.0": "the lesson's network normalises every layer's weighted sums (batch norm); yours does",
     "4.1": "activation functions: yours sigmoid, the lesson's relu",
-    "4.2": "layer 1 of 5: yours is dense [784, 200], the lesson's conv [6, 6, 1, 24] stride 1",
+    "4.2": "layer 1 of 5: yours is conv [6, 6, 1, 6] stride 1, the lesson's conv [6, 6, 1, 24]",
     "5.0": "the lesson's network augments its training batches",
     "5.1": "the lesson's network is tested with the moving averages of its weights",
 }
@@ -41,11 +43,11 @@ def quiet(line):
     """The check's report, not printed (the Verdict keeps it)."""
 
 
-def planted(tmp_path, step, old, new):
-    """A copy of lesson `step` named as an attendee's file, with `old` replaced by `new`."""
-    source = exercises.lessons()[step].read_text()
-    assert old in source, f"lesson {step} changed: plant the mistake anew"
-    path = tmp_path / f"my_mnist_{step}.py"
+def planted(tmp_path, number, old, new):
+    """A copy of lesson `number` named as an attendee's file, with `old` replaced by `new`."""
+    source = plumbing.lessons()[number].read_text()
+    assert old in source, f"lesson {number} changed: plant the mistake anew"
+    path = tmp_path / f"my_mnist_{number}.py"
     path.write_text(source.replace(old, new))
     return path
 
@@ -54,63 +56,64 @@ def planted(tmp_path, step, old, new):
 
 
 def test_the_exercises_are_the_lessons_that_train_in_one_process():
-    order = exercises.steps()
+    order = exercises.exercises()
     assert order[:10] == ["1.0", "2.0", "2.1", "2.2", "3.0", "3.1", "4.0", "4.1", "4.2", "5.0"]
     assert "6.0" not in order, "lesson 6.0's replicas need processes of their own"
-    assert set(order) <= set(exercises.lessons())
+    assert set(order) <= set(plumbing.lessons())
     # a new lesson joins by its code: lab.train in one process; not an ensemble, not replicas
     assert exercises._trains_alone("args = lab.parse_args(__doc__, steps=10)\nlab.train(args)")
     assert not exercises._trains_alone("args = lab.parse_args(__doc__, 10, distributed=True)\n"
                                        "lab.train(args, model, step, optimizer)")
-    assert not exercises._trains_alone("import predict\nmodels = predict.load_model(folder)")
+    assert not exercises._trains_alone("import predict\nmodels = savedmodel.load(folder)")
 
 
-@pytest.mark.parametrize("name, step", [("my_mnist_2.0.py", "2.0"), ("mnist_3.1_mine.py", "3.1"),
+@pytest.mark.parametrize("name, number", [("my_mnist_2.0.py", "2.0"), ("mnist_3.1_mine.py", "3.1"),
                                         ("my_mnist_4.2_second_try.py", "4.2")])
-def test_the_step_comes_from_the_file_name(name, step):
-    assert exercises.step_of(name) == step
+def test_the_lesson_comes_from_the_file_name(name, number):
+    assert exercises.lesson_of(name) == number
 
 
 def test_a_file_name_without_a_step_says_how_to_give_it():
-    with pytest.raises(lab.UserError, match=r"cannot tell the step .* \(--step 2\.0\)"):
-        exercises.step_of("homework.py")
+    with pytest.raises(lab.UserError, match=r"cannot tell the lesson .* \(--lesson 2\.0\)"):
+        exercises.lesson_of("homework.py")
     with pytest.raises(lab.UserError, match="no exercise 6.0: choose one of 1.0, 2.0"):
-        exercises.step_of("my_mnist_6.0.py")
+        exercises.lesson_of("my_mnist_6.0.py")
 
 
 def test_an_exercise_is_the_lesson_before_it_with_the_task_at_the_top(
         tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the attendee's folder
-    path = lab.exercise("2.0", folder="mine")
+    path = exercises.start("2.0", folder="mine")
     assert path == tmp_path / "mine" / "my_mnist_2.0.py"
     assert capsys.readouterr().out.splitlines()[0] == str(path), "the path, alone on a line"
-    made, before = path.read_text(), exercises.lessons()["1.0"].read_text()
+    made, before = path.read_text(), plumbing.lessons()["1.0"].read_text()
     task = ast.get_docstring(ast.parse(made))
-    lesson = ast.get_docstring(ast.parse(exercises.lessons()["2.0"].read_text()))
+    lesson = ast.get_docstring(ast.parse(plumbing.lessons()["2.0"].read_text()))
     # the task is the lesson's docstring (what to change, the accuracy, the sketch) ...
     assert task.startswith("Exercise 2.0: five layers of sigmoid neurons. Max test accuracy about")
     assert lesson.partition("\n")[2].strip() in task
     assert "lesson 1.0's code (mnist_1.0_softmax.py)" in task and "steps=10000" in task
-    # ... and README's "what each step changes", what to watch
+    # ... and README's "what each lesson changes", what to watch
     assert "What to watch: 200-100-60-30-10 neurons, Adam." in task
-    assert f"python {ROOT / 'lab.py'} check mine/my_mnist_2.0.py" in task
+    assert f"python {ROOT / 'exercises.py'} check mine/my_mnist_2.0.py" in task
     # the code is the lesson before it, after a line that finds lab.py from any folder
     code = made.split('"""\n', 1)[1]
     assert code.startswith(f"\nimport sys\n\nsys.path.insert(0, {str(ROOT)!r})")
     assert code.endswith(before.split('"""\n', 1)[1])
 
 
-@pytest.mark.parametrize("step", [s for s in exercises.steps() if exercises.readme_notes().get(s)])
-def test_every_task_quotes_its_lesson_and_readme(step, tmp_path):
-    task = exercises.task(step, tmp_path / f"my_mnist_{step}.py")
-    lesson = ast.get_docstring(ast.parse(exercises.lessons()[step].read_text()))
+@pytest.mark.parametrize("number", [n for n in exercises.exercises()
+                                    if exercises.readme_notes().get(n)])
+def test_every_task_quotes_its_lesson_and_readme(number, tmp_path):
+    task = exercises.task(number, tmp_path / f"my_mnist_{number}.py")
+    lesson = ast.get_docstring(ast.parse(plumbing.lessons()[number].read_text()))
     assert task.startswith("Exercise " + lesson.removeprefix("Lesson ").split("\n")[0])
     assert lesson.split("\n\n")[-1].strip() in task, "the sketch: every layer's shapes"
-    assert exercises.readme_notes()[step][:60] in " ".join(task.split())
+    assert exercises.readme_notes()[number][:60] in " ".join(task.split())
 
 
 def test_the_first_exercise_is_lesson_1_without_its_model(tmp_path):
-    path = exercises.make("1.0", tmp_path)
+    path = exercises.start("1.0", tmp_path)
     model = next(node for node in ast.parse(path.read_text()).body
                  if isinstance(node, ast.FunctionDef) and node.name == "model")
     assert [type(node).__name__ for node in model.body] == ["Expr", "Raise"], "docstring, raise"
@@ -120,28 +123,28 @@ def test_the_first_exercise_is_lesson_1_without_its_model(tmp_path):
 def test_work_already_there_is_never_overwritten(tmp_path, capsys):
     path = tmp_path / "my_mnist_2.1.py"
     path.write_text("# my work\n")
-    assert exercises.make("2.1", tmp_path) == path
+    assert exercises.start("2.1", tmp_path) == path
     assert path.read_text() == "# my work\n"
     out = capsys.readouterr().out
     assert out.startswith(f"{path}\n") and "already there, your work: it is kept" in out
 
 
 def test_the_exercise_command_is_quick_and_one_line_when_wrong(run_script, tmp_path, no_tensorflow):
-    made = run_script("lab.py", "exercise", "3.0", env=no_tensorflow)
+    made = run_script("exercises.py", "start", "3.0", env=no_tensorflow)
     assert made.returncode == 0, made.stderr
     assert made.stdout.splitlines()[0] == str(tmp_path / "my_mnist_3.0.py")
-    again = run_script("lab.py", "exercise", "3.0", "--folder", ".", env=no_tensorflow)
+    again = run_script("exercises.py", "start", "3.0", "--folder", ".", env=no_tensorflow)
     assert again.returncode == 0 and "already there" in again.stdout
-    wrong = run_script("lab.py", "exercise", "7.5", env=no_tensorflow)
+    wrong = run_script("exercises.py", "start", "7.5", env=no_tensorflow)
     assert wrong.returncode == 1 and "TENSORFLOW IMPORTED" not in wrong.stderr
     assert wrong.stderr.splitlines() == [
-        f"error: no exercise 7.5: choose one of {', '.join(exercises.steps())}"]
+        f"error: no exercise 7.5: choose one of {', '.join(exercises.exercises())}"]
 
 
 @pytest.mark.slow
 def test_an_exercise_file_runs_from_any_folder_as_a_lesson_does(tmp_path, mnist_dir):
     """Without `pip install -e .`: the line at its top finds lab.py."""
-    path = exercises.make("2.0", tmp_path / "mine")
+    path = exercises.start("2.0", tmp_path / "mine")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = subprocess.run(
@@ -157,27 +160,27 @@ def test_an_exercise_file_runs_from_any_folder_as_a_lesson_does(tmp_path, mnist_
 # ------------------------------------------------------------------ the check
 
 
-@pytest.mark.parametrize("step", exercises.steps())
-def test_every_starting_file_fails_with_its_first_message(step, tmp_path, mnist_env):
-    verdict = exercises.check(exercises.make(step, tmp_path), echo=quiet)
+@pytest.mark.parametrize("number", exercises.exercises())
+def test_every_starting_file_fails_with_its_first_message(number, tmp_path, mnist_env):
+    verdict = exercises.check(exercises.start(number, tmp_path), echo=quiet)
     assert not verdict
-    assert (verdict.stage, verdict.message[:len(FIRST.get(step, ""))]) == \
-        ("structure", FIRST.get(step, "")), "without training: the structure tells"
+    assert (verdict.stage, verdict.message[:len(FIRST.get(number, ""))]) == \
+        ("structure", FIRST.get(number, "")), "without training: the structure tells"
 
 
-@pytest.mark.parametrize("step", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s
-                                  for s in exercises.steps()])
-def test_every_lesson_passes_as_its_own_solution(step, tmp_path, mnist_env):
+@pytest.mark.parametrize("number", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s
+                                  for s in exercises.exercises()])
+def test_every_lesson_passes_as_its_own_solution(number, tmp_path, mnist_env):
     """An attendee's copy of the lesson: the same network, the same seed, the same run
     (of 20 steps; benchmarks/check_time.py checks every lesson at the default lengths)."""
-    path = tmp_path / f"my_mnist_{step}.py"
-    path.write_text(exercises.lessons()[step].read_text())
+    path = tmp_path / f"my_mnist_{number}.py"
+    path.write_text(plumbing.lessons()[number].read_text())
     verdict = exercises.check(path, steps=20, echo=quiet)
     assert verdict, str(verdict)
     assert [line.split(" ok: ")[0].strip() for line in verdict.lines if " ok: " in line] == \
         ["structure", "training", "accuracy"]
     assert verdict.accuracy == verdict.lesson_accuracy, "the same run"
-    assert verdict.lines[-1].startswith(f"done: my_mnist_{step}.py is lesson {step}'s network")
+    assert verdict.lines[-1].startswith(f"done: my_mnist_{number}.py is lesson {number}'s network")
 
 
 def test_a_first_message_comes_with_a_hint_and_on_request_the_lessons_lines(tmp_path, mnist_env):
@@ -196,20 +199,21 @@ def test_a_first_message_comes_with_a_hint_and_on_request_the_lessons_lines(tmp_
 
 
 def test_the_check_leaves_the_process_as_it_found_it(tmp_path, mnist_env):
-    """A notebook's kernel goes on: lab.train and sys.argv are back, also after a failure."""
+    """A notebook's kernel goes on: lab.train trains again and sys.argv is back, also after
+    a failure."""
     train, argv = lab.train, list(sys.argv)
     path = tmp_path / "my_mnist_2.0.py"
     path.write_text("import lab\nlab.parse_args(__doc__, steps=10)\nraise NameError('W6')\n")
     verdict = exercises.check(path, echo=quiet)
     assert verdict.message == "my_mnist_2.0.py stops at line 3 (raise NameError('W6')): " \
                               "NameError: W6"
-    assert lab.train is train and sys.argv == argv
+    assert lab.train is train and sys.argv == argv and lab._handed_over is None
 
 
 # -- the classic mistakes, each planted in a copy of a lesson
 
 
-@pytest.mark.parametrize("step, old, new, stage, message", [
+@pytest.mark.parametrize("number, old, new, stage, message", [
     ("2.0", "XX = tf.reshape(X, [-1, 784])", "XX = X", "structure",
      r"model\(X\) fails at line 46 .*: a dense layer gets \[\?,28,28,1\], not flat vectors"),
     ("3.0", "YY = tf.reshape(Y3, [-1, 7 * 7 * M])", "YY = Y3", "structure",
@@ -226,23 +230,23 @@ def test_the_check_leaves_the_process_as_it_found_it(tmp_path, mnist_env):
     ("2.0", "loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=Y_, "
      "logits=Ylogits))", "loss = -tf.reduce_sum(Y_ * tf.math.log(tf.nn.softmax(Ylogits)))",
      "structure", r"the loss takes the log of softmax's probabilities: it becomes NaN"),
-    ("2.0", "variables = [W1, B1, W2, B2, W3, B3,", "variables = [W1, B1, W2, B2,", "structure",
-     r"^train_step never updates W3 \[100, 60\] and B3 \[60\]: they are missing from the "
-     r"variables it differentiates$"),
+    ("2.0", "variables = [W1, B1, W2, B2, W3, B3,", "variables = [W1, B1, W2, B2,", "training",
+     r"^W3 \[100, 60\] and B3 \[60\] did not change in the first 20 training steps: they are "
+     r"missing from the variables that train_step updates$"),
     ("3.0", "variables = [W1, B1, W2, B2, W3, B3, W4, B4, W5, B5]",
-     "variables = [W1, B1, W2, B2, W3, B3, W5, B5]", "structure",
-     r"^train_step never updates W4 \[588, 200\] and B4 \[200\]"),
+     "variables = [W1, B1, W2, B2, W3, B3, W5, B5]", "training",
+     r"^W4 \[588, 200\] and B4 \[200\] did not change"),
 ])
-def test_a_classic_mistake_found_without_training_is_named(
-        step, old, new, stage, message, tmp_path, mnist_env):
-    verdict = exercises.check(planted(tmp_path, step, old, new), echo=quiet)
+def test_a_classic_mistake_is_named(
+        number, old, new, stage, message, tmp_path, mnist_env):
+    verdict = exercises.check(planted(tmp_path, number, old, new), echo=quiet)
     assert (verdict.passed, verdict.stage) == (False, stage)
     assert re.search(message, verdict.message), verdict.message
 
 
 @pytest.mark.slow
 def test_weights_initialised_to_zero_are_named(tmp_path, mnist_env):
-    source = exercises.lessons()["2.0"].read_text()
+    source = plumbing.lessons()["2.0"].read_text()
     path = tmp_path / "my_mnist_2.0.py"
     path.write_text(re.sub(r"tf\.random\.truncated_normal\((\[[^\]]*\]), stddev=0\.1\)",
                            r"tf.zeros(\1)", source))
@@ -353,9 +357,9 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("step, code", [("2.2", KERAS_2_2), ("3.0", OTHER_ORDER_3_0)])
-def test_a_correct_solution_written_differently_passes(step, code, tmp_path, mnist_env):
-    path = tmp_path / f"my_mnist_{step}.py"
+@pytest.mark.parametrize("number, code", [("2.2", KERAS_2_2), ("3.0", OTHER_ORDER_3_0)])
+def test_a_correct_solution_written_differently_passes(number, code, tmp_path, mnist_env):
+    path = tmp_path / f"my_mnist_{number}.py"
     path.write_text(code)
     verdict = exercises.check(path, echo=quiet)
     assert verdict, str(verdict)
@@ -366,17 +370,17 @@ def test_a_correct_solution_written_differently_passes(step, code, tmp_path, mni
 
 @pytest.mark.slow
 def test_the_check_command_exits_0_when_done_1_with_what_to_fix(run_script, tmp_path):
-    (tmp_path / "my_mnist_1.0.py").write_text(exercises.lessons()["1.0"].read_text())
-    done = run_script("lab.py", "check", "my_mnist_1.0.py", "--steps", "20")
+    (tmp_path / "my_mnist_1.0.py").write_text(plumbing.lessons()["1.0"].read_text())
+    done = run_script("exercises.py", "check", "my_mnist_1.0.py", "--steps", "20")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1].startswith("done: my_mnist_1.0.py is lesson 1.0's")
     assert "  training   ok: 20 steps, seed 0: the loss fell from" in done.stdout
-    assert run_script("lab.py", "exercise", "2.0").returncode == 0
-    to_fix = run_script("lab.py", "check", "my_mnist_2.0.py", "--solution")
+    assert run_script("exercises.py", "start", "2.0").returncode == 0
+    to_fix = run_script("exercises.py", "check", "my_mnist_2.0.py", "--solution")
     assert to_fix.returncode == 1 and to_fix.stderr == "", to_fix.stderr
     assert "  structure  to fix: a layer is missing" in to_fix.stdout
     assert "the lesson's lines (mnist_2.0_five_layers_sigmoid.py):" in to_fix.stdout
-    missing = run_script("lab.py", "check", "nothing.py")
+    missing = run_script("exercises.py", "check", "nothing.py")
     assert missing.returncode == 1 and missing.stderr.startswith("error: no file nothing.py")
 
 
@@ -387,7 +391,7 @@ def test_the_check_command_exits_0_when_done_1_with_what_to_fix(run_script, tmp_
 def test_the_notebooks_your_turn_cell_checks_then_trains_and_compares(
         tmp_path, monkeypatch, mnist_dir):
     """workshop.ipynb's own cells, with EXERCISES = True, in a real kernel, in a copy of the
-    lab: the first run of step 1.0's "your turn" cell makes the starting file and says what
+    lab: the first run of lesson 1.0's "your turn" cell makes the starting file and says what
     to fix; once the file is right, the same cell trains it and shows the comparison."""
     import shutil
 
@@ -403,8 +407,8 @@ def test_the_notebooks_your_turn_cell_checks_then_trains_and_compares(
     settings = workshop.cells[1].source
     assert "FRACTION = 1\n" in settings and "EXERCISES = False\n" in settings
     lesson, = [c.source for c in workshop.cells if c.source.startswith('runs["1.0"] = lab.run(')]
-    turn, = [c.source for c in workshop.cells if 'lab.exercise("1.0")' in c.source]
-    finished = exercises.lessons()["1.0"].read_text()
+    turn, = [c.source for c in workshop.cells if 'exercises.start("1.0")' in c.source]
+    finished = plumbing.lessons()["1.0"].read_text()
     cells = [settings.replace("FRACTION = 1\n", "FRACTION = 0.02\n")
              .replace("EXERCISES = False\n", "EXERCISES = True\n"),
              lesson, turn, f"open('my_mnist_1.0.py', 'w').write({finished!r})", turn,

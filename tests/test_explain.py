@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import savedmodel
+import pictures
+import figures
 import explain
-import lab
 import predict
 from conftest import ROOT, child_env
 from test_lessons import LESSONS, load_lesson
@@ -27,7 +29,7 @@ def sketch_shapes(script):
 def lesson_variables(lesson):
     traced = tf.function(lesson["model"]).get_concrete_function(tf.TensorSpec([None, 28, 28, 1]))
     weights = [v for v in traced.variables if len(v.shape) >= 2]  # as tested and saved
-    return traced.variables, explain.first_layer(weights)
+    return traced.variables, pictures.first_layer(weights)
 
 
 @pytest.mark.parametrize("script", [s for s in LESSONS if "4.2" not in s and "5.0" not in s] + [
@@ -37,13 +39,13 @@ def test_the_saved_layers_are_the_lessons_own(script, mnist, monkeypatch, tmp_pa
     what the lesson's model computes, in the sketch's order and shapes."""
     lesson = load_lesson(script, monkeypatch)
     variables, first = lesson_variables(lesson)
-    lab.save_model(lesson["model"], variables, tmp_path / "model", filters=first)
+    savedmodel.save(lesson["model"], variables, tmp_path / "model", filters=first)
     digits = mnist.test.images[:3, :, :, 0]
     seen = explain.explain(digits, tmp_path / "model")
 
-    explain._recording.append({})  # the lesson's own model, its layers recorded as it runs
+    savedmodel._naming.append({})  # the lesson's own model, its layers named as it runs
     logits = lesson["model"](tf.constant(digits[..., None]))
-    own = explain._recording.pop()
+    own = savedmodel._naming.pop()
     expected = sketch_shapes(script)
     assert list(seen[0].layers) == list(own) == list(expected), \
         "every layer of the sketch, in order"
@@ -63,7 +65,7 @@ def test_the_saved_layers_are_the_lessons_own(script, mnist, monkeypatch, tmp_pa
 @pytest.fixture(scope="module")
 def trained(trained_model_dir):
     """Lesson 3.0 trained for 600 steps (about 97.5% on the test digits), saved, loaded."""
-    return predict.load_model(trained_model_dir)
+    return savedmodel.load(trained_model_dir)
 
 
 @pytest.mark.slow
@@ -117,7 +119,12 @@ def test_explain_errors_are_one_line(trained, tmp_path, mnist_dir, monkeypatch):
     # a model saved without the explain signature (by an older lab)
     lesson = load_lesson("mnist_1.0_softmax.py", monkeypatch)
     variables, _ = lesson_variables(lesson)
-    lab.save_model(lesson["model"], variables, tmp_path / "old")
+    module = tf.Module()
+    module.variables_to_save = list(variables)
+    module.serve = tf.function(
+        lambda images: {"probabilities": tf.nn.softmax(lesson["model"](images[..., None]))},
+        input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name="images")])
+    tf.saved_model.save(module, str(tmp_path / "old"), signatures={"serving_default": module.serve})
     from PIL import Image
 
     Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
@@ -138,7 +145,10 @@ def test_explain_errors_are_one_line(trained, tmp_path, mnist_dir, monkeypatch):
 
 
 def test_explain_in_python_refuses_a_digit_without_ink(monkeypatch):
-    class Model:  # anything with explain() is taken for a loaded model
+    class Model(savedmodel.Model):  # a loaded model that is never asked
+        def __init__(self):
+            pass
+
         def explain(self, images):
             raise AssertionError("not asked")
 
@@ -148,7 +158,7 @@ def test_explain_in_python_refuses_a_digit_without_ink(monkeypatch):
 
 def test_mosaic_keeps_every_map_at_its_place():
     maps = np.arange(2 * 3 * 5, dtype=np.float32).reshape(2, 3, 5)
-    picture = explain.mosaic(maps, aspect=10)
+    picture = pictures.mosaic(maps, aspect=10)
     assert picture.shape == (2, 5 * 4 - 1)  # one row of 5 maps, 1 pixel apart
     for k in range(5):
         np.testing.assert_array_equal(picture[:, k * 4:k * 4 + 3], maps[..., k])
@@ -158,10 +168,9 @@ def test_mosaic_keeps_every_map_at_its_place():
 @pytest.mark.slow
 def test_the_pad_shows_every_layer_as_the_pen_moves(trained):
     """predict.py --draw with a model that can be explained: the layers follow the drawing."""
-    import tensorflowvisu
     from matplotlib.backend_bases import MouseEvent
 
-    fig = tensorflowvisu.offscreen_figure((16, 9))
+    fig = figures.offscreen_figure((16, 9))
     pad = predict.DrawingPad(trained, fig, explain=True)
     pad.INTERVAL = 0  # predict at every motion
     assert pad.view.answer.get_text() == "the output: ?"
@@ -195,22 +204,22 @@ def test_the_dashboard_shows_the_first_layers_filters_as_they_train(tmp_path):
         filters = rng.normal(size=(5, 5, 1, 4))
         dashboard.train(step, 0.5, 1.0)
         dashboard.test(step, 0.5, 1.0, filters=filters)
-        dashboard.picture()
-        shown.append(np.array(dashboard._panels.filters_image.get_array()))
+        dashboard.drawn()
+        shown.append(np.array(dashboard.panels.filters.image.get_array()))
         first = shown[-1][:5, :5]  # the first filter, top left, as given
         np.testing.assert_allclose(first, filters[:, :, 0, 0])
-        assert (dashboard._panels.filters_ax.get_visible()
-                and not dashboard._panels.axes[0].get_visible())
+        assert (dashboard.panels.filters.ax.get_visible()
+                and not dashboard.panels.axes[0].get_visible())
     assert not np.array_equal(shown[0], shown[1]), "as they train"
     assert np.isfinite(shown[1]).sum() == 4 * 25, "four 5x5 filters, apart"
     dashboard.show_panels(1, 2, 3, 4, 5, 6)  # key 0: back to the six panels
-    assert (not dashboard._panels.filters_ax.get_visible()
-            and dashboard._panels.axes[0].get_visible())
+    assert (not dashboard.panels.filters.ax.get_visible()
+            and dashboard.panels.axes[0].get_visible())
 
     dense = tensorflowvisu.Dashboard("dense", 10, live=False, png=tmp_path / "d.png", view="f")
     weights = rng.normal(size=(784, 10))  # lesson 1.0: one map per digit
     dense.test(0, 0.1, 2.3, filters=weights)
-    dense.picture()
-    picture = dense._panels.filters_image.get_array()
+    dense.drawn()
+    picture = dense.panels.filters.image.get_array()
     assert np.isfinite(picture).sum() == 10 * 784
     np.testing.assert_allclose(picture[:28, :28], weights[:, 0].reshape(28, 28))

@@ -323,15 +323,16 @@ def test_every_unwritable_output_is_reported_at_once_before_training(
         run_script, tmp_path, no_tensorflow):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    result = run_script("mnist_1.0_softmax.py", "--no-vis", "--history", "/proc/nope/run.json",
+    result = run_script("mnist_1.0_softmax.py", "--no-vis", "--history", "/proc/run.json",
                         "--save-model", blocker / "model", "--save-png", tmp_path / "fine.png",
-                        env=no_tensorflow)
+                        "--save-movie", tmp_path / "missing" / "run.gif", env=no_tensorflow)
     assert result.returncode == 1 and "TENSORFLOW IMPORTED" not in result.stderr
     line, = result.stderr.strip().splitlines()
-    assert line.startswith("error: cannot write --history /proc/nope/run.json "
-                           "(cannot write in /proc")
+    assert line.startswith("error: cannot write --history /proc/run.json (cannot write in /proc")
     assert (f"--save-model {blocker / 'model'} ({blocker} is a file)" in line
             and "fine.png" not in line)
+    assert f"--save-movie {tmp_path / 'missing' / 'run.gif'}: no folder {tmp_path / 'missing'}" \
+        in line or f"(no folder {tmp_path / 'missing'})" in line, "no folder is made: refused"
     assert "step" not in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "fake"]
 

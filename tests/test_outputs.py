@@ -23,7 +23,7 @@ STEPS = 200
 @pytest.mark.slow
 def test_one_run_writes_every_requested_output(run_script, tmp_path):
     result = run_script("mnist_1.0_softmax.py", "--no-vis", "--steps", STEPS,
-                        "--history", tmp_path / "runs" / "h.json",
+                        "--history", tmp_path / "h.json",
                         "--save-model", tmp_path / "model",
                         "--save-png", tmp_path / "dash.png", "--save-movie", tmp_path / "run.gif",
                         "--logdir", tmp_path / "logs")
@@ -39,7 +39,7 @@ def test_one_run_writes_every_requested_output(run_script, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
     # the report: printed, and stored in the history
-    history = json.loads((tmp_path / "runs" / "h.json").read_text())
+    history = json.loads((tmp_path / "h.json").read_text())
     matrix = np.array(history["report"]["confusion_matrix"])
     assert matrix.shape == (10, 10) and matrix.sum() == 10000
     assert np.trace(matrix) / 10000 == history["final"]["final_test_accuracy"]

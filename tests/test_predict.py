@@ -19,6 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+import savedmodel
+import figures
+import explain
 import plumbing
 import predict
 from conftest import ROOT, child_env, drawn_digit
@@ -89,8 +92,8 @@ def model_dir(trained_model_dir):
 
 @pytest.fixture(scope="module")
 def model(model_dir):
-    """The saved model, loaded in this process by predict.load_model."""
-    return predict.load_model(model_dir)
+    """The saved model, loaded in this process by savedmodel.load."""
+    return savedmodel.load(model_dir)
 
 
 MNIST_VARIANTS = ["56x56_dark.png", "200x120_light.jpg", "300x300_corner_dark_rgb.jpg",
@@ -446,7 +449,7 @@ def test_not_a_model_clear_one_line_errors(model, model_dir, tmp_path):
     }
     for name, problem in cases.items():
         with pytest.raises(plumbing.UserError) as error:
-            predict.load_model(tmp_path / name)
+            savedmodel.load(tmp_path / name)
         message = str(error.value)
         assert message.startswith(f"model {tmp_path / name}: ") and problem in message
         assert "\n" not in message
@@ -464,7 +467,8 @@ def test_show_without_a_display_says_so_and_still_prints(model_dir, tmp_path):
     result = run_predict("--model", model_dir, "seven.png", "--show", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert parse(result.stdout)["seven.png"][0] == 7
-    assert result.stderr.startswith("no display: cannot show the pictures")
+    assert result.stderr == ("no display: the picture is not shown (add --save-png FILE to keep "
+                             "it)\n")
     assert "--save-png" in result.stderr and result.stderr.count("\n") == 1
 
 
@@ -490,14 +494,13 @@ def test_save_png_draws_each_digit_and_its_probabilities(model_dir, pictures, tm
 @pytest.mark.parametrize("dpi", [72, 100])  # on screen and in notebooks; in the PNG
 def test_pictures_fit_their_figure(count, dpi):
     """The figure is sized to its content: every title inside it, whole, none overlapping."""
-    import tensorflowvisu
 
     long_name = "a_photo_of_my_handwritten7.png"  # 30 characters, shown whole
     names = [f"pictures/{long_name}"] + [f"digit{k}.jpg" for k in range(1, count)]
     rng = np.random.default_rng(count)
     digits, probabilities = rng.random((count, 28, 28)), rng.dirichlet(np.ones(10), count)
     best = int(np.argmax(probabilities[0]))
-    fig = tensorflowvisu.offscreen_figure(predict._figure_size(names), dpi=dpi)
+    fig = figures.offscreen_figure(predict._figure_size(names), dpi=dpi)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. constrained layout giving up: too small
         predict.plot_predictions(fig, names, digits, probabilities)
@@ -522,10 +525,10 @@ def test_pictures_fit_their_figure(count, dpi):
 def test_save_png_with_one_picture_and_long_names(tmp_path):
     """The PNG is the figure at 100 dpi; names longer than 40 characters are cut in the middle."""
     long_name = "photos/2024/" + "x" * 50 + ".jpeg"
-    assert predict._short_name(long_name) == "x" * 20 + "…" + "x" * 14 + ".jpeg"  # 40 characters
-    assert predict._short_name("folder/" + "y" * 40) == "y" * 40
+    assert explain.short_name(long_name, 40) == "x" * 20 + "…" + "x" * 14 + ".jpeg"  # 40 characters
+    assert explain.short_name("folder/" + "y" * 40, 40) == "y" * 40
     names = ["a_photo_of_my_handwritten7.png"]
-    predict.save_png(tmp_path / "one.png", names, np.zeros((1, 28, 28)), np.full((1, 10), 0.1))
+    predict.show(names, np.zeros((1, 28, 28)), np.full((1, 10), 0.1), save_png=tmp_path / "one.png")
     width, height = predict._figure_size(names)
     with Image.open(tmp_path / "one.png") as picture:
         assert picture.size == (round(width * 100), round(height * 100))

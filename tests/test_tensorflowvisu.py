@@ -25,7 +25,11 @@ import pytest
 from matplotlib.backend_bases import KeyEvent
 from PIL import Image
 
+import compare
+import figures
+import pictures
 import plumbing
+import screens
 import tensorflowvisu as tv
 from conftest import ROOT, child_env, ctrl_c_works
 from history import History
@@ -41,7 +45,7 @@ MODULE = str(ROOT / "tensorflowvisu.py")
 def fake_digits(labels, seed=0):
     """28 x 28 white-on-black images that look like digits: the module's own font, enlarged."""
     rng = np.random.default_rng(seed)
-    big = tv.GLYPHS.repeat(2, axis=1).repeat(2, axis=2).astype(np.float32)  # 20 x 12
+    big = pictures.GLYPHS.repeat(2, axis=1).repeat(2, axis=2).astype(np.float32)  # 20 x 12
     images = np.zeros((len(labels), 28, 28), np.float32)
     for k, digit in enumerate(labels):
         y, x = rng.integers(2, 7), rng.integers(6, 10)
@@ -78,7 +82,7 @@ def fake_training(dashboard, steps=300, *, on_measure=None, slow=0.0, last_train
                 images, labels, predictions = last_test
             dashboard.test(i, np.mean(predictions == labels), loss, images=images, labels=labels,
                            predictions=predictions,
-                           panels=[rng.normal(0, 0.1 + i / 3000, 20000),
+                           distributions=[rng.normal(0, 0.1 + i / 3000, 20000),
                                    rng.normal(0.1, 0.02, 300)])
         if on_measure:
             on_measure(i)
@@ -90,7 +94,7 @@ def child_code(code):
     helpers = "\n\n".join(inspect.getsource(function) for function in (fake_digits, fake_training))
     return ("import math, time\n"
             "import numpy as np\n"
-            "import tensorflowvisu as tv\n\n"
+            "import pictures\nimport tensorflowvisu as tv\n\n"
             f"{helpers}\n{textwrap.dedent(code)}")
 
 
@@ -125,7 +129,7 @@ def assert_picture(path, min_colours=50):
 
 def red_pixels(image):
     """How many pixels have the background of the misread digits."""
-    background = (tv.ERROR_BACKGROUND * 255).astype(int)
+    background = (pictures.ERROR_BACKGROUND * 255).astype(int)
     return int(np.all(np.abs(image.astype(int) - background) <= 3, axis=-1).sum())
 
 
@@ -190,7 +194,7 @@ def test_history_files_from_before_steps_still_load(tmp_path):
     path = tmp_path / "older.json"
     path.write_text(json.dumps(older))
     assert History.load(path).to_dict() == history.to_dict()
-    fig = tv.plot_comparison([History.load(path)], tv.offscreen_figure((16, 7)))
+    fig = compare.plot_comparison([History.load(path)], figures.offscreen_figure((16, 7)))
     assert list(fig.axes[0].lines[0].get_xdata()) == [20]
 
 
@@ -263,12 +267,17 @@ def test_unwritable_targets_give_user_errors_and_leave_nothing_behind(tmp_path):
 def test_cannot_write_says_why_and_creates_nothing(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    assert plumbing.cannot_write(tmp_path / "new" / "deeper" / "run.json") is None
+    deeper = tmp_path / "new" / "deeper"
+    assert plumbing.cannot_write(deeper / "run.json") == f"no folder {deeper}", \
+        "a file the user names goes into a folder that exists"
+    assert plumbing.cannot_write(deeper / "run.json", new_folders=True) is None, \
+        "the lab's own folders (runs/, models/) are made as needed"
     assert plumbing.cannot_write(tmp_path / "model", folder=True) is None
     assert plumbing.cannot_write(blocker / "run.json") == f"{blocker} is a file"
     assert plumbing.cannot_write(tmp_path) == "it is a folder"
     assert plumbing.cannot_write(blocker, folder=True) == "it is a file"
-    assert plumbing.cannot_write("/proc/nope/run.json").startswith("cannot write in /proc")
+    assert plumbing.cannot_write("/proc/nope/run.json", new_folders=True).startswith(
+        "cannot write in /proc")
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
 
 
@@ -279,7 +288,7 @@ def test_digit_grid_puts_misrecognised_first_on_red_with_label_pixels():
     labels = np.array([0, 1, 2, 3, 4, 5])
     predictions = np.array([0, 1, 7, 3, 9, 5])  # digits 2 and 4 are misrecognised
     images = fake_digits(labels)
-    grid = tv.digit_grid(images, labels, predictions, count=10, lines=2)
+    grid = pictures.digit_grid(images, labels, predictions, count=10, lines=2)
     assert grid.shape == (56, 140, 3) and grid.dtype == np.float32
     assert grid.min() >= 0 and grid.max() <= 1
     tiles = grid.reshape(2, 28, 5, 28, 3).swapaxes(1, 2).reshape(10, 28, 28, 3)
@@ -288,7 +297,7 @@ def test_digit_grid_puts_misrecognised_first_on_red_with_label_pixels():
     for tile, index in zip(tiles[:6], [2, 4, 0, 1, 3, 5]):
         ink = images[index] > 0.5
         assert np.all(tile[:16][ink[:16]] < 0.1), "the digit's ink is black"
-    red, white = tv.ERROR_BACKGROUND, tv.BACKGROUND
+    red, white = pictures.ERROR_BACKGROUND, pictures.BACKGROUND
     assert np.allclose(tiles[0, 0, 14], red) and np.allclose(tiles[1, 0, 14], red)
     assert np.allclose(tiles[2, 0, 14], white)
     assert np.allclose(tiles[6:], 1.0), "missing digits leave white tiles"
@@ -297,26 +306,26 @@ def test_digit_grid_puts_misrecognised_first_on_red_with_label_pixels():
     # the prediction (white on dark red) bottom right
     for tile, correct, predicted in ((tiles[0], 2, 7), (tiles[1], 4, 9)):
         left, right = tile[17:27, 1:7], tile[17:27, 21:27]
-        assert (np.allclose(left[tv.GLYPHS[correct]], 0)
-                and np.allclose(left[~tv.GLYPHS[correct]], tv.LABEL_BOX))
-        assert (np.allclose(right[tv.GLYPHS[predicted]], 1)
-                and np.allclose(right[~tv.GLYPHS[predicted]], tv.PREDICTION_BOX))
-    assert not np.allclose(tiles[2, 17:27, 21:27], tv.PREDICTION_BOX[None, None]), \
+        assert (np.allclose(left[pictures.GLYPHS[correct]], 0)
+                and np.allclose(left[~pictures.GLYPHS[correct]], pictures.LABEL_BOX))
+        assert (np.allclose(right[pictures.GLYPHS[predicted]], 1)
+                and np.allclose(right[~pictures.GLYPHS[predicted]], pictures.PREDICTION_BOX))
+    assert not np.allclose(tiles[2, 17:27, 21:27], pictures.PREDICTION_BOX[None, None]), \
         "no labels on recognised digits"
 
     # the same picture from [N, 784] and [N, 28, 28, 1] images, and from uint8 ones
-    assert np.array_equal(grid, tv.digit_grid(images.reshape(6, 784), labels, predictions, 10, 2))
-    assert np.array_equal(grid, tv.digit_grid(images[..., None], labels, predictions, 10, 2))
+    assert np.array_equal(grid, pictures.digit_grid(images.reshape(6, 784), labels, predictions, 10, 2))
+    assert np.array_equal(grid, pictures.digit_grid(images[..., None], labels, predictions, 10, 2))
     uint8_images = (images * 255).astype(np.uint8)
-    assert np.allclose(grid, tv.digit_grid(uint8_images, labels, predictions, 10, 2), atol=0.01)
+    assert np.allclose(grid, pictures.digit_grid(uint8_images, labels, predictions, 10, 2), atol=0.01)
 
 
 def test_digit_grid_edge_cases():
-    assert np.all(tv.digit_grid(np.zeros((0, 28, 28)), [], [], count=100, lines=10) == 1)
+    assert np.all(pictures.digit_grid(np.zeros((0, 28, 28)), [], [], count=100, lines=10) == 1)
     with pytest.raises(ValueError):
-        tv.digit_grid(np.zeros((3, 28, 28)), [1, 2, 3], [1, 2, 3], count=100, lines=7)
+        pictures.digit_grid(np.zeros((3, 28, 28)), [1, 2, 3], [1, 2, 3], count=100, lines=7)
     with pytest.raises(ValueError):
-        tv.digit_grid(np.zeros((3, 28, 28)), [1, 2], [1, 2, 3])
+        pictures.digit_grid(np.zeros((3, 28, 28)), [1, 2], [1, 2, 3])
 
 
 # ----------------------------------------------------------------------------- dashboard
@@ -325,8 +334,8 @@ def test_digit_grid_edge_cases():
 @pytest.fixture
 def trained(tmp_path):
     """A dashboard (no window; a PNG at the end) after a short fake training."""
-    dashboard = Dashboard("fake run", 300, panel_titles=("batch-max activations", "biases"),
-                          live=False, png=tmp_path / "out" / "dashboard.png")
+    dashboard = Dashboard("fake run", 300, distribution_titles=("batch-max activations", "biases"),
+                          live=False, png=tmp_path / "dashboard.png")
     assert not dashboard.live and dashboard.wants_pictures
     assert dashboard.figure is None, "no figure until one is needed"
     fake_training(dashboard, 300)
@@ -334,7 +343,7 @@ def trained(tmp_path):
 
 
 def test_dashboard_renders_the_training_into_a_png(trained, tmp_path):
-    dashboard, path = trained, tmp_path / "out" / "dashboard.png"
+    dashboard, path = trained, tmp_path / "dashboard.png"
     assert not path.exists(), "the PNG: the final state, at the end"
     assert dashboard.save() == [path]
     image = assert_picture(path)
@@ -377,10 +386,10 @@ def test_the_dashboard_keeps_the_runs_history(tmp_path):
     assert dashboard.save(*paths) == paths
     for path in paths:
         assert json.loads(path.read_text()) == history.to_dict()
-    assert history.pictures == {}, "nothing was shown: no pictures to keep"
+    assert history.panels == {}, "nothing was shown: no pictures to keep"
     dashboard.finish()
     assert History.load(paths[1]).test["step"] == history.test["step"]
-    fig = dashboard.picture()  # a picture on demand, even now
+    fig = dashboard.drawn()  # a picture on demand, even now
     assert list(fig.axes[0].lines[1].get_xdata()) == history.test["step"]
 
     other = Dashboard("x", live=False)
@@ -405,12 +414,12 @@ def test_continue_from_an_interrupted_run_goes_on_with_its_history_and_clock():
     assert history.train["step"][-2:] == [500, 520] and history.train["wall_time"][-1] >= 150
 
 
-@pytest.mark.parametrize("floor", sorted(tv.ACCURACY_TICKS))
+@pytest.mark.parametrize("floor", sorted(figures.ACCURACY_TICKS))
 def test_every_accuracy_tick_label_is_its_position(floor):
     """82.5 % must not read 82 %: a label rounded away from its line misleads the reader."""
-    fig = tv.offscreen_figure((8, 4))
+    fig = figures.offscreen_figure((8, 4))
     ax = fig.add_subplot()
-    tv._format_accuracy_axis(ax, floor)
+    figures.format_accuracy_axis(ax, floor)
     fig.canvas.draw()
     ticks = [t for t in ax.get_yticks() if floor - 1e-9 <= t <= 1 + 1e-9]
     labels = [label.get_text() for label in ax.get_yticklabels()]
@@ -423,7 +432,7 @@ def test_every_accuracy_tick_label_is_its_position(floor):
 def test_accuracy_axis_keeps_most_of_the_test_curve_on_the_panel():
     """A short run shows its climb; a long one zooms in on its plateau."""
     def floor(points):
-        return tv._accuracy_floor([i for i, _ in points], [a for _, a in points])
+        return figures.accuracy_floor([i for i, _ in points], [a for _, a in points])
 
     # 3.1, 200 steps; its best alone would zoom on 95-100 %
     short = [(0, 0.1), (40, 0.8), (80, 0.92), (120, 0.95), (160, 0.965), (200, 0.975)]
@@ -433,7 +442,7 @@ def test_accuracy_axis_keeps_most_of_the_test_curve_on_the_panel():
     assert floor(long) == 0.95
     for points in (short, long):
         after_0 = [a for i, a in points if i > 0]
-        assert np.mean(np.array(after_0) >= floor(points)) >= tv.ACCURACY_KEEP
+        assert np.mean(np.array(after_0) >= floor(points)) >= figures.ACCURACY_KEEP
     assert floor([(0, 0.1)]) == floor([]) == 0.0, "nothing after step 0 yet: all of it"
     assert floor([(0, 0.1), (100, 0.985), (200, 0.9851)]) == 0.95, "the best not at the very bottom"
     assert floor([(0, 0.1), (20, float("nan")), (40, 0.9)]) == 0.8
@@ -445,7 +454,7 @@ def test_first_picture_spans_the_run_and_waits_for_the_digits():
     """The picture before any measurement (a notebook shows it while TensorFlow starts)."""
     name = "mnist_5.0_batchnorm_convolutional_augmented"
     dashboard = Dashboard(name, 10_000, live=False)
-    fig = dashboard.picture()
+    fig = dashboard.drawn()
     accuracy, loss, train_ax, panel4, _, test_ax = fig.axes[:6]
     for ax in (accuracy, loss, panel4):
         assert ax.get_xlim() == (0, 10_000)
@@ -458,7 +467,7 @@ def test_first_picture_spans_the_run_and_waits_for_the_digits():
     # Its figure asked for, a dashboard without window, PNG or movie shows the digits too
     dashboard.test(0, 0.5, 2.3, images=fake_digits([1, 2]), labels=np.array([1, 2]),
                    predictions=np.array([1, 3]))
-    dashboard.picture()
+    dashboard.drawn()
     assert not [t for t in test_ax.texts if t.get_visible()]
     assert test_ax.get_yticklabels()[0].get_text() == "100%", "the accuracy of each line"
     assert "step 0 / 10,000" in visible_texts(fig)
@@ -466,7 +475,7 @@ def test_first_picture_spans_the_run_and_waits_for_the_digits():
 
 def test_long_titles_are_shortened_before_the_legend():
     title = "a title much longer than the header has room for, with more and more words " * 2
-    fig = Dashboard(title, live=False).picture()
+    fig = Dashboard(title, live=False).drawn()
     shown = fig.texts[0]
     assert shown.get_text().endswith("…") and len(shown.get_text()) < len(title)
     fig.canvas.draw()
@@ -494,11 +503,12 @@ def test_keys_show_the_right_panels(trained):
         assert np.allclose(bounds, six)
     press(dashboard, "g")  # not a dashboard key: no error
     test_image = dashboard.figure.axes[5].images[0]
-    for key, (lines, per_line) in (("6", (14, 28)), ("9", (22, 20)), ("0", (25, 40))):
+    for key, (lines, per_line, tile) in (("6", (14, 28, 30)), ("9", (22, 20, 28)),
+                                         ("0", (25, 40, 28))):
         press(dashboard, key)
-        dashboard.picture()
-        assert test_image.get_array().shape[:2] == (lines * 28, per_line * 28), "larger digits"
-        assert dashboard.figure.axes[5].get_ylim() == (lines * 28 - 0.5, -0.5)
+        dashboard.drawn()
+        assert test_image.get_array().shape[:2] == (lines * tile, per_line * tile), "larger"
+        assert dashboard.figure.axes[5].get_ylim() == (lines * tile - 0.5, -0.5)
     dashboard.show_panels(3)
     assert visible_panels(dashboard) == [3]
     with pytest.raises(ValueError):
@@ -507,14 +517,14 @@ def test_keys_show_the_right_panels(trained):
 
 def test_space_pauses_and_resumes_during_training():
     dashboard = Dashboard("x", 100, live=False)
-    dashboard.picture()  # its figure (and keys) from the start
+    dashboard.drawn()  # its figure (and keys) from the start
     seen = {}
 
     def on_measure(i):
         if i == 40:
             press(dashboard, " ")
             seen["paused"] = dashboard.paused
-            seen["overlay"] = visible_texts(dashboard.picture())
+            seen["overlay"] = visible_texts(dashboard.drawn())
             press(dashboard, " ")
             seen["resumed"] = dashboard.paused
             press(dashboard, " ")
@@ -525,7 +535,7 @@ def test_space_pauses_and_resumes_during_training():
     assert seen == {"paused": True, "overlay": seen["overlay"], "resumed": False,
                     "resumed by Ctrl-C": False}
     assert any("PAUSED" in text for text in seen["overlay"])
-    assert not any("PAUSED" in text for text in visible_texts(dashboard.picture()))
+    assert not any("PAUSED" in text for text in visible_texts(dashboard.drawn()))
     dashboard.finish()
     press(dashboard, " ")
     assert dashboard.paused is False, "space does nothing once training is over"
@@ -554,29 +564,30 @@ def test_histograms_keep_percentiles_only():
     dashboard = Dashboard("x", live=False)
     dashboard.show_panels(4, 5)  # its figure asked for: the panels take the values
     values = np.arange(1001, dtype=np.float32)
-    dashboard.test(7, 0.5, 1.0, panels=[values, np.array([5.0])])
-    dashboard.test(8, 0.5, 1.0, panels=[np.zeros(0), np.array([])])
-    panels = dashboard._panels
-    assert panels.histogram_steps == [7, 8]
+    dashboard.test(7, 0.5, 1.0, distributions=[values, np.array([5.0])])
+    dashboard.test(8, 0.5, 1.0, distributions=[np.zeros(0), np.array([])])
+    panels = dashboard.panels
+    assert panels.distribution_steps == [7, 8]
     assert np.allclose(panels.percentiles[0][0], np.arange(0, 1001, 100))
     assert np.allclose(panels.percentiles[1][0], 5.0)
     assert np.all(np.isnan(panels.percentiles[0][1]))
 
 
-@pytest.mark.slow  # a 3-second run: a bounded rate needs time to show
-def test_notebook_pictures_are_updated_in_place_at_a_bounded_rate(monkeypatch):
+def test_notebook_pictures_are_updated_in_place_often_and_cheaply(monkeypatch):
     """In a Jupyter kernel (inline backend): display(Image, display_id=True), then
     handle.update(Image): PNG pictures, whatever formatters the kernel has (a real kernel:
-    tests/test_notebook.py); finish() shows the final state."""
+    tests/test_notebook.py, a real browser: tests/test_browser.py). The first picture at
+    once, a fresh one at least every MAX_INTERVAL seconds, within the drawing budget; the
+    digit panels less often; finish() shows the final state."""
     shown = []
 
     class Handle:
         def update(self, picture):
-            shown.append(("update", picture))
+            shown.append(("update", picture, now[0]))
 
     def display(picture, display_id=False):
         assert display_id is True
-        shown.append(("display", picture))
+        shown.append(("display", picture, now[0]))
         return Handle()
 
     class Picture:
@@ -590,35 +601,36 @@ def test_notebook_pictures_are_updated_in_place_at_a_bounded_rate(monkeypatch):
     ipython.display.display, ipython.display.Image = display, Picture
     monkeypatch.setitem(sys.modules, "IPython", ipython)
     monkeypatch.setitem(sys.modules, "IPython.display", ipython.display)
-    monkeypatch.setattr(tv, "_notebook_pictures", lambda: True)
-    monkeypatch.setattr(tv, "NOTEBOOK_BUDGET", 0.2)  # a short test run: room for a few pictures
-    # The dashboard's clock, made up: 0.05 s between measurements, 0.1 s per picture (a real
-    # clock on a busy machine would allow fewer pictures than this test counts)
+    monkeypatch.setattr(plumbing, "in_notebook", lambda: True)
+    # The clock, made up: 0.4 s between measurements, 0.15 s per picture (a real clock on a
+    # busy machine would make the test's counts depend on the machine)
     now = [0.0]
-    monkeypatch.setattr(tv, "time", types.SimpleNamespace(perf_counter=lambda: now[0],
-                                                          sleep=time.sleep))
-    original_picture = tv.png_bytes
+    monkeypatch.setattr(screens, "time", types.SimpleNamespace(perf_counter=lambda: now[0],
+                                                               sleep=time.sleep))
+    picture = screens.NotebookPicture.picture
 
-    def png_bytes(*args, **kwargs):
-        now[0] += 0.1
-        return original_picture(*args, **kwargs)
+    def slow_picture(self, title=None):
+        now[0] += 0.15
+        return picture(self, title)
 
-    monkeypatch.setattr(tv, "png_bytes", png_bytes)
+    monkeypatch.setattr(screens.NotebookPicture, "picture", slow_picture)
     dashboard = Dashboard("notebook", 1000, live=True)
-    assert dashboard.live and dashboard.mode == "notebook" and shown[0][0] == "display", \
-        dashboard.not_live
-    assert shown[0][1].title == "notebook: starting"
+    assert isinstance(dashboard.screen, screens.NotebookPicture), dashboard.not_live
+    assert [(kind, p.title) for kind, p, _ in shown] == [("display", "notebook: starting")]
 
     def measured(step):
-        now[0] += 0.05
+        now[0] += 0.4
 
-    fake_training(dashboard, 1000, on_measure=measured)
+    fake_training(dashboard, 1000, on_measure=measured)  # 51 measurements, 20 s
     dashboard.finish()
-    assert [kind for kind, _ in shown[1:]] == ["update"] * (len(shown) - 1)
-    assert 3 <= len(shown) <= 30, \
-        "updated at a bounded rate, not at every one of the 51 measurements"
+    assert [kind for kind, _, _ in shown[1:]] == ["update"] * (len(shown) - 1)
+    times = [when for _, _, when in shown]
+    gaps = np.diff(times)
+    assert max(gaps) <= screens.NotebookPicture.MAX_INTERVAL + 0.4 + 0.15, "a fresh one often"
+    assert gaps[0] <= 0.4 + 0.15, "the curves as soon as the first measurement comes"
+    assert min(gaps[1:-1]) >= screens.NotebookPicture.MIN_INTERVAL, "not at every measurement"
     assert shown[-1][1].title == "notebook: step 1,000 of 1,000", "the final state"
-    assert sum(dashboard.draw_times) <= 0.2 * (1000 / 20 * 0.05) + 2 * max(dashboard.draw_times)
+    assert sum(dashboard.draw_times) <= 0.25 * now[0], "within the budget"
     assert not dashboard.live
 
 
@@ -626,6 +638,9 @@ def test_notebook_pictures_are_updated_in_place_at_a_bounded_rate(monkeypatch):
 
 
 def test_gif_movie_has_a_frame_per_test_measurement(tmp_path):
+    with pytest.raises(UserError, match="no folder"):  # (a folder must be there: none is made)
+        Dashboard("x", 100, live=False, movie=tmp_path / "movies" / "run.gif")
+    (tmp_path / "movies").mkdir()
     dashboard = Dashboard("x", 100, live=False, movie=tmp_path / "movies" / "run.gif")
     assert dashboard.wants_pictures and dashboard.movie.path == str(tmp_path / "movies" / "run.gif")
     fake_training(dashboard, 100)
@@ -659,7 +674,7 @@ def test_mp4_falls_back_to_gif_when_ffmpeg_is_missing(tmp_path, monkeypatch, cap
     movie = Movie(tmp_path / "run.mp4")
     assert movie.path == str(tmp_path / "run.gif")
     assert "ffmpeg not found" in capsys.readouterr().err
-    movie.finish(dashboard.picture(), 0)
+    movie.finish(dashboard.drawn(), 0)
     assert os.listdir(tmp_path) == ["run.gif"]
     with Image.open(movie.path) as picture:
         assert picture.n_frames == 1
@@ -699,7 +714,7 @@ def test_compare_overlays_runs_with_names_and_max_accuracy(tmp_path, capsys):
     sigmoid = saved_history(tmp_path, "sigmoid", [0.1, 0.9, 0.95, 0.971, 0.97])
     relu = saved_history(tmp_path, "relu", [0.1, 0.95, 0.975, 0.982, 0.98])
     histories = [History.load(sigmoid), History.load(relu)]
-    fig = tv.plot_comparison(histories, tv.offscreen_figure(tv.comparison_size(histories)))
+    fig = compare.plot_comparison(histories, figures.offscreen_figure(compare.comparison_size(histories)))
     accuracy, loss = fig.axes
     legend = [text.get_text() for text in fig.legends[0].get_texts()]
     assert legend == ["sigmoid: max 97.10%, final 97.00%", "relu: max 98.20%, final 98.00%"]
@@ -712,7 +727,7 @@ def test_compare_overlays_runs_with_names_and_max_accuracy(tmp_path, capsys):
     below = fig.legends[0].get_window_extent()
     assert all(below.y1 < ax.get_window_extent().y0 for ax in fig.axes), "under the curves"
 
-    out = tmp_path / "png" / "compare.png"
+    out = tmp_path / "compare.png"
     assert tv.main(["compare", str(sigmoid), str(relu), "--save-png", str(out)]) == 0
     assert_picture(out)
 
@@ -725,7 +740,7 @@ def test_compare_labels_say_what_differs_between_the_runs():
         return history
 
     date = "2025-05-03T14:05:31"
-    labels = tv.run_labels([
+    labels = compare.run_labels([
         run("mnist_2.1_five_layers_relu", steps=2000, seed=0, flags={}, date=date),
         run("mnist_2.1_five_layers_relu", (0.1, 0.5), steps=20, batch_size=60000, seed=1, date=date,
             flags={"steps": 20, "batch_size": 60000, "seed": 1}),
@@ -749,7 +764,7 @@ def test_compare_labels_say_what_differs_between_the_runs():
              run("sigmoid", [])]
     older[1].final = {"steps": 20, "interrupted": True}
     flags = "--steps 20 --batch-size 100 --seed 0"
-    assert tv.run_labels(older) == [
+    assert compare.run_labels(older) == [
         "1.0 softmax --steps 2000 --batch-size 100 --seed 0: max 95.00%, final 95.00%",
         f"1.0 softmax {flags}, interrupted at step 20: max 95.00%, final 95.00%",
         f"1.0 softmax {flags} (2025-05-03 14:05:31): max 95.00%, final 95.00%",  # same HH:MM
@@ -764,15 +779,14 @@ def test_compare_gives_every_run_its_own_colour(count):
     for k, history in enumerate(histories):
         history.append_test(0, 0.1, 2.3, 0)
         history.append_test(100, 0.9 + k / 1000, 0.3, 1)
-    fig = tv.plot_comparison(histories, tv.offscreen_figure(tv.comparison_size(histories)))
+    fig = compare.plot_comparison(histories, figures.offscreen_figure(compare.comparison_size(histories)))
     accuracy, loss = fig.axes
     colours = [tuple(matplotlib.colors.to_rgba(line.get_color())) for line in accuracy.lines]
     assert len(set(colours)) == count, "no two runs share a colour"
     assert [(line.get_color(), line.get_linestyle()) for line in loss.lines] == \
         [(line.get_color(), line.get_linestyle()) for line in accuracy.lines], "a run: one style"
-    if count > len(tv.RUN_COLOURS):  # neighbours differ in their line style too
-        styles = [line.get_linestyle() for line in accuracy.lines]
-        assert all(a != b for a, b in zip(styles, styles[1:]))
+    styles = [line.get_linestyle() for line in accuracy.lines]  # from the first run on
+    assert all(a != b for a, b in zip(styles, styles[1:])), "neighbours differ twice"
     assert len(fig.legends[0].get_texts()) == count
 
 
@@ -782,8 +796,8 @@ def test_confusion_calls_out_the_most_confused_pairs_with_the_reports_figures(tm
     report = {"accuracy": 0.98, "confusion_matrix": matrix.tolist(),
               "recall": [0.5 + d / 100 for d in range(10)], "precision": [0.25] * 10}
     path = saved_history(tmp_path, "relu", [0.98], report=report)
-    assert tv.most_confused(matrix, top=3) == [(4, 9, 12), (7, 1, 8), (3, 5, 5)]
-    fig = tv.plot_confusion(History.load(path), tv.offscreen_figure((14, 9)))
+    assert compare.most_confused(matrix, top=3) == [(4, 9, 12), (7, 1, 8), (3, 5, 5)]
+    fig = compare.plot_confusion(History.load(path), figures.offscreen_figure((14, 9)))
     texts = "\n".join(t.get_text() for t in fig.texts)
     assert "4 → 9: 12 times" in texts and "7 → 1: 8 times" in texts
     outlined = {(round(p.get_x() + 0.5), round(p.get_y() + 0.5)) for p in fig.axes[0].patches}
@@ -812,7 +826,7 @@ def finished_run(path, mnist, misread_every=50):
     panels 3 to 6 (at the last step, real MNIST digits with made-up predictions). Returns
     the dashboard."""
     dashboard = Dashboard("mnist_2.1_five_layers_relu", 300, live=False)
-    dashboard.picture()  # its figure: the panels take the digits
+    dashboard.drawn()  # its figure: the panels take the digits
     batch = np.arange(1000, 1100) * 7
     labels = mnist.train.labels[batch]
     last_train = (mnist.train.images[batch], labels, np.where(batch % 3 == 0, 7, labels), batch)
@@ -825,18 +839,18 @@ def finished_run(path, mnist, misread_every=50):
     return dashboard
 
 
-def test_keep_pictures_keeps_what_panels_3_to_6_show(tmp_path):
+def test_keep_panels_keeps_what_panels_3_to_6_show(tmp_path):
     # Nothing shown, nothing to keep (lab --no-vis); training digits without their indices
     quiet = Dashboard("x", 100, live=False)
     fake_training(quiet, 100)
-    quiet.keep_pictures()
-    assert quiet.history.pictures == {}
+    quiet.keep_panels()
+    assert quiet.history.panels == {}
     shown = Dashboard("x", 100, live=False, png=tmp_path / "x.png")
-    shown.keep_pictures()
-    assert shown.history.pictures == {}, "nothing to keep yet"
+    shown.keep_panels()
+    assert shown.history.panels == {}, "nothing to keep yet"
     fake_training(shown, 100)
-    shown.keep_pictures()
-    assert sorted(shown.history.pictures) == ["histograms", "step", "test_digits"], \
+    shown.keep_panels()
+    assert sorted(shown.history.panels) == ["histograms", "step", "test_digits"], \
         "no training indices"
 
     rng = np.random.default_rng(0)
@@ -845,14 +859,14 @@ def test_keep_pictures_keeps_what_panels_3_to_6_show(tmp_path):
     indices = np.arange(500) + 10  # where they are in the training set
     test_labels = rng.integers(0, 10, 3000)
     test_predictions = (test_labels + (np.arange(3000) % 5 != 0)) % 10  # 2,400 misread
-    dashboard = Dashboard("x", 300, live=False, panel_titles=("activations", "biases"))
-    dashboard.picture()
+    dashboard = Dashboard("x", 300, live=False, distribution_titles=("activations", "biases"))
+    dashboard.drawn()
     fake_training(dashboard, 300, last_train=(fake_digits(labels), labels, predictions, indices),
                   last_test=(fake_digits(test_labels), test_labels, test_predictions))
     path = tmp_path / "run.json"
     dashboard.save(path)  # keeps the pictures, then writes the history
     history = dashboard.history
-    kept = json.loads(path.read_text())["pictures"]
+    kept = json.loads(path.read_text())["panels"]
     assert kept["step"] == 300
     train = kept["training_digits"]
     assert train["batch_size"] == 500 and len(train["indices"]) == 100
@@ -866,12 +880,15 @@ def test_keep_pictures_keeps_what_panels_3_to_6_show(tmp_path):
     assert histograms["titles"] == ["activations", "biases"]
     assert histograms["steps"] == history.test["step"]
     assert np.array(histograms["percentiles"]).shape == (2, len(history.test["step"]), 11)
-    assert History.load(path).pictures == kept == history.to_dict()["pictures"]
+    assert History.load(path).panels == kept == history.to_dict()["panels"]
 
     older = json.loads(path.read_text())
+    older["pictures"] = older.pop("panels")  # (what the lab wrote before it said "panels")
+    path.write_text(json.dumps(older))
+    assert History.load(path).panels == kept, "older histories still load"
     del older["pictures"]
     path.write_text(json.dumps(older))
-    assert History.load(path).pictures == {}, "histories without pictures still load"
+    assert History.load(path).panels == {}, "histories without panels still load"
 
 
 def test_show_panel_draws_a_finished_runs_panel_large(tmp_path, mnist_digits, mnist_dir,
@@ -882,24 +899,26 @@ def test_show_panel_draws_a_finished_runs_panel_large(tmp_path, mnist_digits, mn
     history = History.load(path)
 
     # Panel 6: the misread test digits first, larger: the same grid as the window's key 6
-    fig = tv.plot_panel(history, 6, tv.offscreen_figure(tv.FIGURE_SIZE), mnist_digits)
+    fig = tv.plot_panel(history, 6, figures.offscreen_figure(tv.FIGURE_SIZE), mnist_digits)
     assert [k + 1 for k, ax in enumerate(fig.axes[:6]) if ax.get_visible()] == [6]
     assert fig.axes[5].get_title() == "Test digits: 200 of 10,000 misread"
     drawn = fig.axes[5].images[0].get_array()
     dashboard.show_panels(6)
-    assert np.array_equal(drawn, dashboard.picture().axes[5].images[0].get_array())
-    assert drawn.shape[:2] == (14 * 28, 28 * 28), "392 digits of 37 pixels in the window"
+    assert np.array_equal(drawn, dashboard.drawn().axes[5].images[0].get_array())
+    assert drawn.shape[:2] == (14 * 30, 28 * 30), "392 digits, 28 pixels and a gap of 2 each"
+    gaps = drawn[28:30, :, :3].reshape(-1, 3)  # below the first line of tiles: grey, so that
+    assert np.all(gaps == round(pictures.GAP[0] * 255)), "each tile's two labels pair up"
     assert "step 300 / 300" in [t.get_text() for t in fig.texts]
 
     # Panel 3: the last training batch, from the training set
-    fig = tv.plot_panel(history, 3, tv.offscreen_figure(tv.FIGURE_SIZE), mnist_digits)
+    fig = tv.plot_panel(history, 3, figures.offscreen_figure(tv.FIGURE_SIZE), mnist_digits)
     dashboard.show_panels(3)
     drawn = fig.axes[2].images[0].get_array()
-    assert np.array_equal(drawn, dashboard.picture().axes[2].images[0].get_array())
+    assert np.array_equal(drawn, dashboard.drawn().axes[2].images[0].get_array())
 
     # Panels 4 and 5 (key 8), and the curves (key 7): as the dashboard drew them
     for key, panels in ((8, [4, 5]), (7, [1, 2])):
-        fig = tv.plot_panel(history, key, tv.offscreen_figure(tv.FIGURE_SIZE))
+        fig = tv.plot_panel(history, key, figures.offscreen_figure(tv.FIGURE_SIZE))
         assert [k + 1 for k, ax in enumerate(fig.axes[:6]) if ax.get_visible()] == panels
     assert fig.axes[3].get_title() == "Weights"
     assert list(fig.axes[0].lines[1].get_ydata()) == history.test["accuracy"]
@@ -909,7 +928,7 @@ def test_show_panel_draws_a_finished_runs_panel_large(tmp_path, mnist_digits, mn
     image = assert_picture(out)
     assert image.shape == (900, 1600, 3)
     assert red_pixels(image) > 50_000, "200 misread digits, large"
-    assert capsys.readouterr().out == f"Saved {out}\n"
+    assert capsys.readouterr().out == f"saved {out}\n"
 
 
 def test_show_panel_says_in_one_line_what_is_missing(tmp_path, mnist_digits, monkeypatch, capsys):
@@ -917,7 +936,7 @@ def test_show_panel_says_in_one_line_what_is_missing(tmp_path, mnist_digits, mon
     assert tv.main(["panel", str(bare), "6", "--save-png", str(tmp_path / "p.png")]) == 1
     err = capsys.readouterr().err
     assert err == ("error: run mnist_1.0_softmax kept no picture of panel 6 (it ran with --no-vis, "
-                   "or with an older lab): run the lesson again without --no-vis\n")
+                   "or with an older lab): run it again without --no-vis\n")
     assert tv.main(["panel", str(bare), "1", "--save-png", str(tmp_path / "p.png")]) == 0, "curves"
     with pytest.raises(SystemExit) as usage:  # exit status 1, its message on one line
         tv.main(["panel", str(bare), "12"])
@@ -939,10 +958,10 @@ def test_show_panel_says_in_one_line_what_is_missing(tmp_path, mnist_digits, mon
     assert err.count("error:") == 1 and "Traceback" not in err
 
     stored = json.loads(path.read_text())
-    stored["pictures"]["test_digits"]["labels"][0] += 1  # other MNIST files than the run's
+    stored["panels"]["test_digits"]["labels"][0] += 1  # other MNIST files than the run's
     path.write_text(json.dumps(stored))
     with pytest.raises(UserError, match="not the ones this run used"):
-        tv.plot_panel(History.load(path), 6, tv.offscreen_figure(tv.FIGURE_SIZE), mnist_digits)
+        tv.plot_panel(History.load(path), 6, figures.offscreen_figure(tv.FIGURE_SIZE), mnist_digits)
     assert not (tmp_path / "p3.png").exists()
 
 
@@ -957,7 +976,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         tv.main(["compare"])
     message = usage.value.code  # printed by Python on its way out, with exit status 1
     assert isinstance(message, str) and "\n" not in message
-    assert message.startswith("tensorflowvisu.py compare: error: ") and "RUN.json" in message
+    assert message.startswith("tensorflowvisu.py compare: error: ") and "HISTORY.json" in message
     assert not (tmp_path / "c.png").exists()
 
 
@@ -967,7 +986,7 @@ def test_cli_without_display_asks_for_save_png(tmp_path):
     result = subprocess.run([sys.executable, MODULE, "compare", str(run)], capture_output=True,
                             text=True, env=env)
     assert result.returncode == 1
-    assert result.stderr == "error: no display: add --save-png FILE\n"
+    assert result.stderr == "no display: the picture is not shown (add --save-png FILE to keep it)\n"
     help_text = subprocess.run([sys.executable, MODULE, "confusion", "-h"], capture_output=True,
                                text=True, env=env).stdout
     assert "--save-png FILE" in help_text and "true digits" in help_text

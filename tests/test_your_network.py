@@ -1,5 +1,5 @@
 """Your own network on the dashboard: the Keras callback (tensorflowvisu.DashboardCallback),
-the plain-loop API (tensorflowvisu.Dashboard) as README.md shows it, pictures other than
+the plain-loop API (tensorflowvisu.Dashboard) as docs/your-own-network.md shows it, pictures other than
 MNIST digits, and lab.train_model with its one-line checks of a model.
 
 Real Keras fits on a small share of real MNIST, in this process (Agg: no window), in a real
@@ -23,16 +23,17 @@ import pytest
 from PIL import Image
 
 import lab
+import compare
+import figures
+import pictures
 import plumbing
 import tensorflowvisu as tv
 from conftest import ROOT, child_env
 from history import History
 from plumbing import UserError
 
-# The README block the test suite runs (README.md once merged; the draft until then).
-LOOP_MARKER = ("<!-- your-network-loop: tests/test_your_network.py runs the next block as "
-               "written -->")
-README_DRAFT = Path("/tmp/readme_your_network.md")
+# The page of docs/ that shows the plain loop (tests/test_docs.py runs its every block too).
+YOUR_NETWORK = ROOT / "docs" / "your-own-network.md"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -85,16 +86,14 @@ class AtBatch(keras.callbacks.Callback):
 
 def red_frames(picture):
     """How many pixels have the red frame of misread colour pictures."""
-    return int(np.all(np.abs(picture[..., :3] / 255 - tv.ERROR_FRAME) < 0.02, axis=-1).sum())
+    return int(np.all(np.abs(picture[..., :3] / 255 - pictures.ERROR_FRAME) < 0.02, axis=-1).sum())
 
 
-def readme_loop():
-    """The plain loop of the README, as written there."""
-    for path in (ROOT / "README.md", README_DRAFT):
-        text = path.read_text() if path.exists() else ""
-        if LOOP_MARKER in text:
-            return re.search(r"```python\n(.*?)```", text.split(LOOP_MARKER, 1)[1], re.S)[1]
-    pytest.fail(f"no block marked {LOOP_MARKER} in README.md (nor in {README_DRAFT})")
+def docs_loop():
+    """The plain loop of docs/your-own-network.md, as written there."""
+    blocks = re.findall(r"```python\n(.*?)```", YOUR_NETWORK.read_text(), re.S)
+    loop, = [block for block in blocks if 'tensorflowvisu.Dashboard("my_loop"' in block]
+    return loop
 
 
 # ----------------------------------------------------------------------------- pictures
@@ -102,32 +101,34 @@ def readme_loop():
 
 def test_colour_pictures_show_as_they_are_and_misread_ones_in_a_red_frame():
     rng = np.random.default_rng(0)
-    pictures = rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
     labels = np.arange(30) % 10
     predictions = np.where(np.arange(30) < 4, (labels + 1) % 10, labels)  # 4 misread
-    grid = tv.digit_grid(pictures, labels, predictions, count=40, lines=4)
+    grid = pictures.digit_grid(images, labels, predictions, count=40, lines=4)
     assert grid.shape == (4 * 32, 10 * 32, 3)
     tiles = grid.reshape(4, 32, 10, 32, 3).swapaxes(1, 2).reshape(40, 32, 32, 3)
-    assert np.allclose(tiles[4], pictures[4] / 255), "recognised ones: as they are, in colour"
+    assert np.allclose(tiles[4], images[4] / 255), "recognised ones: as they are, in colour"
     for tile in tiles[:4]:
-        assert np.allclose(tile[0], tv.ERROR_FRAME) and np.allclose(tile[:-12, -1], tv.ERROR_FRAME)
-    assert np.allclose(tiles[0, 21:31, 1:7][tv.GLYPHS[0]], 0), "the correct class, bottom left"
-    assert np.allclose(tiles[0, 21:31, 25:31][tv.GLYPHS[1]], 1), "the answer, bottom right"
+        assert np.allclose(tile[0], pictures.ERROR_FRAME)
+        assert np.allclose(tile[:-12, -1], pictures.ERROR_FRAME)
+    assert np.allclose(tiles[0, 21:31, 1:7][pictures.GLYPHS[0]], 0), "the correct class, bottom left"
+    assert np.allclose(tiles[0, 21:31, 25:31][pictures.GLYPHS[1]], 1), "the answer, bottom right"
     assert np.allclose(tiles[30:], 1), "missing pictures leave white tiles"
 
     # PyTorch's order [N, 3, H, W] gives the same picture; floats in [0, 1] too
-    assert np.allclose(grid, tv.digit_grid(pictures.transpose(0, 3, 1, 2), labels, predictions,
-                                           count=40, lines=4))
-    assert np.allclose(grid, tv.digit_grid(pictures / 255, labels, predictions, 40, 4))
+    assert np.allclose(grid, pictures.digit_grid(images.transpose(0, 3, 1, 2), labels, predictions,
+                                                 count=40, lines=4))
+    assert np.allclose(grid, pictures.digit_grid(images / 255, labels, predictions, 40, 4))
     # large pictures are shrunk; standardised ones stretched to [0, 1]; classes past 9 unlabelled
-    big = tv.digit_grid(rng.normal(size=(5, 224, 160, 3)), np.arange(5) + 40, np.zeros(5), 10, 2)
+    big = pictures.digit_grid(rng.normal(size=(5, 224, 160, 3)), np.arange(5) + 40, np.zeros(5),
+                              10, 2)
     assert big.shape == (2 * 32, 5 * 23, 3) and 0 <= big.min() and big.max() <= 1
     # greyscale pictures of another size: ink on white, as the digits
-    grey = tv.digit_grid(np.zeros((3, 20, 16), np.float32), [1, 2, 3], [1, 2, 4], 4, 2)
-    assert grey.shape == (40, 32, 3) and np.allclose(grey[:20, :16][0], tv.ERROR_BACKGROUND)
-    assert tv.picture_shape(np.zeros((2, 20))) is None
-    assert tv.picture_shape(np.zeros((2, 100, 3))) is None, "a sequence of 3 features"
-    assert tv.picture_shape(np.zeros((2, 784))) == (28, 28, 1)
+    grey = pictures.digit_grid(np.zeros((3, 20, 16), np.float32), [1, 2, 3], [1, 2, 4], 4, 2)
+    assert grey.shape == (40, 32, 3) and np.allclose(grey[:20, :16][0], pictures.ERROR_BACKGROUND)
+    assert pictures.picture_shape(np.zeros((2, 20))) is None
+    assert pictures.picture_shape(np.zeros((2, 100, 3))) is None, "a sequence of 3 features"
+    assert pictures.picture_shape(np.zeros((2, 784))) == (28, 28, 1)
 
 
 def test_inputs_that_are_not_pictures_get_a_note_and_the_other_panels(tmp_path):
@@ -138,7 +139,7 @@ def test_inputs_that_are_not_pictures_get_a_note_and_the_other_panels(tmp_path):
         dashboard.train(step, 0.5, 1.0, images=rng.normal(size=(200, 20)), labels=labels,
                         predictions=labels)
         dashboard.test(step, 0.5, 1.0, images=rng.normal(size=(200, 20)), labels=labels,
-                       predictions=(labels + 1) % 3, panels=[rng.normal(size=500), np.ones(3)])
+                       predictions=(labels + 1) % 3, distributions=[rng.normal(size=500), np.ones(3)])
     dashboard.save(tmp_path / "h.json")
     fig = dashboard.figure
     for ax in (fig.axes[2], fig.axes[5]):
@@ -146,7 +147,7 @@ def test_inputs_that_are_not_pictures_get_a_note_and_the_other_panels(tmp_path):
         assert not ax.images[0].get_visible() and not ax.xaxis.label.get_visible()
     assert len(fig.axes[3].lines[0].get_xdata()) == 3, "panel 4 as usual"
     history = History.load(tmp_path / "h.json")
-    assert history.pictures["inputs"] == [20] and "test_digits" not in history.pictures
+    assert history.panels["inputs"] == [20] and "test_digits" not in history.panels
     with pytest.raises(UserError, match=r"did not train on MNIST digits \(its inputs: \[20\]\)"):
         tv.show_panel(history, 6)
     tv.show_panel(history, 8, save_png=tmp_path / "p.png")  # panels 4 and 5: fine
@@ -155,7 +156,7 @@ def test_inputs_that_are_not_pictures_get_a_note_and_the_other_panels(tmp_path):
     quiet = tv.Dashboard("x", 100, live=False)
     quiet.train(0, 0.5, 1.0)
     quiet.test(0, 0.5, 1.0)
-    texts = [t.get_text() for ax in quiet.picture().axes[2::3] for t in ax.texts]
+    texts = [t.get_text() for ax in quiet.drawn().axes[2::3] for t in ax.texts]
     assert texts == ["no images given", "no images given"]
 
 
@@ -195,7 +196,7 @@ def test_keras_fit_on_mnist_gets_the_lessons_dashboard_and_history(digits, tmp_p
 
     saved = History.load(tmp_path / "run.json")
     assert saved.to_dict() == history.to_dict()
-    kept = saved.pictures
+    kept = saved.panels
     assert len(kept["histograms"]["steps"]) == 3, "panels 4 and 5 at every validation"
     assert kept["training_digits"]["batch_size"] == 100, "100 training examples (panel 3)"
     assert kept["test_digits"]["total"] == 1000
@@ -204,8 +205,8 @@ def test_keras_fit_on_mnist_gets_the_lessons_dashboard_and_history(digits, tmp_p
     assert f"keras_dense: max validation accuracy {max(history.test['accuracy']):.4f}" in out
 
     # compare overlays it on a lesson's curves
-    fig = tv.plot_comparison([History.load(lesson_history), saved],
-                             tv.offscreen_figure((16, 7)))
+    fig = compare.plot_comparison([History.load(lesson_history), saved],
+                             figures.offscreen_figure((16, 7)))
     assert list(fig.axes[0].lines[1].get_xdata()) == [0, 75, 150]
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels[0].startswith("1.0 softmax") and labels[1].startswith("keras dense: max ")
@@ -291,8 +292,8 @@ def test_colour_pictures_of_cifar_size(tmp_path):
     with Image.open(tmp_path / "fit.gif") as movie:
         assert movie.n_frames == 3, "a frame at each validation: the start, 2 epochs' ends"
     history = History.load(tmp_path / "run.json")
-    assert history.pictures["inputs"] == [32, 32, 3]
-    assert len(history.pictures["histograms"]["steps"]) == 3
+    assert history.panels["inputs"] == [32, 32, 3]
+    assert len(history.panels["histograms"]["steps"]) == 3
     with pytest.raises(UserError, match="did not train on MNIST digits"):
         tv.show_panel(history, 9)
 
@@ -313,19 +314,19 @@ def test_a_model_of_plain_features_gets_the_curves_and_histograms(tmp_path):
         assert [t.get_text() for t in fig.axes[k].texts if t.get_visible()] == \
             ["inputs [20]: not pictures"]
     assert len(fig.axes[3].lines[0].get_xdata()) == len(history.test["step"])
-    assert History.load(tmp_path / "run.json").pictures["inputs"] == [20]
+    assert History.load(tmp_path / "run.json").panels["inputs"] == [20]
 
 
 # ----------------------------------------------------------------------------- any loop
 
 
-def test_the_readme_loop_runs_as_written_and_compare_overlays_it(tmp_path, monkeypatch,
-                                                                 mnist_dir, lesson_history):
+def test_the_documented_loop_runs_as_written_and_compare_overlays_it(
+        tmp_path, monkeypatch, mnist_dir, lesson_history):
     monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
     monkeypatch.chdir(tmp_path)
-    code = readme_loop()
+    code = docs_loop()
     assert 25 <= len(code.splitlines()) <= 45
-    exec(compile(code, "README.md", "exec"), {"__name__": "__main__"})
+    exec(compile(code, str(YOUR_NETWORK), "exec"), {"__name__": "__main__"})
     history = History.load(tmp_path / "runs" / "my_loop.json")
     assert history.train["step"] == list(range(0, 1001, 20))
     assert history.test["step"] == list(range(0, 1001, 100))
