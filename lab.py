@@ -43,18 +43,21 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+import plumbing  # first: a Python without the lab's packages gets one line, not a traceback
 
-import cluster
-import history as history_module
-import mnistdata
-import pictures
-import plumbing
-import savedmodel
-import tensorflowvisu
-import tracing
-from history import MEASURE_EVERY, test_due  # noqa: F401 (lab.test_due: the plain loop's)
-from plumbing import MODELS, RUNS, UserError
+plumbing.check_installed("numpy", "tensorflow", "matplotlib")
+
+import numpy as np  # noqa: E402
+
+import cluster  # noqa: E402
+import history as history_module  # noqa: E402
+import mnistdata  # noqa: E402
+import pictures  # noqa: E402
+import savedmodel  # noqa: E402
+import tensorflowvisu  # noqa: E402
+import tracing  # noqa: E402
+from history import MEASURE_EVERY, test_due  # noqa: E402,F401 (lab.test_due: the plain loop's)
+from plumbing import MODELS, RUNS, UserError  # noqa: E402
 
 TEST_BATCH = 1000  # the test images go through the model 1,000 at a time (faster than all at once)
 TRAIN_IMAGES = 60_000  # MNIST's training set (mnistdata checks the files' SHA-256)

@@ -8,6 +8,8 @@ half of one. Importing it imports neither TensorFlow nor matplotlib.
 
 import argparse
 import contextlib
+import importlib.abc
+import importlib.util
 import os
 import platform
 import re
@@ -114,6 +116,25 @@ def flag_words(flags):
     return words
 
 
+def check_installed(*packages):
+    """Stop with one line if this Python lacks one of the lab's packages (a lesson started
+    outside the lab's virtual environment), before an import fails with a traceback."""
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        names = [_PACKAGE_NAMES.get(name, name) for name in missing]
+        names = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        message = (f"{names} {'is' if len(missing) == 1 else 'are'} not installed in this "
+                   f"Python ({sys.executable}): activate the lab's environment first (source "
+                   ".venv/bin/activate; on Windows .venv\\Scripts\\activate), or install "
+                   "what it needs: pip install -r requirements.txt")
+        if in_notebook():
+            raise UserError(message)
+        raise SystemExit(f"error: {message}")
+
+
+_PACKAGE_NAMES = {"tensorflow": "TensorFlow", "numpy": "NumPy", "PIL": "Pillow"}
+
+
 # ---------------------------------------------------------------- TensorFlow
 
 
@@ -136,9 +157,8 @@ def load_tensorflow(before_start=None, start=True):
     """
     global tf
     if tf is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if start else "3")
-        if platform.machine().lower() in ("x86_64", "amd64"):
-            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+        _settings(start)
+        _TensorFlowImport.stand_aside()  # (this is the lab's own import, the one below)
         with quiet_stderr():
             import tensorflow
 
@@ -150,6 +170,48 @@ def load_tensorflow(before_start=None, start=True):
         tensorflow.get_logger().setLevel("WARNING")
         tf = tensorflow
     return tf
+
+
+def _settings(start=True):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if start else "3")
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+class _TensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Whoever imports TensorFlow first once a lab module is imported (Keras, your own
+    notebook cell) gets it as load_tensorflow loads it: with the lab's settings, and its
+    start-up lines (CUDA's complaints on a machine without a GPU) kept out of the terminal
+    or the cell. It wraps the usual loader of the `tensorflow` package, once."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        self.stand_aside()
+        spec = importlib.util.find_spec(name)  # the usual one
+        if spec is not None:
+            self.loader, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        global tf
+        _settings()
+        with quiet_stderr():
+            self.loader.exec_module(module)
+            module.config.list_logical_devices("GPU")  # starts the runtime (CUDA complains)
+        module.get_logger().setLevel("WARNING")
+        tf = module
+
+    @staticmethod
+    def stand_aside():
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _TensorFlowImport)]
+
+
+if "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _TensorFlowImport())
 
 
 @contextlib.contextmanager

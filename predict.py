@@ -56,15 +56,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import plumbing  # first: a Python without the lab's packages gets one line
 
-import explain as explain_module  # what the network sees (--explain)
-import figures
-import mnistdata
-import plumbing
-import savedmodel  # the lessons' saved networks: found and loaded
-from plumbing import UserError
+plumbing.check_installed("numpy", "PIL", "matplotlib", "tensorflow")
+
+import numpy as np  # noqa: E402
+from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
+
+import explain as explain_module  # noqa: E402 (what the network sees: --explain)
+import figures  # noqa: E402
+import mnistdata  # noqa: E402
+import savedmodel  # noqa: E402 (the lessons' saved networks: found and loaded)
+from plumbing import UserError  # noqa: E402
 
 SIZE = 28  # MNIST's field: 28x28 pixels
 BOX = 20  # the digit fits in a 20x20 box inside it...

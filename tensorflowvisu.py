@@ -30,16 +30,20 @@ import math
 import sys
 import time
 
-import numpy as np
+import plumbing  # first: a Python without the lab's packages gets one line
 
-import figures
-import screens
-import pictures
-from compare import compare, confusion, ensemble  # noqa: F401 (tensorflowvisu.compare...)
-from figures import FIGURE_SIZE, TEXT_SIZE, TITLE_SIZE
-from history import History, load_all, plain
-from movie import Movie
-from plumbing import ArgumentParser, UserError
+plumbing.check_installed("numpy", "matplotlib")
+
+import numpy as np  # noqa: E402
+
+import figures  # noqa: E402
+import pictures  # noqa: E402
+import screens  # noqa: E402
+from compare import compare, confusion, ensemble  # noqa: E402,F401 (tensorflowvisu.compare)
+from figures import FIGURE_SIZE, TEXT_SIZE, TITLE_SIZE  # noqa: E402
+from history import History, load_all, plain  # noqa: E402
+from movie import Movie  # noqa: E402
+from plumbing import ArgumentParser, UserError  # noqa: E402
 
 TRAIN_STYLE = dict(color="#e69f00", linewidth=1.5, alpha=0.9)
 TEST_STYLE = dict(color="#0072b2", linewidth=3.5)
@@ -351,7 +355,7 @@ class Panels:
         boxes = {6: [(left, bottom, 0.26, 0.36) for bottom in (0.53, 0.065)
                      for left in (0.055, 0.38, 0.705)],
                  2: [(0.055, 0.07, 0.42, 0.82), (0.555, 0.07, 0.42, 0.82)],
-                 1: [(0.06, 0.07, 0.9, 0.82)]}.get(len(numbers), [])
+                 1: [(0.06, 0.07, 0.9, 0.82)]}[len(numbers)] if numbers != ("f",) else []
         for number, box in zip(numbers, boxes):
             self.axes[number - 1].set_position(box)
             self.axes[number - 1].set_visible(True)
