@@ -123,7 +123,7 @@ class NotebookPicture:
     fast (PNG at zlib level 1). The digit panels, the dearest part, are redrawn at most
     every DIGITS_INTERVAL seconds (and at the end)."""
 
-    BUDGET, MIN_INTERVAL, MAX_INTERVAL = 0.06, 1.0, 2.5
+    BUDGET, MIN_INTERVAL, MAX_INTERVAL = 0.06, 1.0, 2.0
     DIGITS_INTERVAL = 5.0
 
     def __init__(self, title, figsize):

@@ -507,7 +507,8 @@ def test_keys_show_the_right_panels(trained):
                                          ("0", (25, 40, 28))):
         press(dashboard, key)
         dashboard.drawn()
-        assert test_image.get_array().shape[:2] == (lines * tile, per_line * tile), "larger"
+        height, width = lines * tile, per_line * tile
+        assert test_image.get_extent() == [-0.5, width - 0.5, height - 0.5, -0.5], "larger"
         assert dashboard.figure.axes[5].get_ylim() == (lines * tile - 0.5, -0.5)
     dashboard.show_panels(3)
     assert visible_panels(dashboard) == [3]

@@ -283,8 +283,10 @@ def test_colour_pictures_of_cifar_size(tmp_path):
     fig = dashboard.dashboard.figure
     assert [fig.axes[k].get_title() for k in (2, 5)] == ["Training images", "Validation images"]
     validation = fig.axes[5].images[0].get_array()
-    assert validation.shape == (25 * 32, 40 * 32, 4)
-    assert red_frames(validation) > 100 * 4 * 30, "the misread ones, framed"
+    assert fig.axes[5].images[0].get_extent() == [-0.5, 40 * 32 - 0.5, 25 * 32 - 0.5, -0.5]
+    assert validation.shape == (25 * 32 // 2, 40 * 32 // 2, 4), \
+        "a grid larger than the panel at 100 dpi is shrunk before it is drawn"
+    assert red_frames(validation) > 100 * 4 * 15, "the misread ones, framed (shrunk: 15 px a side)"
     rgb = validation[:32 * 5, :, :3].astype(float)
     assert np.std(rgb[..., 0] - rgb[..., 1]) > 20, "in colour"
     assert fig.axes[2].images[0].get_visible() and red_frames(fig.axes[2].images[0].get_array())
