@@ -191,12 +191,18 @@ def test_the_workshop_notebook_runs_top_to_bottom(notebook_env, tmp_path):
     runs = json.loads(nb.cells[-1].outputs[0]["text"])
     lessons = sorted(p.name.split("_")[1] for p in ROOT.glob("mnist_*.py")  # (5.2 votes: no run)
                      if "lab.train(" in p.read_text())
-    assert len(list((tmp_path / "runs").glob("*.json"))) == len(lessons), \
-        "the copy's runs/, not the repository's"
-    assert sorted(runs) == lessons, "every lesson, and its history"
+    written = sorted(p.name for p in (tmp_path / "runs").glob("*.json"))
+    assert len(written) == len(lessons) + 1 and "my_keras_network.json" in written, \
+        "the copy's runs/, not the repository's: every lesson's, and the Keras network's"
+    assert sorted(runs) == [*lessons, "my Keras network"], "every lesson, and its history"
     # 20 steps: every lesson has learned something. Its test loss fell (its accuracy
     # may still be at chance: 2.0's sigmoids start slowly).
     assert all(steps >= 20 and last < first for steps, first, last in runs.values()), runs
+    seen = next(i for i, cell in enumerate(nb.cells) if "explain.show(" in cell.source)
+    assert len(client.pictures(seen)) == 1, "what the trained 3.0 network sees, under the cell"
+    keras_cell = next(i for i, cell in enumerate(nb.cells) if "DashboardCallback(" in cell.source)
+    kinds = [kind for kind, _ in client.pictures(keras_cell)]
+    assert kinds[0] == "display_data" and kinds[-1] == "update_display_data", kinds
     lesson_cells = [i for i, cell in enumerate(nb.cells)
                     if cell.source.startswith("runs[") and "lab.run(" in cell.source]
     assert len(lesson_cells) == len(lessons) - 1, \
