@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import re
-import select
 import shutil
 import statistics
 import subprocess
@@ -279,30 +278,53 @@ def which(program):
 
 
 class Xvfb:
-    """A private X server on a free display (Xvfb -displayfd picks it), stopped by stop()
-    or at the end of a with block. Raises RuntimeError if Xvfb is missing or does not start."""
+    """A private X server, stopped by stop() or at the end of a with block. Raises RuntimeError
+    if Xvfb is missing or does not start.
 
-    def __init__(self, size="1280x1024x24"):
+    The display number is drawn at random from a high range rather than the first free one
+    (Xvfb -displayfd would pick :0): a machine that runs several jobs in containers sharing
+    one network namespace shares the abstract X sockets too, so another job's :0 can answer
+    a client meant for ours. A display counts as started only once a client could open it."""
+
+    def __init__(self, size="1280x1024x24", tries=5):
         if not shutil.which("Xvfb"):
             raise RuntimeError("Xvfb is not installed (apt-get install xvfb)")
-        read_end, write_end = os.pipe()
-        self.process = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", size, "-nolisten", "tcp"],
-            pass_fds=[write_end], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(write_end)
-        number = b""
-        try:
-            while not number.endswith(b"\n") and select.select([read_end], [], [], 15)[0]:
-                chunk = os.read(read_end, 16)
-                if not chunk:
-                    break
-                number += chunk
-        finally:
-            os.close(read_end)
-        if not number.strip().isdigit():
+        import random
+
+        numbers = random.Random().sample(range(200, 30000), tries)
+        for number in numbers:
+            self.display = f":{number}"
+            self.process = subprocess.Popen(
+                ["Xvfb", self.display, "-screen", "0", size, "-nolisten", "tcp"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self._opens():
+                return
             self.stop()
-            raise RuntimeError("Xvfb did not start")
-        self.display = f":{number.decode().strip()}"
+        raise RuntimeError(f"Xvfb did not start on any of the displays {numbers}")
+
+    def _opens(self, seconds=15):
+        """Whether a client can open the display (checked with libX11 as matplotlib does)."""
+        import ctypes
+        import ctypes.util
+
+        library = ctypes.util.find_library("X11")
+        x11 = ctypes.CDLL(library) if library else None
+        if x11:
+            x11.XOpenDisplay.restype = ctypes.c_void_p
+            x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+            x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+        socket_file = Path(f"/tmp/.X11-unix/X{self.display[1:]}")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if socket_file.exists():
+                if x11 is None:
+                    return True
+                connection = x11.XOpenDisplay(self.display.encode())
+                if connection:
+                    x11.XCloseDisplay(connection)
+                    return True
+            time.sleep(0.1)
+        return False
 
     def stop(self):
         if self.process.poll() is None:
