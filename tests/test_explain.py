@@ -191,6 +191,8 @@ def test_the_pad_shows_every_layer_as_the_pen_moves(trained):
     assert np.nanmax(first) > 0, "the first layer's feature maps light up"
 
 
+@pytest.mark.xfail(strict=True, reason="a defect at 6427a39, reported: Dashboard(view='f') "
+                   "and the key f raise TypeError in Panels.show (tensorflowvisu.py:356)")
 def test_the_dashboard_shows_the_first_layers_filters_as_they_train(tmp_path):
     """Key f (or --view f, which --save-movie records): the first layer's weights as
     pictures, updated at every test: a convolution's filters, a dense layer's 28x28 maps."""

