@@ -6,6 +6,8 @@ When CI is set, a skipped test counts as a failure: everything must run there.
 
 Tests marked slow (real notebook kernels, lesson processes, windows on Xvfb, Ctrl-C,
 long runs) are left out by `python -m pytest -m "not slow"`: the core in about a minute.
+
+Fixtures shared by several test files are here; plain helpers in helpers.py.
 """
 import functools
 import os
@@ -98,13 +100,100 @@ def mnist(mnist_dir):
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory, mnist_dir):
     """A model saved by a short real run of lesson 3.0 (600 steps, about 97.5 % of the test
-    digits right), in this process: the tests of predict.py and explain.py share it."""
+    digits right), in this process: the tests of predict.py, explain.py and savedmodel.py
+    share it."""
     import lab
 
     folder = tmp_path_factory.mktemp("trained")
     lab.run("3.0", steps=600, no_vis=True, data_dir=mnist_dir, history=folder / "run.json",
             save_model=folder / "model")
     return folder / "model"
+
+
+# -------------------------------------------------------- fixtures shared by several test files
+
+
+@pytest.fixture(scope="module")
+def lesson_history(mnist_dir, tmp_path_factory):
+    """A lesson's history, as lab.run writes it (lesson 1.0, 40 steps)."""
+    import lab
+
+    folder = tmp_path_factory.mktemp("lesson")
+    os.environ["MNIST_DATA_DIR"] = mnist_dir
+    lab.run("1.0", steps=40, no_vis=True, history=folder / "lesson.json",
+            save_model=folder / "model")
+    return folder / "lesson.json"
+
+
+@pytest.fixture(scope="module")
+def batch(mnist):
+    import tensorflow as tf
+
+    images, labels = mnist.test.images[:100], mnist.test.labels[:100]
+    return tf.constant(images), tf.constant(labels)
+
+
+@pytest.fixture(scope="module")
+def mnist_test(mnist):
+    """The first 200 MNIST test digits: images [200, 28, 28] float 0-1 and labels."""
+    return mnist.test.images[:200, :, :, 0], mnist.test.labels[:200].argmax(1)
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained_model_dir):
+    """A model saved by a short real run of a lesson (conftest.trained_model_dir)."""
+    return trained_model_dir
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    """The saved model, loaded in this process by savedmodel.load."""
+    import savedmodel
+
+    return savedmodel.load(model_dir)
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory, mnist_test):
+    """Picture files made here, and the digit each one shows: {file name: label}."""
+    from helpers import MNIST_VARIANTS, mnist_picture
+
+    folder = tmp_path_factory.mktemp("pictures")
+    images, labels = mnist_test
+    truth = {}
+    for i in range(20):
+        variant = MNIST_VARIANTS[i % len(MNIST_VARIANTS)]
+        name = f"mnist{i:02d}_{variant}"
+        picture = mnist_picture(images[i], variant)
+        picture.save(folder / name, **({"quality": 85} if name.endswith(".jpg") else {}))
+        truth[name] = int(labels[i])
+    for digit in (1, 0, 7):
+        for size in (40, 150, 500):
+            for dark in (True, False):
+                name = f"drawn{digit}_{size}_{'dark' if dark else 'light'}.png"
+                drawn_digit(digit, size, dark).save(folder / name)
+                truth[name] = digit
+    return folder, truth
+
+
+@pytest.fixture(scope="module")
+def classified(pictures, model_dir):
+    """One predict.py run on all the pictures: (CompletedProcess, names in order, parsed output)."""
+    from helpers import parse, run_predict
+
+    folder, truth = pictures
+    names = list(truth)
+    result = run_predict("--model", model_dir, *names, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return result, names, parse(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def trained(trained_model_dir):
+    """Lesson 3.0 trained for 600 steps (about 97.5% on the test digits), saved, loaded."""
+    import savedmodel
+
+    return savedmodel.load(trained_model_dir)
 
 
 @pytest.fixture

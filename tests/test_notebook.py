@@ -4,13 +4,15 @@ A notebook cell's picture is a message from the kernel: a display_data, then
 update_display_data messages that replace it in place. An executed notebook keeps only
 the last one per display, so the kernel's messages are recorded as they arrive.
 The kernel gets the notebook defaults: no MPLBACKEND (ipykernel's inline backend), no
-display, no magic.
+display, no magic. Lessons, Keras' fit with the dashboard, lab.train_model, the workshop
+notebook and its "your turn" cell run in real kernels.
 """
 import base64
 import io
 import json
 import re
 import shutil
+import textwrap
 
 import nbformat
 import numpy as np
@@ -18,7 +20,9 @@ import pytest
 from nbclient import NotebookClient
 from PIL import Image
 
+import plumbing
 from conftest import ROOT, drawn_digit
+from history import History
 
 
 class RecordingClient(NotebookClient):
@@ -223,3 +227,113 @@ def test_the_workshop_notebook_runs_top_to_bottom(notebook_env, tmp_path):
     # 6.0 runs as a command (`!python ...`): its output, TensorFlow's C++ lines included,
     # is the cell's stdout; the kernel's earlier runs set TF_CPP_MIN_LOG_LEVEL=2 for it.
     assert not re.search(r"cuInit|^[EWI]\d{4} ", client.streams("stdout"), re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_keras_fit_and_train_model_in_a_real_notebook_kernel(tmp_path, mnist_dir, monkeypatch):
+    import nbformat
+
+    monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
+    for name in ("MPLBACKEND", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    cells = [
+        "import keras, mnistdata, lab, tensorflowvisu\n"
+        "tensorflowvisu.NOTEBOOK_BUDGET = 1  # a short fit: room for pictures while it runs\n"
+        "mnist = mnistdata.read_data_sets(reshape=False, validation_size=0)\n"
+        "x, y = mnist.train.images[:6000], mnist.train.labels[:6000]\n"
+        "model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),\n"
+        "                          keras.layers.Dense(64, activation='relu'),"
+        " keras.layers.Dense(10)])\n"
+        "model.compile('adam', keras.losses.SparseCategoricalCrossentropy(from_logits=True),\n"
+        "              metrics=['accuracy'])",
+        f"dashboard = tensorflowvisu.DashboardCallback(\n"
+        f"    (mnist.test.images, mnist.test.labels), (x, y), name='nb_keras', test_every=20,\n"
+        f"    history=r'{tmp_path / 'keras.json'}')\n"
+        f"model.fit(x, y, batch_size=100, epochs=2, callbacks=[dashboard], verbose=0)\n"
+        f"dashboard.history",
+        "lab.parse_args(None, steps=200)",
+        textwrap.dedent(f"""\
+            import tensorflow as tf
+            args = lab.parse_args(None, steps=200, name='nb_model')
+            print(args.name, args.steps, args.history.endswith('nb_model.json'))
+            optimizer = keras.optimizers.Adam(0.003)
+
+            @tf.function
+            def train_step(X, Y_):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
+                        labels=Y_, logits=model(X, training=True)))
+                variables = model.trainable_variables
+                optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+            lab.train_model(model, train_step, optimizer, name='nb_model', steps=100,
+                            history=r'{tmp_path / "lab.json"}', save_model=r'{tmp_path / "m"}')
+        """),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    client = RecordingClient(nb, allow_errors=True, resources={"metadata": {"path": str(ROOT)}})
+    client.execute()
+    errors = [(i, o) for i, cell in enumerate(nb.cells) for o in cell.outputs
+              if o.output_type == "error"]
+    assert [(i, o.ename) for i, o in errors] == [(2, "UserError")], errors
+    shown = errors[0][1].traceback  # what the notebook shows: the one line
+    assert shown == ['error: in a notebook, name the run: lab.parse_args(..., name="my_network")'
+                     ' (it titles the dashboard and names runs/NAME.json, models/NAME/)']
+
+    for cell, title in ((1, "nb_keras: step 120 of 120"), (3, "nb_model: step 100 of 100")):
+        pictures = client.pictures(cell)
+        kinds = [kind for kind, _ in pictures]
+        assert kinds[0] == "display_data" and kinds.count("update_display_data") >= 2, kinds
+        assert pictures[-1][1].info["Title"] == title
+    result, = [c["data"]["text/plain"] for i, kind, c in client.messages
+               if i == 1 and kind == "execute_result"]
+    assert re.fullmatch(r"History\(nb_keras: 120 steps, max test accuracy 0\.[89]\d{3}, "
+                        r"final 0\.[89]\d{3}\)", result), result
+    assert History.load(tmp_path / "keras.json").test["step"] == list(range(0, 121, 20))
+    assert "nb_model 200 True" in client.streams("stdout")
+    assert History.load(tmp_path / "lab.json").name == "nb_model"
+
+
+@pytest.mark.slow
+def test_the_notebooks_your_turn_cell_checks_then_trains_and_compares(
+        tmp_path, monkeypatch, mnist_dir):
+    """workshop.ipynb's own cells, with EXERCISES = True, in a real kernel, in a copy of the
+    lab: the first run of lesson 1.0's "your turn" cell makes the starting file and says what
+    to fix; once the file is right, the same cell trains it and shows the comparison."""
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    for path in [*ROOT.glob("*.py"), ROOT / "workshop.ipynb", ROOT / "README.md"]:
+        shutil.copy(path, tmp_path)
+    monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
+    for name in ("MPLBACKEND", "DISPLAY", "TF_CPP_MIN_LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    workshop = nbformat.read(tmp_path / "workshop.ipynb", as_version=4)
+    settings = workshop.cells[1].source
+    assert "FRACTION = 1\n" in settings and "EXERCISES = False\n" in settings
+    lesson, = [c.source for c in workshop.cells if c.source.startswith('runs["1.0"] = lab.run(')]
+    turn, = [c.source for c in workshop.cells if 'exercises.start("1.0")' in c.source]
+    finished = plumbing.lessons()["1.0"].read_text()
+    cells = [settings.replace("FRACTION = 1\n", "FRACTION = 0.02\n")
+             .replace("EXERCISES = False\n", "EXERCISES = True\n"),
+             lesson, turn, f"open('my_mnist_1.0.py', 'w').write({finished!r})", turn,
+             "print(sorted(runs), runs['my 1.0'].final['steps'])"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, kernel_name="python3", timeout=600,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    def printed(cell):
+        return "".join(o.get("text", "") for o in nb.cells[cell].outputs
+                       if o.output_type == "stream")
+
+    assert not [o for cell in nb.cells for o in cell.outputs if o.output_type == "error"]
+    first, again = printed(2), printed(4)
+    assert first.startswith(f"{tmp_path / 'my_mnist_1.0.py'}\nexercise 1.0: do the task")
+    assert "  structure  to fix: model(X) is not written yet" in first and "training" not in first
+    assert "already there, your work: it is kept" in again
+    assert "done: my_mnist_1.0.py is lesson 1.0's network" in again
+    assert [o.output_type for o in nb.cells[4].outputs].count("display_data") >= 2, \
+        "your run's dashboard, then the comparison"
+    assert printed(5).strip() == "['1.0', 'my 1.0'] 40", "your file ran at the notebook's FRACTION"

@@ -1,17 +1,14 @@
 """predict.py: preprocessing like MNIST's, the command line on pictures made here, bad
-input, the saved model reloaded in a fresh process, and the drawing pad driven by
-synthetic mouse events.
+input, and the drawing pad driven by synthetic mouse events. (The saved model itself, found,
+loaded and reloaded in a fresh process: test_savedmodel.py.)
 
-One short real training run (lesson 2.1, 600 steps, about 10 s) makes the model that the
-whole file uses; each predict.py run in a subprocess costs about 3 s (TensorFlow loads).
+The tests share a model saved by a short real run of lesson 3.0 (conftest's
+trained_model_dir, 600 steps), the drawing pad's too; each predict.py run in a subprocess
+costs about 3 s (TensorFlow loads).
 """
-import json
-import os
-import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 import warnings
 
@@ -19,39 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import savedmodel
 import figures
 import explain
-import plumbing
 import predict
 from conftest import ROOT, child_env, drawn_digit
-
-# all the modules but the lessons
-SHARED_MODULES = [p for p in ROOT.glob("*.py") if not p.name.startswith("mnist_")]
-FIRST_LINE = re.compile(r"^(?P<file>.+): (?P<digit>\d) \(p=(?P<p>[01]\.\d\d)\)$")
-THEN_LINE = re.compile(r"^  then (\d) \(p=([01]\.\d\d)\), (\d) \(p=([01]\.\d\d)\)$")
+from helpers import MNIST_VARIANTS, SHARED_MODULES, parse, run_predict
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def run_predict(*args, cwd, script=ROOT / "predict.py", env=None):
-    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=cwd,
-                          env=env or child_env(), capture_output=True, text=True, timeout=300)
-
-
-def parse(stdout):
-    """predict.py's output -> {file: (digit, p, [(digit, p), (digit, p)])}; checks the format."""
-    lines = stdout.splitlines()
-    assert len(lines) % 2 == 0, stdout
-    found = {}
-    for first, then in zip(lines[::2], lines[1::2]):
-        match, alternatives = FIRST_LINE.match(first), THEN_LINE.match(then)
-        assert match and alternatives, (first, then)
-        a = alternatives.groups()
-        found[match["file"]] = (int(match["digit"]), float(match["p"]),
-                                [(int(a[0]), float(a[1])), (int(a[2]), float(a[3]))])
-    return found
 
 
 def centre_of_mass(image):
@@ -73,79 +45,6 @@ def similarity(a, b):
             c = np.roll(a, (dy, dx), axis=(0, 1))
             best = max(best, float((c * b).sum() / (np.linalg.norm(c) * np.linalg.norm(b))))
     return best
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def mnist_test(mnist):
-    """The first 200 MNIST test digits: images [200, 28, 28] float 0-1 and labels."""
-    return mnist.test.images[:200, :, :, 0], mnist.test.labels[:200].argmax(1)
-
-
-@pytest.fixture(scope="module")
-def model_dir(trained_model_dir):
-    """A model saved by a short real run of a lesson (conftest.trained_model_dir)."""
-    return trained_model_dir
-
-
-@pytest.fixture(scope="module")
-def model(model_dir):
-    """The saved model, loaded in this process by savedmodel.load."""
-    return savedmodel.load(model_dir)
-
-
-MNIST_VARIANTS = ["56x56_dark.png", "200x120_light.jpg", "300x300_corner_dark_rgb.jpg",
-                  "28x28_light.png"]
-
-
-def mnist_picture(digit, variant):
-    """An MNIST digit (float 28x28, light on dark) as a picture file would hold it."""
-    light = Image.fromarray((digit * 255).round().astype(np.uint8))
-    dark = Image.fromarray(255 - np.asarray(light))
-    if variant == "56x56_dark.png":
-        return dark.resize((56, 56), Image.Resampling.BICUBIC)
-    if variant == "200x120_light.jpg":  # padded on all sides, wider than tall
-        canvas = Image.new("L", (200, 120), 0)
-        canvas.paste(light.resize((100, 100), Image.Resampling.BICUBIC), (70, 10))
-        return canvas
-    if variant == "300x300_corner_dark_rgb.jpg":  # small, in the bottom left corner, colour JPEG
-        canvas = Image.new("RGB", (300, 300), (255, 255, 255))
-        canvas.paste(dark.resize((120, 120), Image.Resampling.BICUBIC).convert("RGB"), (10, 170))
-        return canvas
-    return light
-
-
-@pytest.fixture(scope="module")
-def pictures(tmp_path_factory, mnist_test):
-    """Picture files made here, and the digit each one shows: {file name: label}."""
-    folder = tmp_path_factory.mktemp("pictures")
-    images, labels = mnist_test
-    truth = {}
-    for i in range(20):
-        variant = MNIST_VARIANTS[i % len(MNIST_VARIANTS)]
-        name = f"mnist{i:02d}_{variant}"
-        picture = mnist_picture(images[i], variant)
-        picture.save(folder / name, **({"quality": 85} if name.endswith(".jpg") else {}))
-        truth[name] = int(labels[i])
-    for digit in (1, 0, 7):
-        for size in (40, 150, 500):
-            for dark in (True, False):
-                name = f"drawn{digit}_{size}_{'dark' if dark else 'light'}.png"
-                drawn_digit(digit, size, dark).save(folder / name)
-                truth[name] = digit
-    return folder, truth
-
-
-@pytest.fixture(scope="module")
-def classified(pictures, model_dir):
-    """One predict.py run on all the pictures: (CompletedProcess, names in order, parsed output)."""
-    folder, truth = pictures
-    names = list(truth)
-    result = run_predict("--model", model_dir, *names, cwd=folder)
-    assert result.returncode == 0, result.stderr
-    return result, names, parse(result.stdout)
 
 
 # ----------------------------------------------------------------- preprocess: units
@@ -409,59 +308,6 @@ def test_user_errors_are_one_line_and_never_load_tensorflow(args, code, message,
 
 
 @pytest.mark.slow
-def test_default_model_is_the_most_recently_saved(model_dir, tmp_path):
-    app = tmp_path / "app"
-    app.mkdir()
-    for module in SHARED_MODULES:  # predict.py and the modules it uses
-        shutil.copy(module, app)
-    for name, mtime in [("older", 1_000_000), ("newer", 2_000_000), (".newer.tmp123", 3_000_000)]:
-        shutil.copytree(model_dir, app / "models" / name)  # the hidden one: a model being written
-        os.utime(app / "models" / name / "saved_model.pb", (mtime, mtime))
-    (app / "models" / "notes").mkdir()
-    drawn_digit(1, 80).save(tmp_path / "one.png")
-    result = run_predict("one.png", cwd=tmp_path, script=app / "predict.py")
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == [
-        f"using the most recent model: {app / 'models' / 'newer'}"]
-    assert parse(result.stdout)["one.png"][0] == 1
-
-
-@pytest.mark.slow
-def test_not_a_model_clear_one_line_errors(model, model_dir, tmp_path):
-    import tensorflow as tf
-
-    module = tf.Module()
-    module.w = tf.Variable(2.0)
-    module.f = tf.function(lambda x: {"y": x * module.w},
-                           input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
-    tf.saved_model.save(module, str(tmp_path / "foreign"), signatures={"serving_default": module.f})
-    (tmp_path / "garbage").mkdir()
-    (tmp_path / "garbage" / "saved_model.pb").write_bytes(b"not a protocol buffer")
-    (tmp_path / "no_weights").mkdir()
-    shutil.copy(model_dir / "saved_model.pb", tmp_path / "no_weights")
-    (tmp_path / "empty").mkdir()
-    cases = {
-        "foreign": "not a digit model saved by the lab",
-        "garbage": "cannot load it",
-        "no_weights": "cannot load it",
-        "empty": "not a saved model (no saved_model.pb in it)",
-        "missing": "no such folder",
-    }
-    for name, problem in cases.items():
-        with pytest.raises(plumbing.UserError) as error:
-            savedmodel.load(tmp_path / name)
-        message = str(error.value)
-        assert message.startswith(f"model {tmp_path / name}: ") and problem in message
-        assert "\n" not in message
-
-    drawn_digit(1, 50).save(tmp_path / "one.png")
-    result = run_predict("--model", "foreign", "one.png", cwd=tmp_path)
-    assert result.returncode == 1
-    assert result.stderr.startswith("error: model foreign: not a digit model saved by the lab")
-    assert result.stderr.count("\n") == 1 and result.stdout == ""
-
-
-@pytest.mark.slow
 def test_show_without_a_display_says_so_and_still_prints(model_dir, tmp_path):
     drawn_digit(7, 90).save(tmp_path / "seven.png")
     result = run_predict("--model", model_dir, "seven.png", "--show", cwd=tmp_path)
@@ -550,40 +396,6 @@ def test_save_png_to_a_missing_folder_fails_before_loading_tensorflow(no_tensorf
 # -------------------------------------------------------- the saved model on its own
 
 
-@pytest.mark.slow
-def test_fresh_process_without_the_project_gives_the_same_digits(model, model_dir, classified,
-                                                                  pictures, tmp_path):
-    folder, _ = pictures
-    _, names, found = classified
-    names = names[::3]
-    digits = np.stack([predict.read_image(folder / n) for n in names])
-    np.save(tmp_path / "digits.npy", digits)
-    shutil.copytree(model_dir, tmp_path / "copied_model")
-    script = textwrap.dedent("""
-        import importlib.util, json, os
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        import numpy as np
-        import tensorflow as tf
-        assert not any(importlib.util.find_spec(m) for m in ("lab", "predict", "mnistdata"))
-        model = tf.saved_model.load("copied_model")
-        out = model.signatures["serving_default"](images=tf.constant(np.load("digits.npy")))
-        probabilities = out["probabilities"].numpy()
-        also = model.serve(np.load("digits.npy"))["digits"].numpy()
-        print(json.dumps({"digits": out["digits"].numpy().tolist(),
-                          "argmax": probabilities.argmax(1).tolist(),
-                          "serve": also.tolist(), "sums": probabilities.sum(1).tolist()}))
-    """)
-    env = child_env(PYTHONPATH="")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    cli = [found[n][0] for n in names]
-    in_process = model(digits).argmax(1).tolist()
-    assert out["digits"] == out["argmax"] == out["serve"] == cli == in_process
-    assert np.allclose(out["sums"], 1, atol=1e-5)
-
-
 # ------------------------------------------------------------------ the drawing pad
 
 
@@ -665,6 +477,32 @@ def test_pad_c_clears(pad):
     assert pad.image.max() == 0 and pad.seen.max() == 0
     assert pad.digit is None and pad.probabilities is None
     assert all(bar.get_height() == 0 for bar in pad.bars) and pad.answer.get_text() == "?"
+
+
+@pytest.mark.slow
+def test_the_pad_shows_every_layer_as_the_pen_moves(trained):
+    """predict.py --draw with a model that can be explained: the layers follow the drawing."""
+    from matplotlib.backend_bases import MouseEvent
+
+    fig = figures.offscreen_figure((16, 9))
+    pad = predict.DrawingPad(trained, fig, explain=True)
+    pad.INTERVAL = 0  # predict at every motion
+    assert pad.view.answer.get_text() == "the output: ?"
+    canvas = fig.canvas
+    fig.canvas.draw()
+
+    def event(kind, x, y, button=1):
+        display = pad.pad_ax.transData.transform((x, y))
+        return MouseEvent(kind, canvas, *display, button=button)
+
+    pad.on_press(event("button_press_event", 140, 40))
+    for y in range(40, 250, 15):  # a vertical stroke: a one
+        pad.on_motion(event("motion_notify_event", 140, y))
+    pad.on_release(event("button_release_event", 140, 250))
+    assert pad.digit == 1
+    assert pad.view.answer.get_text().startswith("the output: 1 (p=")
+    first = pad.view.layer_images["Y1"].get_array()
+    assert np.nanmax(first) > 0, "the first layer's feature maps light up"
 
 
 # -------------------------------------------------------- the drawing pad, for real

@@ -1,109 +1,40 @@
-"""Tests of tensorflowvisu.py (and of the run histories it draws, history.py): digit grids,
-the dashboard fed by a training loop, movies, comparisons, a finished run's panels, the CLI.
+"""tensorflowvisu.py: the dashboard fed by a training loop (its six panels, keys, pause,
+Ctrl-C, the filters' view), any loop as docs/your-own-network.md writes it, a finished
+run's panel (show_panel), the command line, and runs without a window.
 
 Everything runs on synthetic data with the Agg backend (conftest.py sets MPLBACKEND=Agg),
-except a few child processes: without any display, with a real TkAgg window on a private
-Xvfb server, and with Ctrl-C from a terminal.
+except a few child processes without any display, and the documented loop on real MNIST.
 """
-import inspect
-import io
 import json
 import math
 import os
-import shutil
+import re
 import socket
 import subprocess
 import sys
-import textwrap
-import time
-import types
-from pathlib import Path
 
-import matplotlib.colors
 import numpy as np
 import pytest
 from matplotlib.backend_bases import KeyEvent
-from PIL import Image
 
-import compare
 import figures
 import pictures
-import plumbing
-import screens
 import tensorflowvisu as tv
-from conftest import ROOT, child_env, ctrl_c_works
+from conftest import ROOT, child_env
+from helpers import assert_picture, fake_digits, fake_training, run_python, saved_history
 from history import History
 from plumbing import UserError
-from tensorflowvisu import Dashboard, Movie
+from tensorflowvisu import Dashboard
+
 
 MODULE = str(ROOT / "tensorflowvisu.py")
 
 
-# ----------------------------------------------------------------------------- helpers
+# The page of docs/ that shows the plain loop (tests/test_docs.py runs its every block too).
+YOUR_NETWORK = ROOT / "docs" / "your-own-network.md"
 
 
-def fake_digits(labels, seed=0):
-    """28 x 28 white-on-black images that look like digits: the module's own font, enlarged."""
-    rng = np.random.default_rng(seed)
-    big = pictures.GLYPHS.repeat(2, axis=1).repeat(2, axis=2).astype(np.float32)  # 20 x 12
-    images = np.zeros((len(labels), 28, 28), np.float32)
-    for k, digit in enumerate(labels):
-        y, x = rng.integers(2, 7), rng.integers(6, 10)
-        images[k, y:y + 20, x:x + 12] = big[digit]
-    return images
-
-
-def fake_training(dashboard, steps=300, *, on_measure=None, slow=0.0, last_train=None,
-                  last_test=None):
-    """The lab's loop (lab.py) feeding a dashboard made-up measurements that improve with
-    the step: the training batch every 20 steps, the test digits every 100 (and at every
-    measurement of the first 200) and at the last step, with their digits and the values
-    of panels 4 and 5. last_train (images, labels, predictions, indices) and last_test
-    (images, labels, predictions): the digits of the last step, instead of made-up ones.
-    on_measure(step) runs after each measurement (it may raise KeyboardInterrupt)."""
-    rng = np.random.default_rng(1)
-    test_labels = rng.integers(0, 10, 2000)
-    test_images = fake_digits(test_labels)
-    for i in [*range(0, steps, 20), steps]:
-        time.sleep(slow)
-        accuracy = 0.97 - 0.87 * math.exp(-i / 60)
-        loss = 2.3 * math.exp(-i / 60) + 0.08
-        labels = rng.integers(0, 10, 100)
-        predictions = np.where(rng.random(100) < accuracy, labels, (labels + 1) % 10)
-        images, labels, predictions, indices = (
-            last_train if i == steps and last_train else
-            (fake_digits(labels, seed=i), labels, predictions, None))
-        dashboard.train(i, np.mean(predictions == labels), loss * rng.uniform(0.7, 1.3), 0.003,
-                        images=images, labels=labels, predictions=predictions, indices=indices)
-        if i % 100 == 0 or i == steps or i < 200:
-            predictions = np.where(rng.random(2000) < accuracy, test_labels, (test_labels + 3) % 10)
-            images, labels = test_images, test_labels
-            if i == steps and last_test:
-                images, labels, predictions = last_test
-            dashboard.test(i, np.mean(predictions == labels), loss, images=images, labels=labels,
-                           predictions=predictions,
-                           distributions=[rng.normal(0, 0.1 + i / 3000, 20000),
-                                   rng.normal(0.1, 0.02, 300)])
-        if on_measure:
-            on_measure(i)
-
-
-def child_code(code):
-    """Python for a child process: fake_digits and fake_training (not this file, which
-    would load pytest and, through conftest, TensorFlow), then code."""
-    helpers = "\n\n".join(inspect.getsource(function) for function in (fake_digits, fake_training))
-    return ("import math, time\n"
-            "import numpy as np\n"
-            "import pictures\nimport tensorflowvisu as tv\n\n"
-            f"{helpers}\n{textwrap.dedent(code)}")
-
-
-def run_python(code, timeout=120, **env):
-    """Run code (child_code) in a child process, in a user's shell without a display (and
-    its matplotlib backend chosen by matplotlib: no MPLBACKEND); env: variables to add."""
-    return subprocess.run([sys.executable, "-c", child_code(code)],
-                          env=child_env(**{"MPLBACKEND": None, **env}),
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+# --------------------------------------------------------------------- helpers
 
 
 def press(dashboard, key):
@@ -119,216 +50,20 @@ def visible_texts(fig):
     return [t.get_text() for t in fig.texts if t.get_visible()]
 
 
-def assert_picture(path, min_colours=50):
-    """The file is a PNG with real content, not a blank or near-blank image."""
-    image = np.asarray(Image.open(path).convert("RGB"))
-    assert image.std() > 20, f"{path} looks blank"
-    assert len(np.unique(image.reshape(-1, 3), axis=0)) >= min_colours
-    return image
-
-
 def red_pixels(image):
     """How many pixels have the background of the misread digits."""
     background = (pictures.ERROR_BACKGROUND * 255).astype(int)
     return int(np.all(np.abs(image.astype(int) - background) <= 3, axis=-1).sum())
 
 
-def ffprobe_frames(path):
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-                          "-show_entries", "stream=nb_read_frames,width,height",
-                          "-of", "json", str(path)],
-                         capture_output=True, text=True, check=True).stdout
-    stream = json.loads(out)["streams"][0]
-    return int(stream["nb_read_frames"]), stream["width"], stream["height"]
+def docs_loop():
+    """The plain loop of docs/your-own-network.md, as written there."""
+    blocks = re.findall(r"```python\n(.*?)```", YOUR_NETWORK.read_text(), re.S)
+    loop, = [block for block in blocks if 'tensorflowvisu.Dashboard("my_loop"' in block]
+    return loop
 
 
-def saved_history(tmp_path, name, accuracies, losses=None, report=None):
-    """A finished run's history file, made by hand: test measurements at 0, 100, 200..."""
-    history = History(name, {"lr": 0.003})
-    for k, accuracy in enumerate(accuracies):
-        history.append_test(100 * k, accuracy, (losses or [0.5 / (k + 1)] * len(accuracies))[k], k)
-    history.report = report
-    path = tmp_path / f"{name}.json"
-    history.save(path)
-    return path
-
-
-# ----------------------------------------------------------------------------- history
-
-
-def test_history_round_trips_exactly_through_json(tmp_path):
-    history = History("relu", {"lr": np.float32(0.003), "layers": np.array([200, 100]),
-                               "seed": np.int64(0)})
-    history.append_train(np.int64(0), np.float32(0.1), np.float64(2.3), 0.003, 0.5)
-    history.append_train(20, 0.85, 0.4, np.float32(0.0029), 1.25)
-    history.append_test(0, np.float32(0.098), 2.31, 0.7)
-    history.final = {"max_test_accuracy": np.float32(0.098), "steps": np.int64(20),
-                     "interrupted": False}
-    history.report = {"accuracy": 0.98, "support": np.arange(10),
-                      "confusion_matrix": np.eye(10, dtype=np.int64) * 5}
-    path = tmp_path / "new" / "folder" / "relu.json"  # missing folders are created
-    history.save(path)
-
-    stored = json.loads(path.read_text())
-    assert stored["format"] == "mnist-lab-history/1"
-    assert sorted(stored["train"]) == ["accuracy", "learning_rate", "loss", "step", "wall_time"]
-    assert sorted(stored["test"]) == ["accuracy", "loss", "step", "wall_time"]
-    assert type(stored["train"]["accuracy"][0]) is float and type(stored["train"]["step"][0]) is int
-    assert stored["config"] == {"lr": pytest.approx(0.003), "layers": [200, 100], "seed": 0}
-    loaded = History.load(path)
-    assert loaded.to_dict() == history.to_dict() == stored
-    assert loaded.max_test_accuracy == pytest.approx(0.098)
-    assert sorted(os.listdir(path.parent)) == ["relu.json"]  # the temporary file is gone
-
-
-def test_history_files_from_before_steps_still_load(tmp_path):
-    """The lab said "iteration" where it now says "step": its older files still load."""
-    history = History("relu", {"steps": 20})
-    history.append_train(0, 0.1, 2.3, 0.003, 0.5)
-    history.append_train(20, 0.85, 0.4, 0.003, 1.25)
-    history.append_test(20, 0.9, 0.35, 1.5)
-    older = history.to_dict()
-    for part in ("train", "test"):
-        older[part] = {("iteration" if key == "step" else key): values
-                       for key, values in older[part].items()}
-    path = tmp_path / "older.json"
-    path.write_text(json.dumps(older))
-    assert History.load(path).to_dict() == history.to_dict()
-    fig = compare.plot_comparison([History.load(path)], figures.offscreen_figure((16, 7)))
-    assert list(fig.axes[0].lines[0].get_xdata()) == [20]
-
-
-def test_history_repr_is_a_one_line_summary():
-    history = History("relu", {"steps": 10_000})
-    assert repr(history) == "History(relu: no measurement yet)"
-    history.append_train(0, 0.1, 2.3, 0.003, 0)
-    assert repr(history) == "History(relu: step 0 of 10,000 so far, no test yet)"
-    history.append_test(0, 0.1, 2.3, 0)
-    history.append_train(1200, 0.95, 0.2, 0.003, 5)
-    history.append_test(1200, 0.9512, 0.2, 5)
-    assert repr(history) == ("History(relu: step 1,200 of 10,000 so far, "
-                             "max test accuracy 0.9512, last 0.9512)")
-    history.final = {"steps": 1200, "interrupted": True}
-    assert repr(history) == ("History(relu: interrupted at step 1,200 of 10,000, "
-                             "max test accuracy 0.9512, final 0.9512)")
-    history.append_test(10_000, 0.9819, 0.06, 50)
-    history.test["accuracy"][-2] = 0.9825
-    history.final = {"steps": 10_000, "interrupted": False}
-    history.name = "mnist_2.1_five_layers_relu"
-    assert repr(history) == ("History(mnist_2.1_five_layers_relu: 10,000 steps, "
-                             "max test accuracy 0.9825, final 0.9819)")
-
-
-def test_history_max_test_accuracy():
-    history = History("x")
-    assert history.max_test_accuracy is None
-    for i, accuracy in enumerate([0.5, 0.9, float("nan"), 0.8]):
-        history.append_test(i, accuracy, 1.0, i)
-    assert history.max_test_accuracy == 0.9
-
-
-@pytest.mark.parametrize("content, message", [
-    (None, "no such file"),
-    ("{not json", "not a JSON file"),
-    ('{"name": "x"}', "not a run history"),
-    ("[1, 2]", "not a run history"),
-    ('{"format": "mnist-lab-history/1", "train": {}, "test": {}}', "damaged run history"),
-])
-def test_history_load_errors_are_one_line_naming_the_file(tmp_path, content, message):
-    path = tmp_path / "run.json"
-    if content is not None:
-        path.write_text(content)
-    with pytest.raises(UserError) as error:
-        History.load(path)
-    assert str(path) in str(error.value) and message in str(error.value)
-    assert "\n" not in str(error.value)
-
-
-def test_unwritable_targets_give_user_errors_and_leave_nothing_behind(tmp_path):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a folder")
-    with pytest.raises(UserError, match="cannot write"):
-        History("x").save(blocker / "run.json")
-    with pytest.raises(UserError, match="cannot write"):
-        Dashboard("x", live=False).save(blocker / "run.json")
-    for png in (blocker / "dash.png", tmp_path):  # (a folder)
-        dashboard = Dashboard("x", live=False, png=png)
-        fake_training(dashboard, 20)
-        with pytest.raises(UserError, match="cannot write"):
-            dashboard.save()
-    for movie in (blocker / "run.gif", tmp_path, tmp_path / "run.avi"):
-        with pytest.raises(UserError):
-            Movie(movie)
-        with pytest.raises(UserError, match="cannot record the movie"):
-            Dashboard("x", live=False, movie=movie)
-    assert sorted(os.listdir(tmp_path)) == ["a_file"]
-
-
-def test_cannot_write_says_why_and_creates_nothing(tmp_path):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a folder")
-    deeper = tmp_path / "new" / "deeper"
-    assert plumbing.cannot_write(deeper / "run.json") == f"no folder {deeper}", \
-        "a file the user names goes into a folder that exists"
-    assert plumbing.cannot_write(deeper / "run.json", new_folders=True) is None, \
-        "the lab's own folders (runs/, models/) are made as needed"
-    assert plumbing.cannot_write(tmp_path / "model", folder=True) is None
-    assert plumbing.cannot_write(blocker / "run.json") == f"{blocker} is a file"
-    assert plumbing.cannot_write(tmp_path) == "it is a folder"
-    assert plumbing.cannot_write(blocker, folder=True) == "it is a file"
-    assert plumbing.cannot_write("/proc/nope/run.json", new_folders=True).startswith(
-        "cannot write in /proc")
-    assert sorted(os.listdir(tmp_path)) == ["a_file"]
-
-
-# ----------------------------------------------------------------------------- digit grids
-
-
-def test_digit_grid_puts_misrecognised_first_on_red_with_label_pixels():
-    labels = np.array([0, 1, 2, 3, 4, 5])
-    predictions = np.array([0, 1, 7, 3, 9, 5])  # digits 2 and 4 are misrecognised
-    images = fake_digits(labels)
-    grid = pictures.digit_grid(images, labels, predictions, count=10, lines=2)
-    assert grid.shape == (56, 140, 3) and grid.dtype == np.float32
-    assert grid.min() >= 0 and grid.max() <= 1
-    tiles = grid.reshape(2, 28, 5, 28, 3).swapaxes(1, 2).reshape(10, 28, 28, 3)
-
-    # order: the misrecognised 2 and 4, then 0, 1, 3, 5, then empty tiles
-    for tile, index in zip(tiles[:6], [2, 4, 0, 1, 3, 5]):
-        ink = images[index] > 0.5
-        assert np.all(tile[:16][ink[:16]] < 0.1), "the digit's ink is black"
-    red, white = pictures.ERROR_BACKGROUND, pictures.BACKGROUND
-    assert np.allclose(tiles[0, 0, 14], red) and np.allclose(tiles[1, 0, 14], red)
-    assert np.allclose(tiles[2, 0, 14], white)
-    assert np.allclose(tiles[6:], 1.0), "missing digits leave white tiles"
-
-    # labels: the correct digit (black on white) bottom left,
-    # the prediction (white on dark red) bottom right
-    for tile, correct, predicted in ((tiles[0], 2, 7), (tiles[1], 4, 9)):
-        left, right = tile[17:27, 1:7], tile[17:27, 21:27]
-        assert (np.allclose(left[pictures.GLYPHS[correct]], 0)
-                and np.allclose(left[~pictures.GLYPHS[correct]], pictures.LABEL_BOX))
-        assert (np.allclose(right[pictures.GLYPHS[predicted]], 1)
-                and np.allclose(right[~pictures.GLYPHS[predicted]], pictures.PREDICTION_BOX))
-    assert not np.allclose(tiles[2, 17:27, 21:27], pictures.PREDICTION_BOX[None, None]), \
-        "no labels on recognised digits"
-
-    # the same picture from [N, 784] and [N, 28, 28, 1] images, and from uint8 ones
-    assert np.array_equal(grid, pictures.digit_grid(images.reshape(6, 784), labels, predictions, 10, 2))
-    assert np.array_equal(grid, pictures.digit_grid(images[..., None], labels, predictions, 10, 2))
-    uint8_images = (images * 255).astype(np.uint8)
-    assert np.allclose(grid, pictures.digit_grid(uint8_images, labels, predictions, 10, 2), atol=0.01)
-
-
-def test_digit_grid_edge_cases():
-    assert np.all(pictures.digit_grid(np.zeros((0, 28, 28)), [], [], count=100, lines=10) == 1)
-    with pytest.raises(ValueError):
-        pictures.digit_grid(np.zeros((3, 28, 28)), [1, 2, 3], [1, 2, 3], count=100, lines=7)
-    with pytest.raises(ValueError):
-        pictures.digit_grid(np.zeros((3, 28, 28)), [1, 2], [1, 2, 3])
-
-
-# ----------------------------------------------------------------------------- dashboard
+# --------------------------------------------------------------- the dashboard
 
 
 @pytest.fixture
@@ -414,42 +149,6 @@ def test_continue_from_an_interrupted_run_goes_on_with_its_history_and_clock():
     assert history.train["step"][-2:] == [500, 520] and history.train["wall_time"][-1] >= 150
 
 
-@pytest.mark.parametrize("floor", sorted(figures.ACCURACY_TICKS))
-def test_every_accuracy_tick_label_is_its_position(floor):
-    """82.5 % must not read 82 %: a label rounded away from its line misleads the reader."""
-    fig = figures.offscreen_figure((8, 4))
-    ax = fig.add_subplot()
-    figures.format_accuracy_axis(ax, floor)
-    fig.canvas.draw()
-    ticks = [t for t in ax.get_yticks() if floor - 1e-9 <= t <= 1 + 1e-9]
-    labels = [label.get_text() for label in ax.get_yticklabels()]
-    assert len(ticks) >= 4 and len(labels) == len(ax.get_yticks())
-    for tick, label in zip(ax.get_yticks(), labels):
-        if floor - 1e-9 <= tick <= 1 + 1e-9:
-            assert float(label.rstrip("%")) == pytest.approx(tick * 100, abs=1e-9), (tick, label)
-
-
-def test_accuracy_axis_keeps_most_of_the_test_curve_on_the_panel():
-    """A short run shows its climb; a long one zooms in on its plateau."""
-    def floor(points):
-        return figures.accuracy_floor([i for i, _ in points], [a for _, a in points])
-
-    # 3.1, 200 steps; its best alone would zoom on 95-100 %
-    short = [(0, 0.1), (40, 0.8), (80, 0.92), (120, 0.95), (160, 0.965), (200, 0.975)]
-    assert floor(short) == 0.9, "its climb stays on the panel"
-    steps = [*range(0, 200, 20), *range(200, 10_001, 100)]
-    long = [(i, 0.982 - 0.88 * math.exp(-i / 400)) for i in steps]  # 2.1, 10,000 steps
-    assert floor(long) == 0.95
-    for points in (short, long):
-        after_0 = [a for i, a in points if i > 0]
-        assert np.mean(np.array(after_0) >= floor(points)) >= figures.ACCURACY_KEEP
-    assert floor([(0, 0.1)]) == floor([]) == 0.0, "nothing after step 0 yet: all of it"
-    assert floor([(0, 0.1), (100, 0.985), (200, 0.9851)]) == 0.95, "the best not at the very bottom"
-    assert floor([(0, 0.1), (20, float("nan")), (40, 0.9)]) == 0.8
-
-
-
-
 def test_first_picture_spans_the_run_and_waits_for_the_digits():
     """The picture before any measurement (a notebook shows it while TensorFlow starts)."""
     name = "mnist_5.0_batchnorm_convolutional_augmented"
@@ -482,9 +181,6 @@ def test_long_titles_are_shortened_before_the_legend():
     assert shown.get_window_extent().x1 <= fig.legends[0].get_window_extent().x0
 
 
-@pytest.mark.xfail(strict=True, reason="since 6427a39 a digit panel's picture is shrunk to "
-                   "the panel's size (pictures.shrink), half the size this test expects: "
-                   "reported, the code or the test to be decided")
 def test_keys_show_the_right_panels(trained):
     dashboard = trained
     six = [ax.get_position(original=True).bounds for ax in dashboard.figure.axes[:6]]
@@ -577,244 +273,88 @@ def test_histograms_keep_percentiles_only():
     assert np.all(np.isnan(panels.percentiles[0][1]))
 
 
-def test_notebook_pictures_are_updated_in_place_often_and_cheaply(monkeypatch):
-    """In a Jupyter kernel (inline backend): display(Image, display_id=True), then
-    handle.update(Image): PNG pictures, whatever formatters the kernel has (a real kernel:
-    tests/test_notebook.py, a real browser: tests/test_browser.py). The first picture at
-    once, a fresh one at least every MAX_INTERVAL seconds, within the drawing budget; the
-    digit panels less often; finish() shows the final state."""
+def test_the_dashboard_shows_the_first_layers_filters_as_they_train(tmp_path):
+    """Key f (or --view f, which --save-movie records): the first layer's weights as
+    pictures, updated at every test: a convolution's filters, a dense layer's 28x28 maps."""
+    import tensorflowvisu
+
+    dashboard = tensorflowvisu.Dashboard("filters", 100, live=False, png=tmp_path / "f.png",
+                                         view="f")
+    rng = np.random.default_rng(0)
     shown = []
+    for step in (0, 100):
+        filters = rng.normal(size=(5, 5, 1, 4))
+        dashboard.train(step, 0.5, 1.0)
+        dashboard.test(step, 0.5, 1.0, filters=filters)
+        dashboard.drawn()
+        shown.append(np.array(dashboard.panels.filters.image.get_array()))
+        first = shown[-1][:5, :5]  # the first filter, top left, as given
+        np.testing.assert_allclose(first, filters[:, :, 0, 0])
+        assert (dashboard.panels.filters.ax.get_visible()
+                and not dashboard.panels.axes[0].get_visible())
+    assert not np.array_equal(shown[0], shown[1]), "as they train"
+    assert np.isfinite(shown[1]).sum() == 4 * 25, "four 5x5 filters, apart"
+    dashboard.show_panels(1, 2, 3, 4, 5, 6)  # key 0: back to the six panels
+    assert (not dashboard.panels.filters.ax.get_visible()
+            and dashboard.panels.axes[0].get_visible())
 
-    class Handle:
-        def update(self, picture):
-            shown.append(("update", picture, now[0]))
-
-    def display(picture, display_id=False):
-        assert display_id is True
-        shown.append(("display", picture, now[0]))
-        return Handle()
-
-    class Picture:
-        def __init__(self, data, format):
-            assert format == "png" and data.startswith(b"\x89PNG")
-            self.title = Image.open(io.BytesIO(data)).info.get("Title")
-
-    ipython = types.ModuleType("IPython")
-    ipython.version_info = (9, 0)  # (matplotlib reads it at its first canvas)
-    ipython.display = types.ModuleType("IPython.display")
-    ipython.display.display, ipython.display.Image = display, Picture
-    monkeypatch.setitem(sys.modules, "IPython", ipython)
-    monkeypatch.setitem(sys.modules, "IPython.display", ipython.display)
-    monkeypatch.setattr(plumbing, "in_notebook", lambda: True)
-    # The clock, made up: 0.4 s between measurements, 0.15 s per picture (a real clock on a
-    # busy machine would make the test's counts depend on the machine)
-    now = [0.0]
-    monkeypatch.setattr(screens, "time", types.SimpleNamespace(perf_counter=lambda: now[0],
-                                                               sleep=time.sleep))
-    picture = screens.NotebookPicture.picture
-
-    def slow_picture(self, title=None):
-        now[0] += 0.15
-        return picture(self, title)
-
-    monkeypatch.setattr(screens.NotebookPicture, "picture", slow_picture)
-    dashboard = Dashboard("notebook", 1000, live=True)
-    assert isinstance(dashboard.screen, screens.NotebookPicture), dashboard.not_live
-    assert [(kind, p.title) for kind, p, _ in shown] == [("display", "notebook: starting")]
-
-    def measured(step):
-        now[0] += 0.4
-
-    fake_training(dashboard, 1000, on_measure=measured)  # 51 measurements, 20 s
-    dashboard.finish()
-    assert [kind for kind, _, _ in shown[1:]] == ["update"] * (len(shown) - 1)
-    times = [when for _, _, when in shown]
-    gaps = np.diff(times)
-    assert max(gaps) <= screens.NotebookPicture.MAX_INTERVAL + 0.4 + 0.15, "a fresh one often"
-    assert gaps[0] <= 0.4 + 0.15, "the curves as soon as the first measurement comes"
-    assert min(gaps[1:-1]) >= screens.NotebookPicture.MIN_INTERVAL, "not at every measurement"
-    assert shown[-1][1].title == "notebook: step 1,000 of 1,000", "the final state"
-    assert sum(dashboard.draw_times) <= 0.25 * now[0], "within the budget"
-    assert not dashboard.live
+    dense = tensorflowvisu.Dashboard("dense", 10, live=False, png=tmp_path / "d.png", view="f")
+    weights = rng.normal(size=(784, 10))  # lesson 1.0: one map per digit
+    dense.test(0, 0.1, 2.3, filters=weights)
+    dense.drawn()
+    picture = dense.panels.filters.image.get_array()
+    assert np.isfinite(picture).sum() == 10 * 784
+    np.testing.assert_allclose(picture[:28, :28], weights[:, 0].reshape(28, 28))
 
 
-# ----------------------------------------------------------------------------- movies
+def test_inputs_that_are_not_pictures_get_a_note_and_the_other_panels(tmp_path):
+    dashboard = tv.Dashboard("features", 100, live=False, png=tmp_path / "d.png")
+    rng = np.random.default_rng(0)
+    for step in (0, 50, 100):
+        labels = rng.integers(0, 3, 200)
+        dashboard.train(step, 0.5, 1.0, images=rng.normal(size=(200, 20)), labels=labels,
+                        predictions=labels)
+        dashboard.test(step, 0.5, 1.0, images=rng.normal(size=(200, 20)), labels=labels,
+                       predictions=(labels + 1) % 3, distributions=[rng.normal(size=500), np.ones(3)])
+    dashboard.save(tmp_path / "h.json")
+    fig = dashboard.figure
+    for ax in (fig.axes[2], fig.axes[5]):
+        assert [t.get_text() for t in ax.texts if t.get_visible()] == ["inputs [20]: not pictures"]
+        assert not ax.images[0].get_visible() and not ax.xaxis.label.get_visible()
+    assert len(fig.axes[3].lines[0].get_xdata()) == 3, "panel 4 as usual"
+    history = History.load(tmp_path / "h.json")
+    assert history.panels["inputs"] == [20] and "test_digits" not in history.panels
+    with pytest.raises(UserError, match=r"did not train on MNIST digits \(its inputs: \[20\]\)"):
+        tv.show_panel(history, 6)
+    tv.show_panel(history, 8, save_png=tmp_path / "p.png")  # panels 4 and 5: fine
+
+    # A loop that gives no pictures at all: the panels say so, instead of waiting forever
+    quiet = tv.Dashboard("x", 100, live=False)
+    quiet.train(0, 0.5, 1.0)
+    quiet.test(0, 0.5, 1.0)
+    texts = [t.get_text() for ax in quiet.drawn().axes[2::3] for t in ax.texts]
+    assert texts == ["no images given", "no images given"]
 
 
-def test_gif_movie_has_a_frame_per_test_measurement(tmp_path):
-    with pytest.raises(UserError, match="no folder"):  # (a folder must be there: none is made)
-        Dashboard("x", 100, live=False, movie=tmp_path / "movies" / "run.gif")
-    (tmp_path / "movies").mkdir()
-    dashboard = Dashboard("x", 100, live=False, movie=tmp_path / "movies" / "run.gif")
-    assert dashboard.wants_pictures and dashboard.movie.path == str(tmp_path / "movies" / "run.gif")
-    fake_training(dashboard, 100)
-    assert dashboard.save() == [dashboard.movie.path]
-    with Image.open(dashboard.movie.path) as picture:
-        assert picture.n_frames == len(dashboard.history.test["step"]) == 6  # 0-100 by 20
-        assert picture.size == (800, 450)
-    assert os.listdir(tmp_path / "movies") == ["run.gif"]
+# -------------------------------------------------------------------- any loop
 
 
-def test_mp4_movie_or_gif_without_ffmpeg(tmp_path):
-    from matplotlib import animation
-
-    dashboard = Dashboard("x", 100, live=False, movie=tmp_path / "run.mp4")
-    fake_training(dashboard, 100)
-    dashboard.save()
-    movie = dashboard.movie
-    if animation.writers.is_available("ffmpeg"):  # here and in CI
-        assert movie.path == str(tmp_path / "run.mp4")
-        assert ffprobe_frames(movie.path) == (6, 1280, 720)  # 0-100 by 20
-    else:
-        assert movie.path == str(tmp_path / "run.gif")
-    assert os.listdir(tmp_path) == [Path(movie.path).name]
-
-
-def test_mp4_falls_back_to_gif_when_ffmpeg_is_missing(tmp_path, monkeypatch, capsys):
-    from matplotlib import animation
-
-    monkeypatch.setattr(animation.writers, "is_available", lambda name: name != "ffmpeg")
-    dashboard = Dashboard("x", live=False)
-    movie = Movie(tmp_path / "run.mp4")
-    assert movie.path == str(tmp_path / "run.gif")
-    assert "ffmpeg not found" in capsys.readouterr().err
-    movie.finish(dashboard.drawn(), 0)
-    assert os.listdir(tmp_path) == ["run.gif"]
-    with Image.open(movie.path) as picture:
-        assert picture.n_frames == 1
+def test_the_documented_loop_runs_as_written_and_compare_overlays_it(
+        tmp_path, monkeypatch, mnist_dir, lesson_history):
+    monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
+    monkeypatch.chdir(tmp_path)
+    code = docs_loop()
+    assert 25 <= len(code.splitlines()) <= 45
+    exec(compile(code, str(YOUR_NETWORK), "exec"), {"__name__": "__main__"})
+    history = History.load(tmp_path / "runs" / "my_loop.json")
+    assert history.train["step"] == list(range(0, 1001, 20))
+    assert history.test["step"] == list(range(0, 1001, 100))
+    assert history.test["accuracy"][-1] > 0.93
+    tv.compare(lesson_history, tmp_path / "runs" / "my_loop.json", save_png=tmp_path / "c.png")
+    assert (tmp_path / "c.png").exists()
 
 
-@pytest.mark.slow
-def test_terminal_ctrl_c_still_gives_a_valid_mp4(tmp_path):
-    """Ctrl-C in a terminal reaches the whole process group, ffmpeg included."""
-    if not shutil.which("ffmpeg"):
-        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)")
-    movie = tmp_path / "run.mp4"
-    code = f"""
-        import os, signal
-        dashboard = tv.Dashboard("x", 1000, live=False, movie={str(movie)!r})
-        def on_measure(i):
-            if i == 260:
-                os.killpg(os.getpgrp(), signal.SIGINT)  # what the terminal does
-        try:
-            fake_training(dashboard, 1000, on_measure=on_measure)
-        except KeyboardInterrupt:
-            print("interrupted at", dashboard.history.test["step"][-1])
-        dashboard.save()
-    """
-    result = subprocess.run([sys.executable, "-c", child_code(code)], env=child_env(), cwd=ROOT,
-                            capture_output=True, text=True, timeout=120, start_new_session=True,
-                            preexec_fn=ctrl_c_works)
-    assert result.returncode == 0, result.stderr
-    assert "interrupted at 200" in result.stdout
-    assert ffprobe_frames(movie)[0] == 12  # 0-180 by 20, 200, and the state when interrupted (260)
-    assert os.listdir(tmp_path) == ["run.mp4"]
-
-
-# ----------------------------------------------------------------------------- finished runs
-
-
-def test_compare_overlays_runs_with_names_and_max_accuracy(tmp_path, capsys):
-    sigmoid = saved_history(tmp_path, "sigmoid", [0.1, 0.9, 0.95, 0.971, 0.97])
-    relu = saved_history(tmp_path, "relu", [0.1, 0.95, 0.975, 0.982, 0.98])
-    histories = [History.load(sigmoid), History.load(relu)]
-    fig = compare.plot_comparison(histories, figures.offscreen_figure(compare.comparison_size(histories)))
-    accuracy, loss = fig.axes
-    legend = [text.get_text() for text in fig.legends[0].get_texts()]
-    assert legend == ["sigmoid: max 97.10%, final 97.00%", "relu: max 98.20%, final 98.00%"]
-    assert len(accuracy.lines) == len(loss.lines) == 2
-    assert accuracy.lines[0].get_color() != accuracy.lines[1].get_color()
-    assert accuracy.get_ylim() == (0.9, 1.0), "zoomed in, with most of each run's curve"
-    for ax in (accuracy, loss):
-        assert ax.get_xlim() == (0, 400) and ax.get_xlabel() == "step"
-    fig.canvas.draw()
-    below = fig.legends[0].get_window_extent()
-    assert all(below.y1 < ax.get_window_extent().y0 for ax in fig.axes), "under the curves"
-
-    out = tmp_path / "compare.png"
-    assert tv.main(["compare", str(sigmoid), str(relu), "--save-png", str(out)]) == 0
-    assert_picture(out)
-
-
-def test_compare_labels_say_what_differs_between_the_runs():
-    def run(name, accuracies=(0.1, 0.9, 0.95), **config):
-        history = History(name, config)
-        for k, accuracy in enumerate(accuracies):
-            history.append_test(100 * k, accuracy, 1 / (k + 1), k)
-        return history
-
-    date = "2025-05-03T14:05:31"
-    labels = compare.run_labels([
-        run("mnist_2.1_five_layers_relu", steps=2000, seed=0, flags={}, date=date),
-        run("mnist_2.1_five_layers_relu", (0.1, 0.5), steps=20, batch_size=60000, seed=1, date=date,
-            flags={"steps": 20, "batch_size": 60000, "seed": 1}),
-        # the same lesson and flags twice (its code changed between the runs): their start time
-        run("mnist_1.0_softmax", flags={}, date="2025-05-03T15:10:00"),
-        run("mnist_1.0_softmax", (0.1, 0.92, 0.91), flags={}, date="2025-05-03T16:45:00"),
-        run("mnist_3.0_convolutional", flags={"xla": "off", "no_vis": True}),
-    ])
-    assert labels == [
-        "2.1 five layers relu: max 95.00%, final 95.00%",
-        "2.1 five layers relu --steps 20 --batch-size 60000 --seed 1: max 50.00%, final 50.00%",
-        "1.0 softmax (15:10): max 95.00%, final 95.00%",
-        "1.0 softmax (16:45): max 92.00%, final 91.00%",
-        "3.0 convolutional --xla off --no-vis: max 95.00%, final 95.00%",
-    ]
-    # Older histories, without "flags": steps, batch size and seed where they differ
-    older = [run("mnist_1.0_softmax", steps=2000, batch_size=100, seed=0),
-             run("mnist_1.0_softmax", steps=20, batch_size=100, seed=0),
-             run("mnist_1.0_softmax", steps=20, batch_size=100, seed=0, date=date),
-             run("mnist_1.0_softmax", steps=20, batch_size=100, seed=0, date="2025-05-04T14:05:00"),
-             run("sigmoid", [])]
-    older[1].final = {"steps": 20, "interrupted": True}
-    flags = "--steps 20 --batch-size 100 --seed 0"
-    assert compare.run_labels(older) == [
-        "1.0 softmax --steps 2000 --batch-size 100 --seed 0: max 95.00%, final 95.00%",
-        f"1.0 softmax {flags}, interrupted at step 20: max 95.00%, final 95.00%",
-        f"1.0 softmax {flags} (2025-05-03 14:05:31): max 95.00%, final 95.00%",  # same HH:MM
-        f"1.0 softmax {flags} (2025-05-04 14:05:00): max 95.00%, final 95.00%",
-        "sigmoid: no test",
-    ]
-
-
-@pytest.mark.parametrize("count", [1, 2, 10, 11, 13, 25])
-def test_compare_gives_every_run_its_own_colour(count):
-    histories = [History(f"run {k}") for k in range(count)]
-    for k, history in enumerate(histories):
-        history.append_test(0, 0.1, 2.3, 0)
-        history.append_test(100, 0.9 + k / 1000, 0.3, 1)
-    fig = compare.plot_comparison(histories, figures.offscreen_figure(compare.comparison_size(histories)))
-    accuracy, loss = fig.axes
-    colours = [tuple(matplotlib.colors.to_rgba(line.get_color())) for line in accuracy.lines]
-    assert len(set(colours)) == count, "no two runs share a colour"
-    assert [(line.get_color(), line.get_linestyle()) for line in loss.lines] == \
-        [(line.get_color(), line.get_linestyle()) for line in accuracy.lines], "a run: one style"
-    styles = [line.get_linestyle() for line in accuracy.lines]  # from the first run on
-    assert all(a != b for a, b in zip(styles, styles[1:])), "neighbours differ twice"
-    assert len(fig.legends[0].get_texts()) == count
-
-
-def test_confusion_calls_out_the_most_confused_pairs_with_the_reports_figures(tmp_path):
-    matrix = np.diag([980, 1130, 1020, 1000, 970, 880, 950, 1020, 970, 1000])
-    matrix[4, 9], matrix[7, 1], matrix[3, 5], matrix[9, 4] = 12, 8, 5, 5
-    report = {"accuracy": 0.98, "confusion_matrix": matrix.tolist(),
-              "recall": [0.5 + d / 100 for d in range(10)], "precision": [0.25] * 10}
-    path = saved_history(tmp_path, "relu", [0.98], report=report)
-    assert compare.most_confused(matrix, top=3) == [(4, 9, 12), (7, 1, 8), (3, 5, 5)]
-    fig = compare.plot_confusion(History.load(path), figures.offscreen_figure((14, 9)))
-    texts = "\n".join(t.get_text() for t in fig.texts)
-    assert "4 → 9: 12 times" in texts and "7 → 1: 8 times" in texts
-    outlined = {(round(p.get_x() + 0.5), round(p.get_y() + 0.5)) for p in fig.axes[0].patches}
-    assert outlined == {(9, 4), (1, 7), (5, 3), (4, 9)}  # (column, row): the 4 confusions shown
-    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert ticks[4] == "4  54.0%", "the report's recall next to each true digit"
-    assert fig.axes[0].get_xticklabels()[3].get_text() == "3\n25.0%", \
-        "the report's precision under each prediction"
-
-    out = tmp_path / "confusion.png"
-    assert tv.main(["confusion", str(path), "--save-png", str(out)]) == 0
-    assert_picture(out)
-
+# --------------------------------------------------------------- finished runs
 
 
 @pytest.fixture(scope="module")
@@ -969,6 +509,9 @@ def test_show_panel_says_in_one_line_what_is_missing(tmp_path, mnist_digits, mon
     assert not (tmp_path / "p3.png").exists()
 
 
+# ------------------------------------------------------------ the command line
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     no_report = saved_history(tmp_path, "x", [0.9])
     assert tv.main(["confusion", str(no_report), "--save-png", str(tmp_path / "c.png")]) == 1
@@ -999,7 +542,7 @@ def test_cli_without_display_asks_for_save_png(tmp_path):
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "invalid choice" in bad.stderr
 
 
-# --------------------------------------------------------------------------- no window, real window
+# ------------------------------------------------------------------- no window
 
 
 def test_import_is_light_and_no_window_runs_never_touch_pyplot(tmp_path, no_tensorflow):
@@ -1035,46 +578,3 @@ def test_no_display_trains_without_dashboard_and_says_why(tmp_path, no_tensorflo
             and "pyplot: False tests: 6" in result.stdout)
     assert result.stderr == ""  # the caller (lab.py) says it, with the right hint
     assert_picture(tmp_path / "d.png")
-
-
-@pytest.mark.slow
-def test_real_window_on_xvfb(xvfb, tmp_path):
-    shot = tmp_path / "screen.png"
-    result = run_python(f"""
-        import json
-        import matplotlib.pyplot as plt
-        from PIL import ImageGrab
-        out = {{}}
-        dashboard = tv.Dashboard("xvfb test", 600, live=True)
-        out["live"] = dashboard.live
-        out["backend"] = plt.get_backend()
-        fake_training(dashboard, 600, slow=0.01)
-        out["draws"] = len(dashboard.draw_times)
-        out["median_draw_ms"] = sorted(dashboard.draw_times)[len(dashboard.draw_times) // 2] * 1000
-        ImageGrab.grab(xdisplay={xvfb!r}).save({str(shot)!r})
-        dashboard.finish(wait=False)  # draws the final state, closes the window
-        out["live_after_finish"] = dashboard.live
-
-        # Closing the window stops training like Ctrl-C
-        dashboard = tv.Dashboard("xvfb test", 1000, live=True, png={str(tmp_path / "after.png")!r})
-        def close(i):
-            if i == 100:
-                plt.close(dashboard.figure)
-        try:
-            fake_training(dashboard, 1000, on_measure=close)
-        except KeyboardInterrupt:
-            out["closed_at"] = dashboard.history.test["step"][-1]
-        out["live_after_close"] = dashboard.live
-        dashboard.save()
-        dashboard.finish()
-        print(json.dumps(out))
-    """, DISPLAY=xvfb, MPLBACKEND="TkAgg")
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["live"] is True and out["backend"].lower() == "tkagg"
-    assert out["draws"] >= 2 and out["live_after_finish"] is False
-    assert out["closed_at"] == 100 and out["live_after_close"] is False
-    screen = assert_picture(shot, min_colours=200)
-    window = screen[:600, :1100]  # the window opens at the top left of the empty screen
-    assert window.std() > 40, "the dashboard is drawn in the window"
-    assert_picture(tmp_path / "after.png")

@@ -1,4 +1,4 @@
-"""Lesson 6.0: data parallelism, with real processes, no mocks.
+"""cluster.py: lesson 6.0's data parallelism, with real processes, no mocks.
 
 On one machine the replicas are devices of one process: one uninterrupted two-replica
 run (module fixture) is the reference; its copies end identical, nothing of it listens on

@@ -1,0 +1,59 @@
+"""blocks.py: the learning-rate decay and batch normalisation."""
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import blocks
+from helpers import load_lesson
+
+
+def test_learning_rate_decay_values():
+    decay = blocks.ExponentialDecay(0.003, decay_steps=2000, floor=0.0001)
+    assert float(decay(0)) == pytest.approx(0.0031)
+    assert float(decay(2000)) == pytest.approx(0.0001 + 0.003 / math.e)
+    assert float(decay(10000)) == pytest.approx(0.0001 + 0.003 * math.exp(-5))
+    assert float(decay(10**6)) == pytest.approx(0.0001)
+
+
+def test_an_optimizer_with_a_schedule_reports_its_current_rate(monkeypatch, batch):
+    lesson = load_lesson("mnist_2.1_five_layers_relu.py", monkeypatch)
+    X, Y_ = batch
+    for _ in range(5):
+        lesson["train_step"](X, Y_)
+    rate = float(lesson["optimizer"].learning_rate)
+    assert rate == pytest.approx(0.0001 + 0.003 * math.exp(-5 / 2000))
+
+
+def test_batch_norm_uses_the_batch_in_training_and_moving_averages_at_test_time():
+    tf.random.set_seed(1)
+    bn = blocks.BatchNorm(3)
+    offset, scale = tf.constant([0.5, -1.0, 0.0]), tf.constant([2.0, 1.0, 3.0])
+    Y = tf.random.normal([200, 3]) * [1.0, 5.0, 0.1] + [10.0, -3.0, 0.5]
+
+    out = bn(Y, offset, scale, training=True)  # normalised with this batch's statistics
+    np.testing.assert_allclose(tf.reduce_mean(out, 0), offset, atol=1e-4)
+    np.testing.assert_allclose(tf.math.reduce_std(out, 0), scale, rtol=1e-3)
+    mean, variance = tf.nn.moments(Y, [0])
+    # first update: the average forgets fast, decay (1 + 0) / (10 + 0) = 0.1
+    np.testing.assert_allclose(bn.moving_mean, 0.9 * mean, rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance, 0.1 + 0.9 * variance, rtol=1e-5)
+
+    for _ in range(300):
+        bn(Y, offset, scale, training=True)
+    np.testing.assert_allclose(bn.moving_mean, mean, rtol=1e-3)
+    # at test time each image is normalised on its own: independent of the rest of the batch
+    alone = bn(Y[:1], offset, scale, training=False)
+    np.testing.assert_allclose(alone, bn(Y, offset, scale, training=False)[:1], rtol=1e-5)
+    np.testing.assert_allclose(alone, out[:1], rtol=1e-2, atol=1e-2)  # averages ~ batch statistics
+    # ... and in training mode the same image depends on its batch
+    assert not np.allclose(bn(Y[:2], offset, scale, training=True)[:1], out[:1], atol=1e-2)
+
+
+def test_convolutional_batch_norm_normalises_each_channel_over_batch_and_positions():
+    bn = blocks.BatchNorm(4)
+    Y = tf.random.normal([8, 5, 5, 4], seed=2) * 3 + 7
+    out = bn(Y, tf.zeros([4]), training=True)
+    assert out.shape == Y.shape and bn.moving_mean.shape == (4,)
+    np.testing.assert_allclose(tf.reduce_mean(out, [0, 1, 2]), np.zeros(4), atol=1e-4)
