@@ -5,7 +5,8 @@ else from data/ next to the lessons, downloaded there if needed (a fresh machine
 When CI is set, a skipped test counts as a failure: everything must run there.
 
 Tests marked slow (real notebook kernels, lesson processes, windows on Xvfb, Ctrl-C,
-long runs) are left out by `python -m pytest -m "not slow"`: the core in about a minute.
+convolutional lessons, long runs) are left out by `python -m pytest -m "not slow"`: the core
+in about a minute, training nothing bigger than a few hundred dense steps.
 
 Fixtures shared by several test files are here; plain helpers in helpers.py.
 """
@@ -101,11 +102,24 @@ def mnist(mnist_dir):
 def trained_model_dir(tmp_path_factory, mnist_dir):
     """A model saved by a short real run of lesson 3.0 (600 steps, about 97.5 % of the test
     digits right), in this process: the tests of predict.py, explain.py and savedmodel.py
-    share it."""
+    share it (slow tests only: the fast tier trains no convolutional lesson)."""
     import lab
 
     folder = tmp_path_factory.mktemp("trained")
     lab.run("3.0", steps=600, no_vis=True, data_dir=mnist_dir, history=folder / "run.json",
+            save_model=folder / "model")
+    return folder / "model"
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(tmp_path_factory, mnist_dir):
+    """A small dense model saved by a short real run of lesson 1.0 (300 steps, about 90 %
+    of the test digits right, a few seconds), in this process: the drawing pad's tests of
+    its mechanics need no convolutional model."""
+    import lab
+
+    folder = tmp_path_factory.mktemp("small")
+    lab.run("1.0", steps=300, no_vis=True, data_dir=mnist_dir, history=folder / "run.json",
             save_model=folder / "model")
     return folder / "model"
 

@@ -124,12 +124,15 @@ def test_the_check_leaves_the_process_as_it_found_it(tmp_path, mnist_env):
     ("2.0", "loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=Y_, "
      "logits=Ylogits))", "loss = -tf.reduce_sum(Y_ * tf.math.log(tf.nn.softmax(Ylogits)))",
      "structure", r"the loss takes the log of softmax's probabilities: it becomes NaN"),
-    ("2.0", "variables = [W1, B1, W2, B2, W3, B3,", "variables = [W1, B1, W2, B2,", "training",
-     r"^W3 \[100, 60\] and B3 \[60\] did not change in the first 20 training steps: they are "
-     r"missing from the variables that train_step updates$"),
-    ("3.0", "variables = [W1, B1, W2, B2, W3, B3, W4, B4, W5, B5]",
-     "variables = [W1, B1, W2, B2, W3, B3, W5, B5]", "training",
-     r"^W4 \[588, 200\] and B4 \[200\] did not change"),
+    pytest.param("2.0", "variables = [W1, B1, W2, B2, W3, B3,", "variables = [W1, B1, W2, B2,",
+                 "training",
+                 r"^W3 \[100, 60\] and B3 \[60\] did not change in the first 20 training steps: "
+                 r"they are missing from the variables that train_step updates$",
+                 marks=pytest.mark.slow),  # (the check trains the file and the lesson: 8 s)
+    pytest.param("3.0", "variables = [W1, B1, W2, B2, W3, B3, W4, B4, W5, B5]",
+                 "variables = [W1, B1, W2, B2, W3, B3, W5, B5]", "training",
+                 r"^W4 \[588, 200\] and B4 \[200\] did not change",
+                 marks=pytest.mark.slow),  # (it trains a convolutional lesson)
 ])
 def test_a_classic_mistake_is_named(
         number, old, new, stage, message, tmp_path, mnist_env):

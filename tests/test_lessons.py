@@ -17,8 +17,14 @@ from conftest import FINAL_LINES, ROOT, child_env
 from helpers import LESSONS, load_lesson
 
 
-SLOW = ("3.1", "4.0", "4.1", "4.2", "5.0", "5.1")  # over 5 s each: the fast tier runs the others
+# The fast tier trains no convolutional lesson, and no dense one longer than a few hundred
+# steps: two lessons end to end (1.0, 2.1); the other dense ones' models take a step.
+CONVOLUTIONAL = ("3.0", "3.1", "4.2", "5.0", "5.1")
+BATCH_NORM = ("4.0", "4.1")  # (over 5 s each here)
+SLOW = (*CONVOLUTIONAL, *BATCH_NORM, "2.0", "2.2")
 RUNS = [pytest.param(s, marks=pytest.mark.slow) if s.split("_")[1] in SLOW else s for s in LESSONS]
+TRAINED = [pytest.param(s, marks=pytest.mark.slow)
+           if s.split("_")[1] in (*CONVOLUTIONAL, *BATCH_NORM) else s for s in LESSONS]
 
 
 # ------------------------------------------------------------------ short runs
@@ -52,7 +58,7 @@ def test_short_run_ends_with_the_two_lines_and_learns(script, mnist_dir, tmp_pat
 # ------------------------------------------------------------------ the models
 
 
-@pytest.mark.parametrize("script", LESSONS)
+@pytest.mark.parametrize("script", TRAINED)
 def test_model_gives_ten_logits_and_a_step_lowers_the_loss(script, batch, monkeypatch):
     lesson = load_lesson(script, monkeypatch)
     X, Y_ = batch
@@ -144,6 +150,7 @@ def test_the_averaged_weights_are_what_is_tested_and_saved(mnist, monkeypatch, t
     np.testing.assert_allclose(probabilities, tf.nn.softmax(tested), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # (5.1: a convolutional lesson)
 def test_the_moving_average_forgets_fast_at_first_then_slowly(monkeypatch, mnist):
     """The decay after step n: (1 + n) / (10 + n) at first, at most DECAY (0.999)."""
     lesson = load_lesson("mnist_5.1_batchnorm_convolutional_averaged.py", monkeypatch)
@@ -183,6 +190,7 @@ def members(tmp_path_factory):
     return saved, folder / "cifar"
 
 
+@pytest.mark.slow  # (its members: three models saved, 8 s here)
 def test_the_ensembles_probabilities_are_the_mean_of_its_members(members, mnist):
     ensemble = runpy.run_path(str(ENSEMBLE), run_name="lesson")
     models = ensemble["members"](members[0])
@@ -211,6 +219,7 @@ def test_the_ensemble_says_the_gain_of_each_member(members, tmp_path, mnist_dir)
     assert (tmp_path / "ensemble.png").stat().st_size > 10000
 
 
+@pytest.mark.slow  # (lesson processes)
 @pytest.mark.parametrize("problem", ["not a model", "other images"])
 def test_a_member_that_does_not_fit_gets_one_line(members, tmp_path, problem, run_script):
     good = members[0][0]

@@ -2,9 +2,10 @@
 input, and the drawing pad driven by synthetic mouse events. (The saved model itself, found,
 loaded and reloaded in a fresh process: test_savedmodel.py.)
 
-The tests share a model saved by a short real run of lesson 3.0 (conftest's
-trained_model_dir, 600 steps), the drawing pad's too; each predict.py run in a subprocess
-costs about 3 s (TensorFlow loads).
+The command line's tests share a model saved by a short real run of lesson 3.0 (conftest's
+trained_model_dir, 600 steps); each predict.py run in a subprocess costs about 3 s
+(TensorFlow loads). The drawing pad's mechanics need no convolution: a small dense model
+(conftest's small_model_dir) reads their strokes.
 """
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+import savedmodel
 import figures
 import explain
 import predict
@@ -410,14 +412,20 @@ class CountingModel:
         return self.model(images)
 
 
+@pytest.fixture(scope="module")
+def small_model(small_model_dir):
+    """The small dense model, loaded: enough to read a stroke, quick to train."""
+    return savedmodel.load(small_model_dir)
+
+
 @pytest.fixture
-def pad(model):
+def pad(small_model):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 5.2))
     FigureCanvasAgg(fig)
-    return predict.DrawingPad(CountingModel(model), fig)
+    return predict.DrawingPad(CountingModel(small_model), fig)
 
 
 def mouse(pad, name, x, y):

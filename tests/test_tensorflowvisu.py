@@ -339,6 +339,7 @@ def test_inputs_that_are_not_pictures_get_a_note_and_the_other_panels(tmp_path):
 # -------------------------------------------------------------------- any loop
 
 
+@pytest.mark.slow  # (1,000 steps)
 def test_the_documented_loop_runs_as_written_and_compare_overlays_it(
         tmp_path, monkeypatch, mnist_dir, lesson_history):
     monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
