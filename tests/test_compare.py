@@ -123,8 +123,8 @@ def test_identical_curves_stay_visible_and_the_legend_says_so(tmp_path):
     fig.canvas.draw()
     box = accuracy.get_window_extent()
     pixels = np.asarray(fig.canvas.buffer_rgba())[:, :, :3] / 255
-    height = pixels.shape[0]
-    inside = pixels[int(height - box.y1) + 5:int(height - box.y0) - 5, int(box.x0) + 5:int(box.x1) - 5]
+    top, bottom = pixels.shape[0] - int(box.y1), pixels.shape[0] - int(box.y0)
+    inside = pixels[top + 5:bottom - 5, int(box.x0) + 5:int(box.x1) - 5]  # (not the frame)
     for line in accuracy.lines[:2]:  # first and second, one over the other
         colour = np.array(matplotlib.colors.to_rgb(line.get_color()))
         assert (np.abs(inside - colour).max(axis=-1) < 0.05).sum() > 200, \

@@ -329,8 +329,8 @@ def keras_script(tmp_path, inputs="(28, 28, 1)", **options):
         model.compile(keras.optimizers.Adam(0.003),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
-        dashboard = tensorflowvisu.DashboardCallback(validation_data=(x_test, y_test),
-                                                     training_data=(x, y), name="keras_dense"{words})
+        dashboard = tensorflowvisu.DashboardCallback(
+            validation_data=(x_test, y_test), training_data=(x, y), name="keras_dense"{words})
         model.fit(x, y, batch_size=100, epochs=1, callbacks=[dashboard])
     """)
     (tmp_path / "mine.py").write_text(code)
