@@ -261,3 +261,73 @@ def test_a_correct_solution_written_differently_passes(number, code, tmp_path, m
     path.write_text(code)
     verdict = exercises.check(path, echo=quiet)
     assert verdict, str(verdict)
+
+
+# -- the hints speak the learner's language (issue 28)
+
+
+KERAS_1_0_SOFTMAX = '''"""Lesson 1.0, my way: Keras, with the softmax in the last layer."""
+import lab
+
+args = lab.parse_args(__doc__, steps=2000)
+
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+
+network = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(10, activation="softmax")])
+
+
+def model(X, training=False):
+    return network(X, training=training)
+
+
+optimizer = keras.optimizers.SGD(learning_rate=0.5)
+
+
+@tf.function
+def train_step(X, Y_):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.categorical_crossentropy(Y_, model(X, training=True)))
+    weights = network.trainable_variables
+    optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+
+
+if __name__ == "__main__":
+    lab.train(args, model, train_step, optimizer)
+'''
+
+
+def test_a_keras_solution_gets_a_hint_in_keras_words(tmp_path, mnist_env):
+    path = tmp_path / "my_mnist_1.0.py"
+    path.write_text(KERAS_1_0_SOFTMAX)
+    verdict = exercises.check(path, echo=quiet)
+    assert (verdict.passed, verdict.stage) == (False, "structure")
+    assert verdict.message == "model(X) returns probabilities (softmax): return the logits instead"
+    assert 'keras.layers.Dense(10), not Dense(10, activation="softmax")' in verdict.hint
+    assert "tf.matmul" not in verdict.hint, "no TensorFlow operations the learner never wrote"
+
+
+NOT_THE_LEARNERS = ("{{function_node", "__wrapped__", "/job:localhost", "[Op:", "1176", "Traceback")
+
+
+@pytest.mark.parametrize("new, weights, message", [
+    ("YY = tf.reshape(Y3, [-1, 500])", "[500, N]",  # (the next layer's weights agree)
+     "a reshape gets 588 values per image, its shape asks for rows of 500"),
+    ("YY = tf.reshape(Y3, [100, 588])", "[7 * 7 * M, N]",
+     "InvalidArgumentError: Input to reshape is a tensor with 588 values, but the requested "
+     "shape has 58800"),
+], ids=["rows of 500", "a fixed batch"])
+def test_a_wrong_reshape_is_said_without_tensorflows_internals(new, weights, message, tmp_path,
+                                                               mnist_env):
+    """The message names the learner's line and numbers they chose: not TensorFlow's node
+    names and devices, nor the values of a batch of 2 images the check chose."""
+    path = planted(tmp_path, "3.0", "YY = tf.reshape(Y3, [-1, 7 * 7 * M])", new)
+    path.write_text(path.read_text().replace("[7 * 7 * M, N]", weights))
+    verdict = exercises.check(path, echo=quiet)
+    assert (verdict.passed, verdict.stage) == (False, "structure")
+    assert verdict.message == f"model(X) fails at line 50 ({new}  # flatten for the fully " \
+                              f"connected layer): {message}"
+    assert not [word for word in NOT_THE_LEARNERS if word in "\n".join(verdict.lines)]
+    assert verdict.hint.startswith("flattening a convolutional layer gives height x width x "
+                                   "channels values per image")

@@ -94,6 +94,43 @@ def test_compare_gives_every_run_its_own_colour(count):
     assert len(fig.legends[0].get_texts()) == count
 
 
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_a_few_runs_differ_in_line_style_from_the_first_run_on(count):
+    """Issue 28: two or three runs compared were all solid lines, told apart by colour
+    alone; from the first run on, each has its own (colour, line style), and up to four
+    runs their own line style."""
+    histories = [History(f"run {k}") for k in range(count)]
+    for k, history in enumerate(histories):
+        history.append_test(0, 0.1, 2.3, 0)
+        history.append_test(100, 0.9 + k / 100, 0.3, 1)
+    fig = compare.plot_comparison(histories, figures.offscreen_figure((16, 7)))
+    styles = [(line.get_color(), line.get_linestyle()) for line in fig.axes[0].lines]
+    assert len(set(styles)) == count
+    assert len({style for _, style in styles[:4]}) == min(count, 4), [s for _, s in styles]
+
+
+def test_identical_curves_stay_visible_and_the_legend_says_so(tmp_path):
+    """Issue 28: a run that repeated another exactly (same seed) hid it; the later one is
+    drawn thinner over the earlier, both colours show, and its label names the earlier."""
+    first = History.load(saved_history(tmp_path, "first", [0.1, 0.9, 0.95]))
+    second = History.load(saved_history(tmp_path, "second", [0.1, 0.9, 0.95]))
+    other = History.load(saved_history(tmp_path, "other", [0.1, 0.8, 0.85]))
+    fig = compare.plot_comparison([first, second, other], figures.offscreen_figure((16, 7)))
+    legend = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert legend[1] == "second: max 95.00%, final 95.00% (the same curves as first)"
+    assert "same curves" not in legend[0] + legend[2]
+    accuracy = fig.axes[0]
+    fig.canvas.draw()
+    box = accuracy.get_window_extent()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[:, :, :3] / 255
+    top, bottom = pixels.shape[0] - int(box.y1), pixels.shape[0] - int(box.y0)
+    inside = pixels[top + 5:bottom - 5, int(box.x0) + 5:int(box.x1) - 5]  # (not the frame)
+    for line in accuracy.lines[:2]:  # first and second, one over the other
+        colour = np.array(matplotlib.colors.to_rgb(line.get_color()))
+        assert (np.abs(inside - colour).max(axis=-1) < 0.05).sum() > 200, \
+            f"{line.get_label()}: its colour shows"
+
+
 def test_confusion_calls_out_the_most_confused_pairs_with_the_reports_figures(tmp_path):
     matrix = np.diag([980, 1130, 1020, 1000, 970, 880, 950, 1020, 970, 1000])
     matrix[4, 9], matrix[7, 1], matrix[3, 5], matrix[9, 4] = 12, 8, 5, 5

@@ -21,9 +21,10 @@ import compare
 import figures
 import lab
 import pictures
+import plumbing
 import tensorflowvisu as tv
 from conftest import ROOT, child_env
-from helpers import dense_model
+from helpers import assert_picture, dense_model
 from history import History
 from plumbing import UserError
 
@@ -268,3 +269,96 @@ def test_keras_fit_in_a_real_window_stops_when_it_is_closed(xvfb, tmp_path, mnis
     screen = np.asarray(Image.open(shot).convert("RGB"))
     assert screen[:600, :1100].std() > 40, "the dashboard is drawn in the window"
     assert (tmp_path / "run.png").exists()
+
+
+# ------------------------------------------------- mistakes and places (issue 28)
+
+
+WRONG_INPUTS = ("error: the model takes inputs [784], validation_data gives it [28, 28, 1]: "
+                "build the model for them (keras.Input((28, 28, 1)), then layers.Flatten() "
+                "before Dense layers), or reshape them")
+
+
+def test_a_model_built_for_other_inputs_stops_fit_with_one_line(digits, tmp_path, monkeypatch):
+    """keras.Input((784,)) with 28x28x1 images: one line naming the mistake and the fix, when
+    fit begins (not a traceback from deep inside Keras or tensorflowvisu)."""
+    x, y, x_test, y_test = digits
+    model = dense_model(inputs=(784,))
+    dashboard = tv.DashboardCallback((x_test, y_test), (x, y), live=False,
+                                     history=tmp_path / "run.json", png=tmp_path / "run.png")
+    with pytest.raises(SystemExit) as stop:  # a script: exit status 1 and the one line
+        model.fit(x, y, batch_size=100, epochs=1, callbacks=[dashboard], verbose=0)
+    assert stop.value.code == WRONG_INPUTS
+    monkeypatch.setattr(plumbing, "in_notebook", lambda: True)  # a notebook: the UserError
+    with pytest.raises(UserError) as error:
+        model.fit(x, y, batch_size=100, epochs=1, callbacks=[dashboard], verbose=0)
+    assert f"error: {error.value}" == WRONG_INPUTS
+    assert sorted(os.listdir(tmp_path)) == [], "nothing written"
+
+
+def test_a_model_compiled_without_accuracy_gets_one_warning_saying_what_to_add(digits, capsys):
+    x, y, x_test, y_test = digits
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    dashboard = tv.DashboardCallback((x_test, y_test), name="no_metrics", live=False,
+                                     history=False)
+    model.fit(x, y, batch_size=100, epochs=1, callbacks=[dashboard], verbose=0)
+    err = capsys.readouterr().err
+    assert err == ('warning: the model was compiled without metrics=["accuracy"]: the training '
+                   'accuracy curve stays empty (model.compile(..., metrics=["accuracy"]))\n')
+    assert dashboard.history.test["accuracy"][-1] > 0.5, "the validation curve is still there"
+
+
+def keras_script(tmp_path, inputs="(28, 28, 1)", **options):
+    """A user's script, as docs/your-own-network.md writes it (smaller: 2,000 training and
+    500 validation digits), run in a user's shell without a display; options are given to
+    DashboardCallback."""
+    words = "".join(f", {key}={value!r}" for key, value in options.items())
+    code = textwrap.dedent(f"""
+        import mnistdata, tensorflowvisu
+        import keras
+
+        mnist = mnistdata.read_data_sets(reshape=False, validation_size=0)
+        x, y = mnist.train.images[:2000], mnist.train.labels[:2000]
+        x_test, y_test = mnist.test.images[:500], mnist.test.labels[:500]
+        model = keras.Sequential([keras.Input({inputs}), keras.layers.Flatten(),
+                                  keras.layers.Dense(200, activation="relu"),
+                                  keras.layers.Dense(10)])
+        model.compile(keras.optimizers.Adam(0.003),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        dashboard = tensorflowvisu.DashboardCallback(
+            validation_data=(x_test, y_test), training_data=(x, y), name="keras_dense"{words})
+        model.fit(x, y, batch_size=100, epochs=1, callbacks=[dashboard])
+    """)
+    (tmp_path / "mine.py").write_text(code)
+    return subprocess.run([sys.executable, "mine.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env=child_env(os.environ["MNIST_DATA_DIR"],
+                                                                PYTHONPATH=ROOT))
+
+
+@pytest.mark.slow
+def test_a_script_with_a_model_for_other_inputs_ends_with_one_line(tmp_path, mnist_dir):
+    result = keras_script(tmp_path, inputs="(784,)", history=str(tmp_path / "run.json"))
+    assert result.returncode == 1
+    assert result.stderr == WRONG_INPUTS + "\n", "no traceback through Keras or tensorflowvisu"
+    assert not (tmp_path / "run.json").exists()
+
+
+@pytest.mark.slow
+def test_a_headless_script_keeps_a_picture_or_says_in_one_line_how(tmp_path, mnist_dir):
+    """Without a display (MPLBACKEND=Agg) fit goes on: one warning line that names png=,
+    exit 0; with png= the picture is written."""
+    result = keras_script(tmp_path, history=str(tmp_path / "run.json"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ("no display: fit goes on without the live dashboard (png=FILE keeps "
+                             "a picture)\n")
+    assert "keras_dense: max validation accuracy" in result.stdout
+    assert History.load(tmp_path / "run.json").final["steps"] == 20
+
+    result = keras_script(tmp_path, history=False, png="me.png")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "no display: fit goes on without the live dashboard\n"
+    assert_picture(tmp_path / "me.png")

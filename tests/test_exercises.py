@@ -135,3 +135,32 @@ def test_the_check_command_exits_0_when_done_1_with_what_to_fix(run_script, tmp_
     assert "the lesson's lines (mnist_2.0_five_layers_sigmoid.py):" in to_fix.stdout
     missing = run_script("exercises.py", "check", "nothing.py")
     assert missing.returncode == 1 and missing.stderr.startswith("error: no file nothing.py")
+
+
+def test_start_4_0_from_the_command_line_is_lesson_2_0_and_says_so(run_script, tmp_path):
+    """Issue 28: exercise 4.0 (batch norm on the dense network) started from lesson 3.1's
+    convolutions; it starts from lesson 2.0, whose code it is, and says so at the top."""
+    result = run_script("exercises.py", "start", "4.0", timeout=60)
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "my_mnist_4.0.py"
+    assert result.stdout.splitlines()[0] == str(path)
+    made = path.read_text()
+    assert "conv2d" not in made, "no convolution in the dense network's starting point"
+    first = ast.get_docstring(ast.parse(made)).split("\n\n")[:2]
+    assert first[0].startswith("Exercise 4.0: lesson 2.0 with batch normalisation.")
+    assert first[1].startswith("This file is lesson 2.0's code (mnist_2.0_five_layers_sigmoid.py)")
+    assert made.endswith(plumbing.lessons()["2.0"].read_text().split('"""\n', 1)[1])
+
+
+@pytest.mark.parametrize("number", exercises.exercises())
+def test_every_exercise_starts_from_the_lesson_it_builds_on(number, tmp_path):
+    """The starting code is the lesson named at the top: STARTS_FROM, never simply the
+    lesson before it in the list (4.0 builds on 2.0, 4.2 on 3.1, 3.0 on 2.1)."""
+    path = exercises.start(number, tmp_path)
+    base = exercises.STARTS_FROM[number]
+    assert path.read_text().endswith(plumbing.lessons()[base].read_text().split('"""\n', 1)[1]) \
+        or number == "1.0"  # (1.0: the lesson without its model)
+    if number != "1.0":
+        assert f"lesson {base}'s code ({plumbing.lessons()[base].name})" in path.read_text()
+    convolutional = "conv2d" in plumbing.lessons()[number].read_text()
+    assert ("conv2d" in path.read_text()) <= convolutional, "no convolutions a dense one lacks"

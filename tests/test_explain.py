@@ -99,3 +99,50 @@ def test_explain_in_python_refuses_a_digit_without_ink(monkeypatch):
 
     with pytest.raises(explain.UserError, match="image 1 has no ink: nothing to explain"):
         explain.explain(np.stack([np.eye(28), np.zeros((28, 28))]), Model())
+
+
+@pytest.fixture
+def drawn_figures(monkeypatch):
+    """The figures explain.show draws into a PNG file, kept to be read."""
+    import figures
+
+    made = []
+
+    def offscreen_figure(*args, **kwargs):
+        made.append(offscreen(*args, **kwargs))
+        return made[-1]
+
+    offscreen = figures.offscreen_figure
+    monkeypatch.setattr(figures, "offscreen_figure", offscreen_figure)
+    return made
+
+
+def test_lesson_1_0_explained_titles_notes_and_labels(small_model_dir, mnist, tmp_path,
+                                                     drawn_figures):
+    """Issue 28, predict.py --explain on lesson 1.0's model and a picture in a deep folder:
+    the title names the file by its base name, whole and inside the picture; the empty
+    quarter (no hidden layer named) says how to name one; the ten weight pictures say
+    which digit each is for."""
+    model = savedmodel.load(small_model_dir)
+    deep = tmp_path.joinpath(*["a_rather_long_folder_name"] * 6)
+    long_name = "a_digit_drawn_on_my_tablet_with_a_name_far_longer_than_any_title_holds_7.png"
+    names = [str(deep / "my_seven.png"), str(deep / long_name)]
+    seen = explain.explain(np.stack([mnist.test.images[0, :, :, 0]] * 2), model, names)
+    shown = []
+    for one in seen:
+        explain.show(one, save_png=tmp_path / "seen.png")
+        fig = drawn_figures[-1]
+        title = fig.get_suptitle()
+        assert title.startswith("What the network sees of "), title
+        shown.append(title.removeprefix("What the network sees of "))
+        box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, "the title is whole in the picture"
+    assert shown[0] == "my_seven.png", "the base name, not the folders"
+    assert "/" not in shown[1] and len(shown[1]) <= explain.TITLE_AT_MOST
+    start, _, end = shown[1].partition("…")  # a long name: its start and its end
+    assert long_name.startswith(start) and long_name.endswith(end) and end.endswith("_7.png")
+    texts = [text.get_text() for ax in fig.axes for text in ax.texts]
+    note = [text for text in texts if "No hidden layer is named" in text]
+    assert len(note) == 1 and "lab.name_layers(Y1=Y1, Y2=Y2, ...)" in note[0]
+    filters = next(ax for ax in fig.axes if "one per digit" in ax.get_title())
+    assert [text.get_text() for text in filters.texts] == [str(d) for d in range(10)]

@@ -1,10 +1,13 @@
 """lab.py: a training run from the first step to the saved model: train and Training,
 the flags, the outputs a run writes (TensorBoard logs, pictures, movie, history, report),
 lab.run, lab.train_model, and Ctrl-C of a run."""
+import contextlib
 import ipaddress
 import json
+import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -426,3 +429,50 @@ def test_parse_args_in_a_notebooks_cell_reads_no_kernel_argv(monkeypatch):
     assert (args.name, args.steps, args.flags) == ("my_network", 200, {})
     assert args.history == str(ROOT / "runs" / "my_network.json")
     assert args.save_model == str(ROOT / "models" / "my_network")
+
+
+@pytest.fixture
+def lab_folder_names():
+    """A name no one else uses for runs in the lab's own runs/ and models/ (where every door
+    writes by default), removed afterwards with what it wrote; folders made for it too."""
+    name = f"test_issue28_{secrets.token_hex(4)}"
+    made = [folder for folder in (plumbing.RUNS, plumbing.MODELS) if not folder.exists()]
+    yield name
+    for path in (plumbing.RUNS / f"{name}.json", plumbing.RUNS / f"{name}_fit.json"):
+        path.unlink(missing_ok=True)
+    for path in (plumbing.RUNS / name, plumbing.MODELS / name):
+        shutil.rmtree(path, ignore_errors=True)
+    for folder in made:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # (only if empty: others' runs stay)
+
+
+def test_every_door_writes_the_labs_runs_folder_from_any_current_folder(
+        lab_folder_names, tmp_path, mnist_dir, monkeypatch, digits_for_fit):
+    """Issue 28: lab.train_model and DashboardCallback, called from another folder, write
+    their histories into the lab's runs/ (and the model into its models/), as the lessons
+    do: compare then finds them all in one place."""
+    monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
+    monkeypatch.chdir(tmp_path)
+    name = lab_folder_names
+    model, optimizer = dense_model(), keras.optimizers.Adam(0.003)
+    lab.train_model(model, keras_train_step(model, optimizer), optimizer, name=name, steps=20,
+                    no_vis=True)
+    assert History.load(plumbing.RUNS / f"{name}.json").final["steps"] == 20
+    assert [p.suffix for p in (plumbing.RUNS / name).iterdir()] == [".json"], "its own copy"
+    assert (plumbing.MODELS / name / "saved_model.pb").exists()
+
+    import tensorflowvisu
+
+    x, y = digits_for_fit
+    model = dense_model()
+    dashboard = tensorflowvisu.DashboardCallback((x, y), name=f"{name}_fit", live=False)
+    model.fit(x, y, batch_size=100, epochs=1, callbacks=[dashboard], verbose=0)
+    assert History.load(plumbing.RUNS / f"{name}_fit.json").final["steps"] == 10
+    assert sorted(os.listdir(tmp_path)) == [], "nothing in the current folder"
+
+
+@pytest.fixture
+def digits_for_fit(mnist):
+    """1,000 MNIST training digits as Keras users hold them: labels 0-9."""
+    return mnist.train.images[:1000], mnist.train.labels[:1000].argmax(1)

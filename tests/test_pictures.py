@@ -89,3 +89,35 @@ def test_mosaic_keeps_every_map_at_its_place():
     for k in range(5):
         np.testing.assert_array_equal(picture[:, k * 4:k * 4 + 3], maps[..., k])
     assert np.isnan(picture[:, 3]).all()
+
+
+def label_columns(grid, tile_height, tile_width, box):
+    """For each tile of the first line of a grid: the columns (of the grid) where the bottom
+    rows of the tile (its labels' rows) show a label box of colour box."""
+    rows = grid[tile_height - 12:tile_height]
+    hits = np.flatnonzero(np.all(np.isclose(rows, box, atol=1e-3), axis=-1).any(axis=0))
+    return [hits[(hits >= k * tile_width) & (hits < (k + 1) * tile_width)]
+            for k in range(grid.shape[1] // tile_width)]
+
+
+def test_a_large_grid_keeps_each_tiles_labels_apart_from_the_next_tiles():
+    """Issue 28, panel 6 enlarged: a misread digit's "correct | predicted" labels sit in its
+    bottom corners; without a gap the answer of one tile touched the correct digit of the
+    next, and read as a pair. With gap=2 (the enlarged panel), grey columns separate them."""
+    labels = np.arange(20) % 10
+    predictions = (labels + 3) % 10  # every digit misread: every tile has both labels
+    images = fake_digits(labels)
+    for gap in (0, 2):
+        grid = pictures.digit_grid(images, labels, predictions, count=20, lines=2, gap=gap)
+        size = 28 + gap
+        assert grid.shape == (2 * size, 10 * size, 3)
+        answers = label_columns(grid, size, size, pictures.PREDICTION_BOX)
+        corrects = label_columns(grid, size, size, pictures.LABEL_BOX)
+        apart = [int(corrects[k + 1].min() - answers[k].max() - 1) for k in range(9)]
+        if gap == 0:
+            assert apart == [0] * 9, "side by side: the labels of two tiles touch"
+            continue
+        assert apart == [gap] * 9, "a gap between one tile's answer and the next one's label"
+        for k in range(1, 10):
+            between = grid[:, k * size - gap:k * size]
+            assert np.allclose(between, pictures.GAP), f"grey columns before tile {k}"

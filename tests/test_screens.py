@@ -2,7 +2,10 @@
 cell, replaced in place; a real TkAgg window on a private Xvfb server."""
 import io
 import json
+import signal
+import subprocess
 import sys
+import threading
 import time
 import types
 
@@ -12,6 +15,7 @@ from PIL import Image
 
 import plumbing
 import screens
+from conftest import ROOT, child_env, ctrl_c_works
 from helpers import assert_picture, fake_training, run_python
 from tensorflowvisu import Dashboard
 
@@ -118,3 +122,39 @@ def test_real_window_on_xvfb(xvfb, tmp_path):
     window = screen[:600, :1100]  # the window opens at the top left of the empty screen
     assert window.std() > 40, "the dashboard is drawn in the window"
     assert_picture(tmp_path / "after.png")
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_end_of_a_windowed_run_closes_the_window_and_exits(xvfb, tmp_path,
+                                                                          mnist_dir):
+    """Issue 28: a lesson's window stays open at the end, "Close the dashboard window to
+    finish (or press Ctrl-C here)": Ctrl-C there ends the run at once, without a
+    traceback, its files written."""
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "mnist_1.0_softmax.py"), "--steps", "60",
+         "--history", str(tmp_path / "run.json"), "--save-model", str(tmp_path / "model")],
+        cwd=tmp_path, env=child_env(mnist_dir, DISPLAY=xvfb, MPLBACKEND="TkAgg"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_works)
+    watchdog = threading.Timer(120, process.kill)  # a lost Ctrl-C: fail, not wait for ever
+    watchdog.start()
+    try:
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("Close the dashboard window to finish"):
+                break
+        assert seen and seen[-1].startswith("Close the dashboard window"), "".join(seen)
+        time.sleep(0.5)  # in the wait loop
+        asked = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        took = time.monotonic() - asked
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert process.returncode == 0, err
+    assert took < 5, f"Ctrl-C took {took:.1f} s to end the run"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    history = json.loads((tmp_path / "run.json").read_text())
+    assert history["final"]["steps"] == 60 and history["final"]["interrupted"] is False
+    assert (tmp_path / "model" / "saved_model.pb").exists()
