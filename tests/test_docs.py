@@ -283,6 +283,17 @@ def test_readme_activates_the_environment_before_the_first_python():
         assert -1 < text.find(activate) < first.start(), activate
 
 
+def test_a_python_without_the_labs_packages_says_so_in_one_line(tmp_path):
+    """README: "A lesson started with a Python that lacks TensorFlow says so in one line,
+    with the command to fix it" (a Python without its site-packages: python -S)."""
+    result = subprocess.run([sys.executable, "-S", str(ROOT / "mnist_1.0_softmax.py")], cwd=tmp_path,
+                            env=child_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    line, = result.stderr.splitlines()
+    assert line.startswith("error: ") and "TensorFlow" in line and "not installed" in line, line
+    assert "source .venv/bin/activate" in line and ".venv\\Scripts\\activate" in line, line
+
+
 def test_the_readmes_test_command_is_cis():
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
           if line.strip().startswith("python -m pytest")]
