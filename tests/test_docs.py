@@ -294,6 +294,60 @@ def test_a_python_without_the_labs_packages_says_so_in_one_line(tmp_path):
     assert "source .venv/bin/activate" in line and ".venv\\Scripts\\activate" in line, line
 
 
+def quoted_in_prose(doc):
+    """The `code spans` of a page's text (outside its blocks)."""
+    return re.findall(r"`([^`]+)`", FENCE.sub("", doc.read_text()))
+
+
+def test_every_function_the_docs_name_exists():
+    """`lab.train_model`, `explain.show(seen[0])`, `tensorflowvisu.DashboardCallback`...:
+    every module.name the text quotes, of the lab's own modules, is there."""
+    import importlib
+
+    modules = {p.stem for p in ROOT.glob("*.py") if not p.name.startswith("mnist_")}
+    named = 0
+    for doc in DOCS:
+        for span in quoted_in_prose(doc):
+            for match in re.finditer(r"(?<![\w.])([a-z_]+)((?:\.[A-Za-z_]\w*)+)", span):
+                if match.group(1) not in modules or match.group(2) == ".py":
+                    continue
+                thing = importlib.import_module(match.group(1))
+                for name in match.group(2).split(".")[1:]:
+                    assert hasattr(thing, name), f"{relative(doc)}: `{span}`: no {name}"
+                    thing = getattr(thing, name)
+                named += 1
+    assert named > 15
+
+
+def test_the_dashboards_api_is_as_written():
+    """docs/your-own-network.md's `Dashboard(name, steps, *, live=True, ...)`, `train(...)`,
+    `test(...)`, `finish(...)`: every parameter it gives is the method's, of the same kind
+    (after * or not), with the default it says."""
+    import inspect
+
+    import tensorflowvisu
+
+    written = [span for span in quoted_in_prose(ROOT / "docs" / "your-own-network.md")
+               if re.fullmatch(r"(Dashboard|train|test|finish)\(.*\)", span, re.S)]
+    assert [w.split("(")[0] for w in written] == ["Dashboard", "train", "test", "finish"]
+    for span in written:
+        name, _, parameters = span.partition("(")
+        doc = ast.parse(f"def {name}({' '.join(parameters[:-1].split())}): pass").body[0].args
+        real = inspect.signature(tensorflowvisu.Dashboard if name == "Dashboard"
+                                 else getattr(tensorflowvisu.Dashboard, name)).parameters
+        kinds = {"args": inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                 "kwonlyargs": inspect.Parameter.KEYWORD_ONLY}
+        for kind, expected in kinds.items():
+            for argument in getattr(doc, kind):
+                assert argument.arg in real and real[argument.arg].kind == expected, (span, argument.arg)
+        for argument, default in [*zip(doc.args[::-1], doc.defaults[::-1]),
+                                  *zip(doc.kwonlyargs, doc.kw_defaults)]:
+            if default is not None:
+                assert real[argument.arg].default == ast.literal_eval(default), (span, argument.arg)
+        if doc.vararg:
+            assert real[doc.vararg.arg].kind == inspect.Parameter.VAR_POSITIONAL, span
+
+
 def test_the_readmes_test_command_is_cis():
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
           if line.strip().startswith("python -m pytest")]
