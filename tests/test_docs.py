@@ -376,6 +376,21 @@ def test_the_fast_tier_is_the_suite_without_its_slow_tests():
     assert slow and fast == set(tests) - slow, (fast, slow)
 
 
+def test_what_the_docs_install_by_hand_ci_installs():
+    """The `apt-get install ...` and `pip install PACKAGE` of the docs, mapped to .ci/run
+    above: CI installs those packages (the system ones by .ci/run, the Python ones from
+    requirements*.txt), so the tests that need them run there."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    requirements = (ROOT / "requirements.txt").read_text() + (ROOT / "requirements-dev.txt").read_text()
+    for command in doc_commands():
+        words = command.split()
+        if words[:2] == ["apt-get", "install"]:
+            for package in words[2:]:
+                assert re.search(rf"missing\+=\({re.escape(package)}\)", ci), (command, package)
+        elif words[:2] == ["pip", "install"] and re.fullmatch(r"[a-z]+", words[-1]) and len(words) == 3:
+            assert re.search(rf"^{words[2]}\b", requirements, re.M), command
+
+
 def test_the_offline_install_uses_flags_pip_has():
     """docs/workshop.md's wheels for a room without internet: pip's flags, as written
     (downloading needs the internet, which the tests do not have)."""
