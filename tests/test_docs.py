@@ -15,7 +15,6 @@ machine without a screen shows. The runs, models and pictures stay in the copy.
 """
 import ast
 import functools
-import os
 import re
 import shutil
 import subprocess
@@ -114,7 +113,8 @@ MAPPED = {
     ".venv/bin/pip install -r requirements.txt -r requirements-dev.txt": [".ci/run"],
     ".venv/bin/python -m pytest -n 2": [".ci/run",
                                         "tests/test_docs.py::test_the_readmes_test_command_is_cis"],
-    "python -m pytest -n 2": [".ci/run", "tests/test_docs.py::test_the_readmes_test_command_is_cis"],
+    "python -m pytest -n 2": [".ci/run",
+                              "tests/test_docs.py::test_the_readmes_test_command_is_cis"],
     "python -m pytest -m \"not slow\" -n 2": [
         "tests/test_docs.py::test_the_fast_tier_is_the_suite_without_its_slow_tests"],
     ".venv\\Scripts\\activate": [  # Windows: the tests run on Linux
@@ -124,8 +124,9 @@ MAPPED = {
     "export MNIST_DATA_DIR=...": [
         "tests/test_mnistdata.py::test_data_dir_beats_environment_beats_default", ".ci/run"],
     # lessons: full runs (seconds to half an hour each)
-    "python mnist_X.py": ["tests/test_lessons.py::test_short_run_ends_with_the_two_lines_and_learns",
-                          "benchmarks/lab_time.py"],
+    "python mnist_X.py": [
+        "tests/test_lessons.py::test_short_run_ends_with_the_two_lines_and_learns",
+        "benchmarks/lab_time.py"],
     "python mnist_1.0_softmax.py": ["benchmarks/startup.py", "benchmarks/lab_time.py"],
     "python benchmarks/lab_time.py --all": ["benchmarks/lab_time.py",
                                             "benchmarks/results/lab_all.json"],
@@ -138,9 +139,10 @@ MAPPED = {
         "tests/test_tensorflowvisu.py::test_the_dashboard_shows_the_first_layers_filters_as_they_train",
         "tests/test_screens.py::test_real_window_on_xvfb"],
     # windows
-    "python predict.py --draw": ["tests/test_predict.py::test_draw_in_a_real_window_on_xvfb",
-                                 "tests/test_predict.py::test_the_pad_shows_every_layer_as_the_pen_moves",
-                                 "benchmarks/pad_rate.py"],
+    "python predict.py --draw": [
+        "tests/test_predict.py::test_draw_in_a_real_window_on_xvfb",
+        "tests/test_predict.py::test_the_pad_shows_every_layer_as_the_pen_moves",
+        "benchmarks/pad_rate.py"],
     "python predict.py my_digit.png --show": [
         "tests/test_predict.py::test_show_without_a_display_says_so_and_still_prints"],
     "python predict.py my_digit.png": [
@@ -156,19 +158,23 @@ MAPPED = {
         "tests/test_cluster.py::test_two_replicas_train_one_model_and_end_with_identical_copies",
         "tests/test_cluster.py::test_a_killed_run_resumes_from_its_checkpoint_with_the_same_result"],
     "TF_CONFIG='{\"cluster\": {\"worker\": [\"10.0.0.1:12345\", \"10.0.0.2:12345\"]}, \"task\": "
-    "{\"type\": \"worker\", \"index\": 0}}' python mnist_6.0_distributed.py --data-dir /path/to/mnist": [
+    "{\"type\": \"worker\", \"index\": 0}}' python mnist_6.0_distributed.py "
+    "--data-dir /path/to/mnist": [
         "tests/test_cluster.py::test_with_tf_config_every_worker_reports_a_port_in_use",
         "tests/test_cluster.py::test_with_tf_config_a_frozen_worker_stops_the_others_with_one_line",
         "benchmarks/results/lesson_6.0_two_workers_history.json"],
     "TF_CONFIG='{\"cluster\": {\"worker\": [\"10.0.0.1:12345\", \"10.0.0.2:12345\"]}, \"task\": "
-    "{\"type\": \"worker\", \"index\": 1}}' python mnist_6.0_distributed.py --data-dir /path/to/mnist": [
+    "{\"type\": \"worker\", \"index\": 1}}' python mnist_6.0_distributed.py "
+    "--data-dir /path/to/mnist": [
         "tests/test_cluster.py::test_with_tf_config_every_worker_reports_a_port_in_use",
         "tests/test_cluster.py::test_with_tf_config_a_frozen_worker_stops_the_others_with_one_line"],
     "!python mnist_6.0_distributed.py": [
         "tests/test_notebook.py::test_the_workshop_notebook_runs_top_to_bottom"],
     # TensorBoard, Jupyter, installs (requirements-dev.txt has tensorboard and jupyterlab)
-    "pip install tensorboard": [".ci/run", "tests/test_lab.py::test_one_run_writes_every_requested_output"],
-    "tensorboard --logdir logs": ["tests/test_lab.py::test_tensorboard_shows_the_logs_to_this_machine_only"],
+    "pip install tensorboard": [".ci/run",
+                                "tests/test_lab.py::test_one_run_writes_every_requested_output"],
+    "tensorboard --logdir logs": [
+        "tests/test_lab.py::test_tensorboard_shows_the_logs_to_this_machine_only"],
     "pip install jupyterlab": [".ci/run"],
     "jupyter lab": ["tests/test_browser.py::test_the_dashboard_lives_under_a_training_cell"],
     "pip install -e .": ["tests/test_install.py::"
@@ -184,9 +190,11 @@ MAPPED = {
     # benchmarks: minutes each, their figures in benchmarks/results/
     "python benchmarks/pad_rate.py": ["benchmarks/pad_rate.py", "benchmarks/results/pad_rate.json"],
     "python benchmarks/lab_time.py": ["benchmarks/lab_time.py", "benchmarks/results/lab_time.json"],
-    "python benchmarks/throughput.py": ["benchmarks/throughput.py", "benchmarks/results/throughput.json"],
+    "python benchmarks/throughput.py": ["benchmarks/throughput.py",
+                                        "benchmarks/results/throughput.json"],
     "python benchmarks/startup.py": ["benchmarks/startup.py", "benchmarks/results/startup.json"],
-    "python benchmarks/check_time.py": ["benchmarks/check_time.py", "benchmarks/results/check_time.json"],
+    "python benchmarks/check_time.py": ["benchmarks/check_time.py",
+                                        "benchmarks/results/check_time.json"],
     "python benchmarks/dashboard_overhead.py --notebook": [
         "benchmarks/dashboard_overhead.py", "benchmarks/results/dashboard_overhead.json"],
     "python benchmarks/callback_overhead.py": [
@@ -217,7 +225,8 @@ def test_every_python_block_of_the_docs_is_run_or_mapped():
     blocks = python_blocks()
     missing = set(blocks) - set(RUN_BLOCKS) - set(MAPPED_BLOCKS)
     assert not missing, f"```python blocks no test runs: {sorted(missing)}"
-    assert not (set(RUN_BLOCKS) | set(MAPPED_BLOCKS)) - set(blocks), "blocks the docs no longer show"
+    stale = (set(RUN_BLOCKS) | set(MAPPED_BLOCKS)) - set(blocks)
+    assert not stale, f"blocks the docs no longer show: {stale}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -233,7 +242,8 @@ def test_every_mapped_test_and_benchmark_exists():
         path, _, name = target.partition("::")
         assert (ROOT / path).is_file(), f"{target}: no such file"
         if name:
-            assert name.startswith("test_") and name in defined_tests(path), f"{target}: no such test"
+            assert name.startswith("test_") and name in defined_tests(path), \
+                f"{target}: no such test"
 
 
 def test_every_code_block_is_fenced_with_its_language():
@@ -266,7 +276,8 @@ def test_every_relative_link_resolves(doc):
         assert linked.exists(), f"{relative(doc)}: {target}: no such file"
         if anchor:
             headings = re.findall(r"^#+ (.*)$", linked.read_text(), re.M)
-            assert anchor in [slug(h) for h in headings], f"{relative(doc)}: {target}: no such heading"
+            assert anchor in [slug(h) for h in headings], \
+                f"{relative(doc)}: {target}: no such heading"
 
 
 def test_readme_is_a_short_page():
@@ -286,8 +297,9 @@ def test_readme_activates_the_environment_before_the_first_python():
 def test_a_python_without_the_labs_packages_says_so_in_one_line(tmp_path):
     """README: "A lesson started with a Python that lacks TensorFlow says so in one line,
     with the command to fix it" (a Python without its site-packages: python -S)."""
-    result = subprocess.run([sys.executable, "-S", str(ROOT / "mnist_1.0_softmax.py")], cwd=tmp_path,
-                            env=child_env(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-S", str(ROOT / "mnist_1.0_softmax.py")],
+                            cwd=tmp_path, env=child_env(), capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 1 and result.stdout == ""
     line, = result.stderr.splitlines()
     assert line.startswith("error: ") and "TensorFlow" in line and "not installed" in line, line
@@ -339,7 +351,8 @@ def test_the_dashboards_api_is_as_written():
                  "kwonlyargs": inspect.Parameter.KEYWORD_ONLY}
         for kind, expected in kinds.items():
             for argument in getattr(doc, kind):
-                assert argument.arg in real and real[argument.arg].kind == expected, (span, argument.arg)
+                assert argument.arg in real and real[argument.arg].kind == expected, \
+                    (span, argument.arg)
         for argument, default in [*zip(doc.args[::-1], doc.defaults[::-1]),
                                   *zip(doc.kwonlyargs, doc.kw_defaults)]:
             if default is not None:
@@ -365,11 +378,12 @@ def test_the_readmes_test_command_is_cis():
 def test_the_fast_tier_is_the_suite_without_its_slow_tests():
     """`python -m pytest -m "not slow" -n 2` (README) leaves out the tests marked slow:
     here this file's, collected (running it would run the suite inside the suite)."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "not slow",
-                             "-p", "no:cacheprovider", "tests/test_docs.py"], cwd=ROOT,
-                            env=child_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                             "-m", "not slow", "-p", "no:cacheprovider", "tests/test_docs.py"],
+                            cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    fast = {line.split("::")[1].split("[")[0] for line in result.stdout.splitlines() if "::" in line}
+    fast = {line.split("::")[1].split("[")[0]
+            for line in result.stdout.splitlines() if "::" in line}
     tests = {name: test for name, test in globals().items() if name.startswith("test_")}
     slow = {name for name, test in tests.items()
             if any(mark.name == "slow" for mark in getattr(test, "pytestmark", []))}
@@ -381,13 +395,14 @@ def test_what_the_docs_install_by_hand_ci_installs():
     above: CI installs those packages (the system ones by .ci/run, the Python ones from
     requirements*.txt), so the tests that need them run there."""
     ci = (ROOT / ".ci" / "run").read_text()
-    requirements = (ROOT / "requirements.txt").read_text() + (ROOT / "requirements-dev.txt").read_text()
+    requirements = "".join((ROOT / name).read_text()
+                           for name in ("requirements.txt", "requirements-dev.txt"))
     for command in doc_commands():
         words = command.split()
         if words[:2] == ["apt-get", "install"]:
             for package in words[2:]:
                 assert re.search(rf"missing\+=\({re.escape(package)}\)", ci), (command, package)
-        elif words[:2] == ["pip", "install"] and re.fullmatch(r"[a-z]+", words[-1]) and len(words) == 3:
+        elif words[:2] == ["pip", "install"] and len(words) == 3 and words[2].isalpha():
             assert re.search(rf"^{words[2]}\b", requirements, re.M), command
 
 
@@ -397,7 +412,8 @@ def test_the_offline_install_uses_flags_pip_has():
     for command in ("download", "install"):
         help_text = subprocess.run([sys.executable, "-m", "pip", command, "--help"],
                                    capture_output=True, text=True, timeout=60).stdout
-        for flag in {"download": ["-r", "-d"], "install": ["--no-index", "--find-links", "-r"]}[command]:
+        flags = {"download": ["-r", "-d"], "install": ["--no-index", "--find-links", "-r"]}
+        for flag in flags[command]:
             assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text), (command, flag)
 
 
@@ -497,7 +513,8 @@ def histories(lab, mnist_dir):
 
     for folder in ("runs", "models"):  # (this process's lab makes its own folders, not the copy's)
         (lab / folder).mkdir(exist_ok=True)
-    for number, name in (("2.0", "mnist_2.0_five_layers_sigmoid"), ("2.1", "mnist_2.1_five_layers_relu")):
+    for number, name in (("2.0", "mnist_2.0_five_layers_sigmoid"),
+                         ("2.1", "mnist_2.1_five_layers_relu")):
         lab_module.run(number, steps=200, data_dir=mnist_dir, save_png=lab / f"{name}.png",
                        history=lab / "runs" / f"{name}.json", save_model=lab / "models" / name)
     return lab
@@ -548,7 +565,8 @@ def test_the_first_layers_filters_as_a_movie(lab):
 @pytest.mark.slow  # (two short lessons, then three pictures)
 @runs("python tensorflowvisu.py compare runs/mnist_2.0_five_layers_sigmoid.json "
       "runs/mnist_2.1_five_layers_relu.json --save-png compare.png",
-      "python tensorflowvisu.py confusion runs/mnist_2.1_five_layers_relu.json --save-png confusion.png",
+      "python tensorflowvisu.py confusion runs/mnist_2.1_five_layers_relu.json "
+      "--save-png confusion.png",
       "python tensorflowvisu.py panel runs/mnist_2.1_five_layers_relu.json 6 --save-png panel6.png")
 def test_the_readmes_pictures_of_finished_runs(histories):
     for command in test_the_readmes_pictures_of_finished_runs.commands:
@@ -574,7 +592,8 @@ def test_the_exercise_of_lesson_2(lab):
 
 
 @pytest.mark.slow  # (a lesson and a check: 15 s)
-@runs("python mnist_1.0_softmax.py --no-vis --steps 20", "python exercises.py start 1.0 --folder try",
+@runs("python mnist_1.0_softmax.py --no-vis --steps 20",
+      "python exercises.py start 1.0 --folder try",
       "python exercises.py check try/my_mnist_1.0.py", "source .venv/bin/activate")
 def test_the_workshops_set_up_check(lab):
     """docs/workshop.md: "The first ends with its two accuracy lines; the check says
@@ -587,7 +606,8 @@ def test_the_workshops_set_up_check(lab):
 
 
 @pytest.mark.slow  # (a short lesson 3.0, then predict.py three times: 30 s)
-@runs("python tensorflowvisu.py confusion runs/mnist_3.0_convolutional.json --save-png confusion.png",
+@runs("python tensorflowvisu.py confusion runs/mnist_3.0_convolutional.json "
+      "--save-png confusion.png",
       "python predict.py --model models/mnist_3.0_convolutional my_digit.png photo.jpg",
       "python predict.py --explain --test-digit 8 --save-png seen.png")
 def test_the_trained_models_commands(conv_model):
@@ -611,7 +631,8 @@ def test_the_trained_models_commands(conv_model):
 
 
 @pytest.mark.slow  # (lesson 6.0 twice, shortened: 40 s)
-@runs("python mnist_6.0_distributed.py --replicas 4", "python mnist_6.0_distributed.py --replicas 1")
+@runs("python mnist_6.0_distributed.py --replicas 4",
+      "python mnist_6.0_distributed.py --replicas 1")
 def test_lesson_6_on_four_replicas_and_on_one_shortened(lab):
     four, one = test_lesson_6_on_four_replicas_and_on_one_shortened.commands
     out = ran(run(lab, four + SHORTENED))
@@ -627,7 +648,8 @@ def test_lesson_6_on_four_replicas_and_on_one_shortened(lab):
 # (files of the lab's runs/) and print
 RUN_BLOCKS = {
     "docs/your-own-network.md: import keras, tensorflow as tf":
-        (["runs/my_network.json", "models/my_network/saved_model.pb"], r"final test accuracy: 0\.9"),
+        (["runs/my_network.json", "models/my_network/saved_model.pb"],
+         r"final test accuracy: 0\.9"),
     "docs/your-own-network.md: import mnistdata, tensorflowvisu": (["runs/keras_dense.json"], ""),
     "docs/workshop.md: import lab, tensorflowvisu": "in a notebook",
 }
@@ -653,7 +675,8 @@ def test_the_workshops_python_block_in_a_notebook(lab, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
-    for name in ("MPLBACKEND", "DISPLAY", "WAYLAND_DISPLAY", "MNIST_DATA_DIR", "TF_CPP_MIN_LOG_LEVEL"):
+    for name in ("MPLBACKEND", "DISPLAY", "WAYLAND_DISPLAY", "MNIST_DATA_DIR",
+                 "TF_CPP_MIN_LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
     code = python_blocks()["docs/workshop.md: import lab, tensorflowvisu"]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
@@ -662,7 +685,7 @@ def test_the_workshops_python_block_in_a_notebook(lab, monkeypatch):
     outputs = nb.cells[0].outputs
     assert not [o for o in outputs if o.output_type == "error"]
     printed = "".join(o.text for o in outputs if o.output_type == "stream" and o.name == "stdout")
-    assert re.search(r"History\(mnist_2\.1_five_layers_relu: 2,000 steps, max test accuracy 0\.9\d+, "
-                     r"final 0\.9\d+\)", printed), printed[-2000:]
+    assert re.search(r"History\(mnist_2\.1_five_layers_relu: 2,000 steps, "
+                     r"max test accuracy 0\.9\d+, final 0\.9\d+\)", printed), printed[-2000:]
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pictures) >= 5, "two dashboards, the curves, panel 6, the confusion matrix"
