@@ -533,6 +533,28 @@ def conv_model(lab, mnist_dir):
     return lab
 
 
+@pytest.mark.slow  # (two short runs)
+def test_a_run_without_a_dashboard_keeps_panels_1_and_2_unless_it_saved_a_picture(
+        tmp_path, mnist_dir):
+    """README: "a run without one (`--no-vis`, or no display) keeps panels 1 and 2 only,
+    unless it had `--save-png`" (no display here)."""
+    import lab as lab_module
+    import plumbing
+    from history import History
+
+    for flags, kept in (({}, False), ({"save_png": tmp_path / "dashboard.png"}, True)):
+        lab_module.run("1.0", steps=20, no_vis=True, data_dir=mnist_dir, **flags,
+                       history=tmp_path / "run.json", save_model=tmp_path / "model")
+        history = History.load(tmp_path / "run.json")
+        history.check_panels([1, 2])
+        for panel in (3, 4, 5, 6):
+            if kept:
+                history.check_panels([panel])
+            else:
+                with pytest.raises(plumbing.UserError, match=f"kept no picture of panel {panel}"):
+                    history.check_panels([panel])
+
+
 @pytest.mark.slow  # (the whole lesson as written: 2,000 steps)
 @runs(".venv/bin/python mnist_1.0_softmax.py")
 def test_the_quick_start_trains_the_first_lesson_from_mnist_in_data(lab):
