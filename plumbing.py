@@ -187,8 +187,13 @@ class _TensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
             return None
-        self.stand_aside()
-        spec = importlib.util.find_spec(name)  # the usual one
+        # The usual spec, found without this finder; it stays in place until TensorFlow is
+        # really imported (check_installed only asks whether it is there).
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is not None:
             self.loader, spec.loader = spec.loader, self
         return spec
@@ -198,6 +203,7 @@ class _TensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):
         global tf
+        self.stand_aside()
         _settings()
         with quiet_stderr():
             self.loader.exec_module(module)

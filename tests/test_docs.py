@@ -197,6 +197,8 @@ MAPPED = {
                                         "benchmarks/results/check_time.json"],
     "python benchmarks/dashboard_overhead.py --notebook": [
         "benchmarks/dashboard_overhead.py", "benchmarks/results/dashboard_overhead.json"],
+    "python benchmarks/notebook_picture_cost.py": [
+        "benchmarks/notebook_picture_cost.py", "benchmarks/results/notebook_picture_cost.json"],
     "python benchmarks/callback_overhead.py": [
         "benchmarks/callback_overhead.py", "benchmarks/results/callback_overhead.json"],
 }
@@ -483,11 +485,12 @@ def lab(tmp_path_factory, mnist_dir):
     return folder
 
 
-def run(lab, command, activate=True, cwd=None, timeout=900):
+def run(lab, command, activate=True, cwd=None, timeout=900, **env):
     """A command as a user types it in the lab's folder, in bash, the environment activated
-    (`source .venv/bin/activate`, README) unless activate=False; no display, no MNIST_DATA_DIR."""
+    (`source .venv/bin/activate`, README) unless activate=False; no display, no MNIST_DATA_DIR;
+    env: other variables (None removes one)."""
     script = f"source {lab}/.venv/bin/activate && {command}" if activate else command
-    env = child_env(None, MNIST_DATA_DIR=None, VIRTUAL_ENV=None, PYTHONPATH=None)
+    env = child_env(None, MNIST_DATA_DIR=None, VIRTUAL_ENV=None, PYTHONPATH=None, **env)
     return subprocess.run(["bash", "-c", script], cwd=cwd or lab, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -669,7 +672,7 @@ def test_lesson_6_on_four_replicas_and_on_one_shortened(lab):
 # ```python blocks run as written, each a script in the lab's folder: what it must leave
 # (files of the lab's runs/) and print
 RUN_BLOCKS = {
-    "docs/your-own-network.md: import keras, tensorflow as tf":
+    "docs/your-own-network.md: import lab":
         (["runs/my_network.json", "models/my_network/saved_model.pb"],
          r"final test accuracy: 0\.9"),
     "docs/your-own-network.md: import mnistdata, tensorflowvisu": (["runs/keras_dense.json"], ""),
@@ -684,8 +687,12 @@ def test_the_python_blocks_run_as_written(key, histories):
     files, printed = RUN_BLOCKS[key]
     script = lab / f"block_{abs(hash(key))}.py"
     script.write_text(python_blocks()[key])
-    out = ran(run(lab, f"python {script.name}"))
+    result = run(lab, f"python {script.name}", TF_CPP_MIN_LOG_LEVEL=None)
+    out = ran(result)
     assert re.search(printed, out), out[-2000:]
+    noise = [line for line in result.stderr.splitlines()
+             if re.search(r"cuda|cuInit|oneDNN|^[IWE]0000", line)]
+    assert not noise, "the lab's modules come first: TensorFlow loads quietly"
     for name in files:
         assert (lab / name).is_file(), name
 

@@ -78,7 +78,9 @@ START_UP_LINES = re.compile(r"cuda|cuInit|oneDNN|absl|[EIW]0000|cpu_feature_guar
 
 @pytest.mark.slow
 @pytest.mark.parametrize("imports", ["import mnistdata, tensorflowvisu\nimport keras",
-                                     "import mnistdata\nimport keras"])
+                                     "import mnistdata\nimport keras",
+                                     # lab and predict check first that TensorFlow is there
+                                     "import lab\nimport keras", "import predict\nimport keras"])
 def test_the_lab_imported_first_keras_loads_tensorflow_quietly(imports, tmp_path):
     """docs/your-own-network.md: the lab's modules first, then Keras: no start-up lines
     (even without the lab's TF_CPP_MIN_LOG_LEVEL in the environment), and a model works."""
