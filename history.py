@@ -93,9 +93,10 @@ class History:
         needs = {3: "training_digits", 4: "histograms", 5: "histograms", 6: "test_digits"}
         for number in numbers:
             if number in needs and needs[number] not in self.panels:
-                raise UserError(f"run {self.name} kept no picture of panel {number} (it ran "
-                                "with --no-vis, or with an older lab): run it again without "
-                                "--no-vis")
+                raise UserError(f"run {self.name} kept no picture of panel {number} (it "
+                                "drew no dashboard: --no-vis, no display, or an older lab): "
+                                "run it again with --save-png FILE (or a display, without "
+                                "--no-vis)")
 
     def summary(self):
         """The last lines a run prints: its max and final test accuracy."""

@@ -480,8 +480,9 @@ def test_show_panel_says_in_one_line_what_is_missing(tmp_path, mnist_digits, mon
     bare = saved_history(tmp_path, "mnist_1.0_softmax", [0.1, 0.9])  # an older lab, or --no-vis
     assert tv.main(["panel", str(bare), "6", "--save-png", str(tmp_path / "p.png")]) == 1
     err = capsys.readouterr().err
-    assert err == ("error: run mnist_1.0_softmax kept no picture of panel 6 (it ran with --no-vis, "
-                   "or with an older lab): run it again without --no-vis\n")
+    assert err == ("error: run mnist_1.0_softmax kept no picture of panel 6 (it drew no "
+                   "dashboard: --no-vis, no display, or an older lab): run it again with "
+                   "--save-png FILE (or a display, without --no-vis)\n")
     assert tv.main(["panel", str(bare), "1", "--save-png", str(tmp_path / "p.png")]) == 0, "curves"
     with pytest.raises(SystemExit) as usage:  # exit status 1, its message on one line
         tv.main(["panel", str(bare), "12"])
