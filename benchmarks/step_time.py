@@ -75,6 +75,9 @@ class Trainer:
         model, train_step, augment = lesson["model"], lesson["train_step"], lesson.get("augment")
         if "optimizer" in lesson and not lesson["optimizer"].built:
             lesson["optimizer"].build([v for v in lesson["variables"] if v.trainable])
+        fuse_adam = getattr(self.modules["blocks"], "fuse_adam", None)
+        if "optimizer" in lesson and fuse_adam:  # as lab.Training does (a variant that has it)
+            fuse_adam(lesson["optimizer"])
 
         def batch(indices):
             images = tf.gather(train_images, indices)

@@ -92,3 +92,32 @@ def test_batch_norm_is_the_maths_of_moments_and_batch_normalization(shape):
     test_time = tf.nn.batch_normalization(Y, bn.moving_mean, bn.moving_variance, offset, scale,
                                           1e-5)
     np.testing.assert_allclose(bn(Y, offset, scale), test_time, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_adam_takes_the_steps_of_keras_adam():
+    """The lab gives a lesson's tf.keras.optimizers.Adam a one-op update (for speed only)."""
+    tf.random.set_seed(3)
+    start = [tf.random.normal([30, 20]), tf.random.normal([20])]
+    schedule = blocks.ExponentialDecay(0.01, decay_steps=10, floor=0.001)
+    runs = []
+    for fused in (False, True):
+        variables = [tf.Variable(v) for v in start]
+        optimizer = tf.keras.optimizers.Adam(schedule)
+        if fused:
+            assert isinstance(blocks.fuse_adam(optimizer), blocks.FusedAdam)
+
+        @tf.function
+        def step(k, variables=variables, optimizer=optimizer):
+            with tf.GradientTape() as tape:  # gradients that change with the step k
+                value = tf.reduce_sum(tf.sin(variables[0]) * k) + tf.reduce_sum(variables[1] ** 2)
+            optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
+
+        for k in range(20):
+            step(tf.constant(float(k)))
+        runs.append([v.numpy() for v in variables + optimizer.variables[1:]])
+    for keras_value, fused_value in zip(*runs):
+        scale = np.abs(keras_value).max()
+        np.testing.assert_allclose(fused_value, keras_value, rtol=1e-5, atol=1e-5 * scale)
+    assert type(blocks.fuse_adam(tf.keras.optimizers.SGD(0.1))) is tf.keras.optimizers.SGD
+    amsgrad = tf.keras.optimizers.Adam(amsgrad=True)
+    assert type(blocks.fuse_adam(amsgrad)) is tf.keras.optimizers.Adam
