@@ -127,6 +127,7 @@ class Training:
         global tf
         tf = plumbing.load_tensorflow()  # (loaded by parse_args: this only returns it)
         self.args, self.model, self.optimizer = args, model, optimizer
+        self.strategy = strategy
         self.hooks = cluster.Hooks(args, strategy) if strategy else cluster.NoHooks()
 
         # The data, as in the lab: all 60,000 training images (no validation split) with
@@ -202,6 +203,10 @@ class Training:
         if not optimizer.built:
             with self.hooks.scope():
                 optimizer.build(self.trainable)
+        if not self.strategy:  # Adam's update of a variable in one op, not a dozen: same maths
+            import blocks  # (here: it loads TensorFlow, which parse_args loads first)
+
+            blocks.fuse_adam(optimizer)
 
     def _compile_test(self, model):
         @tf.function(input_signature=[])

@@ -57,3 +57,67 @@ def test_convolutional_batch_norm_normalises_each_channel_over_batch_and_positio
     out = bn(Y, tf.zeros([4]), training=True)
     assert out.shape == Y.shape and bn.moving_mean.shape == (4,)
     np.testing.assert_allclose(tf.reduce_mean(out, [0, 1, 2]), np.zeros(4), atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [[100, 7], [6, 5, 5, 4]])
+def test_batch_norm_is_the_maths_of_moments_and_batch_normalization(shape):
+    """blocks.BatchNorm runs as one fused op (for speed): its values, gradients and moving
+    averages are those of tf.nn.moments + tf.nn.batch_normalization, as the docstring
+    writes it out."""
+    tf.random.set_seed(4)
+    size = shape[-1]
+    Y = tf.random.normal(shape) * 3 + 2
+    offset, scale = tf.Variable(tf.random.normal([size])), tf.Variable(tf.random.normal([size]))
+    weights = tf.random.normal(shape)  # a loss that weighs every value differently
+    axes = list(range(len(shape) - 1))
+    bn = blocks.BatchNorm(size)
+    outputs, gradients = [], []
+    for fused in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(Y)
+            if fused:
+                out = bn(Y, offset, scale, training=True)
+            else:
+                mean, variance = tf.nn.moments(Y, axes)
+                out = tf.nn.batch_normalization(Y, mean, variance, offset, scale, 1e-5)
+            loss = tf.reduce_sum(tf.nn.relu(out) * weights)
+        outputs.append(out.numpy())
+        gradients.append([g.numpy() for g in tape.gradient(loss, [Y, offset, scale])])
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)
+    for fused, plain in zip(*gradients):
+        np.testing.assert_allclose(fused, plain, rtol=1e-3, atol=1e-4 * np.abs(plain).max())
+    mean, variance = tf.nn.moments(Y, axes)
+    np.testing.assert_allclose(bn.moving_mean, 0.9 * mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn.moving_variance, 0.1 + 0.9 * variance, rtol=1e-5)
+    test_time = tf.nn.batch_normalization(Y, bn.moving_mean, bn.moving_variance, offset, scale,
+                                          1e-5)
+    np.testing.assert_allclose(bn(Y, offset, scale), test_time, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_adam_takes_the_steps_of_keras_adam():
+    """The lab gives a lesson's tf.keras.optimizers.Adam a one-op update (for speed only)."""
+    tf.random.set_seed(3)
+    start = [tf.random.normal([30, 20]), tf.random.normal([20])]
+    schedule = blocks.ExponentialDecay(0.01, decay_steps=10, floor=0.001)
+    runs = []
+    for fused in (False, True):
+        variables = [tf.Variable(v) for v in start]
+        optimizer = tf.keras.optimizers.Adam(schedule)
+        if fused:
+            assert isinstance(blocks.fuse_adam(optimizer), blocks.FusedAdam)
+
+        @tf.function
+        def step(k, variables=variables, optimizer=optimizer):
+            with tf.GradientTape() as tape:  # gradients that change with the step k
+                value = tf.reduce_sum(tf.sin(variables[0]) * k) + tf.reduce_sum(variables[1] ** 2)
+            optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
+
+        for k in range(20):
+            step(tf.constant(float(k)))
+        runs.append([v.numpy() for v in variables + optimizer.variables[1:]])
+    for keras_value, fused_value in zip(*runs):
+        scale = np.abs(keras_value).max()
+        np.testing.assert_allclose(fused_value, keras_value, rtol=1e-5, atol=1e-5 * scale)
+    assert type(blocks.fuse_adam(tf.keras.optimizers.SGD(0.1))) is tf.keras.optimizers.SGD
+    amsgrad = tf.keras.optimizers.Adam(amsgrad=True)
+    assert type(blocks.fuse_adam(amsgrad)) is tf.keras.optimizers.Adam

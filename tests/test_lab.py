@@ -410,6 +410,7 @@ def test_train_model_trains_a_keras_model_with_the_lab(tmp_path, mnist_dir, monk
                               name="my_keras", steps=60, seed=1, no_vis=True,
                               history=tmp_path / "h.json", save_model=tmp_path / "m")
     assert history.name == "my_keras" and history.config["flags"] == {"seed": 1}
+    assert type(optimizer).__name__ == "FusedAdam"  # the lab's one-op update (for speed only)
     assert history.test["step"][-1] == 60 and history.test["accuracy"][-1] > 0.85
     assert History.load(tmp_path / "h.json").name == "my_keras"
     assert (tmp_path / "m" / "saved_model.pb").exists()
