@@ -20,7 +20,7 @@ timed: training images per second (wall clock) and per CPU second (this process'
 less sensitive to other processes taking turns on the cores); optionally a test pass
 (10,000 images in chunks of the given sizes), in milliseconds.
 
-    python benchmarks/step_time.py --lessons 4.2 base=/work/baseline new=.
+    python benchmarks/step_time.py --lessons 4.2 base=../baseline new=.
     python benchmarks/step_time.py --lessons 3.0,5.1 --rounds 40 base=../a new=.
     python benchmarks/step_time.py --lessons 4.2 --test-batches 500,1000,2000,10000 this=.
     python benchmarks/step_time.py --lessons 3.0 base=. 't1=.:TF_NUM_INTRAOP_THREADS=1'

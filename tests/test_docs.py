@@ -201,6 +201,17 @@ MAPPED = {
         "benchmarks/notebook_picture_cost.py", "benchmarks/results/notebook_picture_cost.json"],
     "python benchmarks/callback_overhead.py": [
         "benchmarks/callback_overhead.py", "benchmarks/results/callback_overhead.json"],
+    # docs/speed.md's before/after of issue 29 (the code before it checked out as ../baseline)
+    "python benchmarks/step_time.py --lessons 2.2,3.0,4.2,5.0,5.1 --test-batches 1000 "
+    "base=../baseline new=.": ["benchmarks/step_time.py", "benchmarks/results/step_time.json"],
+    "python benchmarks/step_time.py --lessons 2.2,3.0,4.2 --rounds 8 "
+    "--test-batches 1000,250,500,2000,10000 new=.": ["benchmarks/step_time.py"],
+    "python benchmarks/flops.py --peak": ["benchmarks/flops.py"],
+    "python benchmarks/profile_ops.py --repeats 20": ["benchmarks/profile_ops.py",
+                                                       "benchmarks/results/profile_ops.json"],
+    "python benchmarks/throughput.py --models 3.0 --repeats 1 --steps-conv 600 "
+    "--keras-variants-conv auto-spe20 --torch-variants-conv eager,cl "
+    "--ours-variant base=../baseline": ["benchmarks/throughput.py"],
 }
 
 # ```python blocks run elsewhere as written (their key: "page: first line")
