@@ -72,7 +72,8 @@ def cpu_ms(function, repeats, before):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--json", metavar="FILE", help="where to write the figures (default: "
+                        "benchmarks/results/notebook_picture_cost.json)")
     args = parser.parse_args(argv)
     machine = B.start()
     import matplotlib
@@ -84,7 +85,7 @@ def main(argv=None):
     import plumbing
     from tensorflowvisu import Dashboard
 
-    plumbing.in_notebook = lambda: True
+    plumbing.in_notebook = lambda: True  # (so the dashboard opens a NotebookPicture here)
     mnist = mnistdata.read_data_sets(B.data_dir(), one_hot=False, reshape=False,
                                      validation_size=0, seed=0)
     rng = np.random.default_rng(0)
