@@ -98,30 +98,30 @@ def mnist(mnist_dir):
                                     seed=0)
 
 
-@pytest.fixture(scope="session")
-def trained_model_dir(tmp_path_factory, mnist_dir):
-    """A model saved by a short real run of lesson 3.0 (600 steps, about 97.5 % of the test
-    digits right), in this process: the tests of predict.py, explain.py and savedmodel.py
-    share it (slow tests only: the fast tier trains no convolutional lesson)."""
+def saved_model(tmp_path_factory, mnist_dir, lesson, steps):
+    """The model of a short real run of `lesson` (`steps` steps), saved in a fresh folder by
+    lab.run in this process; returns the model's folder."""
     import lab
 
-    folder = tmp_path_factory.mktemp("trained")
-    lab.run("3.0", steps=600, no_vis=True, data_dir=mnist_dir, history=folder / "run.json",
+    folder = tmp_path_factory.mktemp(f"trained_{lesson}")
+    lab.run(lesson, steps=steps, no_vis=True, data_dir=mnist_dir, history=folder / "run.json",
             save_model=folder / "model")
     return folder / "model"
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory, mnist_dir):
+    """Lesson 3.0 after 600 steps (about 97.5 % of the test digits right): the tests of
+    predict.py, explain.py and savedmodel.py share it (slow tests only: the fast tier trains
+    no convolutional lesson)."""
+    return saved_model(tmp_path_factory, mnist_dir, "3.0", 600)
 
 
 @pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory, mnist_dir):
-    """A small dense model saved by a short real run of lesson 1.0 (300 steps, about 90 %
-    of the test digits right, a few seconds), in this process: the drawing pad's tests of
-    its mechanics need no convolutional model."""
-    import lab
-
-    folder = tmp_path_factory.mktemp("small")
-    lab.run("1.0", steps=300, no_vis=True, data_dir=mnist_dir, history=folder / "run.json",
-            save_model=folder / "model")
-    return folder / "model"
+    """Lesson 1.0 after 300 steps (about 90 % of the test digits right, a few seconds): the
+    drawing pad's tests of its mechanics need no convolutional model."""
+    return saved_model(tmp_path_factory, mnist_dir, "1.0", 300)
 
 
 # -------------------------------------------------------- fixtures shared by several test files
