@@ -4,6 +4,11 @@
 - BatchNorm: batch normalisation of one layer (lessons 4.0 and after).
 - FusedAdam: Keras's Adam, each variable's update in one operation; the lab's training
   loop gives it to the lessons' tf.keras.optimizers.Adam (fuse_adam), for speed only.
+- strided_conv_input_gradient: the gradient of a strided convolution with respect to its
+  input, as one ordinary convolution; the lab's training loop has TensorFlow use it where
+  it is faster (use_subpixel_gradient), for speed only.
+
+speed_ups(optimizer) is what the lab's training loop does with the last two.
 
 A lesson imports this module after lab.parse_args, which loads TensorFlow with the
 lab's settings:
@@ -16,6 +21,8 @@ lab's settings:
 """
 
 import plumbing
+
+import numpy as np  # noqa: E402 (after plumbing, which checks it is installed)
 
 tf = plumbing.load_tensorflow()  # already loaded by lab.parse_args: this only returns it
 
@@ -135,3 +142,111 @@ def fuse_adam(optimizer):
     if type(optimizer) is tf.keras.optimizers.Adam and not optimizer.amsgrad:
         optimizer.__class__ = FusedAdam
     return optimizer
+
+
+# ---------------------------------------------------------------------- strided convolutions
+
+
+def strided_conv_input_gradient(dY, W, input_size, stride):
+    """The gradient of tf.nn.conv2d(X, W, stride, padding="SAME") with respect to X, for the
+    gradient dY of its output: what backpropagation sends to the layer below.
+
+    In one dimension, the convolution reads Y[o] = sum over k of X[s*o + k - p] * W[k]
+    (stride s, p the padding before), so a value X[i] reached Y[o] through the taps k with
+    s*o + k - p = i, and its gradient is dX[i] = sum of dY[o] * W[k] over those pairs.
+    Which taps those are depends only on i's phase r = i mod s: for i = s*m + r they are
+    k = r + p, r + p - s, r + p + s, ... (those in the filter), each meeting dY a fixed
+    number of rows away from m. So every phase is an ordinary convolution (stride 1) of dY
+    with some of W's taps, in reverse order. In two dimensions there are s*s phases: here
+    they are the output channels of one convolution, and tf.nn.depth_to_space interleaves
+    them into the full-size gradient ("sub-pixel convolution", Shi et al., 2016).
+
+    TensorFlow's own gradient (Conv2DBackpropInput) computes the same sums; on a CPU its
+    oneDNN kernels work on blocks of 8 or 16 channels, and with only 4 input channels (the
+    layer below is small, as in lesson 3.0) most of each block is padding: this takes
+    s*s*4 = 16 channels at once and is faster there (docs/speed.md).
+    """
+    K1, K2, C_in, C_out = W.shape
+    plan_h, plan_w = _Phases(input_size[0], K1, stride), _Phases(input_size[1], K2, stride)
+    # The filter: for every window position (th, tw) and phase (rh, rw), which tap of W
+    # (or none: the last row of the table below, zeros)
+    taps = np.full((plan_h.window, plan_w.window, stride, stride), K1 * K2, np.int32)
+    for rh, taps_h in enumerate(plan_h.taps):
+        for th, kh in taps_h:
+            for rw, taps_w in enumerate(plan_w.taps):
+                for tw, kw in taps_w:
+                    taps[th, tw, rh, rw] = kh * K2 + kw
+    table = tf.concat([tf.reshape(W, [K1 * K2, C_in, C_out]), tf.zeros([1, C_in, C_out], W.dtype)], 0)
+    F = tf.gather(table, taps)  # [th, tw, rh, rw, C_in, C_out]
+    F = tf.reshape(tf.transpose(F, [0, 1, 5, 2, 3, 4]),  # C_out in, the phases x C_in out
+                   [plan_h.window, plan_w.window, C_out, stride * stride * C_in])
+    dY = tf.pad(dY, [[0, 0], [plan_h.before, plan_h.after], [plan_w.before, plan_w.after], [0, 0]])
+    phases = tf.nn.conv2d(dY, F, strides=1, padding="VALID")  # [batch, H/s, W/s, s*s*C_in]
+    dX = tf.nn.depth_to_space(phases, stride)  # [batch, H, W, C_in] (a little more if s ∤ H)
+    return dX[:, :input_size[0], :input_size[1], :]
+
+
+class _Phases:
+    """strided_conv_input_gradient's plan along one dimension (size n, filter taps K,
+    stride s, padding "SAME"): taps[r] lists, for the phase r, the pairs (window position,
+    filter tap); `before` and `after` are the rows of zeros to add to dY on either side so
+    that a "VALID" convolution with the window gives ceil(n/s) rows, as many as dY has."""
+
+    def __init__(self, n, K, s):
+        outputs = -(-n // s)  # ceil(n / s): the output size with "SAME" padding
+        p = max((outputs - 1) * s + K - n, 0) // 2  # and its padding before
+        offsets = []  # for each phase: (rows from row m of dY, tap of W)
+        for r in range(s):
+            q, first = divmod(r + p, s)
+            offsets.append([(q - j, first + s * j) for j in range(-(-(K - first) // s))])
+        lowest = min(o for phase in offsets for o, _ in phase)
+        highest = max(o for phase in offsets for o, _ in phase)
+        self.window = highest - lowest + 1
+        self.taps = [[(o - lowest, k) for o, k in phase] for phase in offsets]
+        self.before, self.after = -lowest, highest
+
+
+def use_subpixel_gradient():
+    """From now on, TensorFlow differentiates a strided tf.nn.conv2d with few input
+    channels (fewer than 16) with strided_conv_input_gradient; any other convolution as
+    before. (TensorFlow has no public way to replace an operation's gradient: this
+    replaces the entry in its registry of gradients, kept since TensorFlow 1.) Only on a
+    CPU, where it was measured: a GPU's cuDNN has its own kernels."""
+    from tensorflow.python.framework import ops
+
+    entry = getattr(ops, "_gradient_registry", None)
+    entry = getattr(entry, "_registry", {}).get("Conv2D")
+    if (entry is None or entry.get("type") is _conv2d_gradient
+            or tf.config.list_physical_devices("GPU")):
+        return
+    global _tensorflows_conv2d_gradient
+    _tensorflows_conv2d_gradient = entry["type"]
+    entry["type"] = _conv2d_gradient
+
+
+_tensorflows_conv2d_gradient = None  # the gradient TensorFlow registered for Conv2D
+FEW_CHANNELS = 16  # measured on an AVX2 CPU: faster with 4, 6, 8 and 12 input channels, slower with 16, 24, 48
+
+
+def _conv2d_gradient(op, dY):
+    """The gradients of a Conv2D operation's input and filter, for its output's gradient dY."""
+    X, W = op.inputs
+    strides = list(op.get_attr("strides"))
+    if (op.get_attr("padding") != b"SAME" or op.get_attr("data_format") != b"NHWC"
+            or list(op.get_attr("dilations")) != [1, 1, 1, 1] or strides[1] != strides[2]
+            or strides[1] == 1 or W.shape[2] is None or W.shape[2] >= FEW_CHANNELS
+            or not X.shape[1:3].is_fully_defined() or not W.shape.is_fully_defined()
+            or not dY.shape[1:3].is_fully_defined()):
+        return _tensorflows_conv2d_gradient(op, dY)
+    dW = tf.raw_ops.Conv2DBackpropFilter(input=X, filter_sizes=tf.shape(W), out_backprop=dY,
+                                         strides=strides, padding="SAME")
+    return strided_conv_input_gradient(dY, W, X.shape[1:3], strides[1]), dW
+
+
+def speed_ups(optimizer=None):
+    """What the lab's training loop changes for speed, not for the maths: Adam's update in
+    one operation (fuse_adam, if an optimizer is given) and the strided convolutions'
+    input gradient as one ordinary convolution (use_subpixel_gradient)."""
+    if optimizer is not None:
+        fuse_adam(optimizer)
+    use_subpixel_gradient()

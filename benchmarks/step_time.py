@@ -9,7 +9,8 @@ both alike). Two ways to take turns:
       in turns of 20 steps, A B C A B C ... (the order rotated every round): contention from
       other processes changes within seconds, and this sees it hit every variant alike.
       (Not for a change that acts on the whole process, e.g. a gradient registered anew:
-      it would act on every variant. Use --processes.)
+      it would act on every variant. Use --processes; a variant whose blocks.py has
+      use_subpixel_gradient against one without it is refused.)
   separate processes (--processes, or when a variant sets environment variables, which
       TensorFlow reads when it loads): each measurement in a fresh process, the variants
       alternating, the order rotated each repeat.
@@ -75,9 +76,7 @@ class Trainer:
         model, train_step, augment = lesson["model"], lesson["train_step"], lesson.get("augment")
         if "optimizer" in lesson and not lesson["optimizer"].built:
             lesson["optimizer"].build([v for v in lesson["variables"] if v.trainable])
-        fuse_adam = getattr(self.modules["blocks"], "fuse_adam", None)
-        if "optimizer" in lesson and fuse_adam:  # as lab.Training does (a variant that has it)
-            fuse_adam(lesson["optimizer"])
+        self.speed_ups = _speed_ups(self.modules["blocks"], lesson.get("optimizer"))
 
         def batch(indices):
             images = tf.gather(train_images, indices)
@@ -117,6 +116,18 @@ class Trainer:
         return time.perf_counter() - start
 
 
+def _speed_ups(blocks, optimizer):
+    """What lab.Training does for speed, as far as this variant's blocks.py has it; returns
+    the names of what it did."""
+    if hasattr(blocks, "speed_ups"):
+        blocks.speed_ups(optimizer)
+        return ["fuse_adam", "use_subpixel_gradient"]
+    if hasattr(blocks, "fuse_adam") and optimizer is not None:
+        blocks.fuse_adam(optimizer)
+        return ["fuse_adam"]
+    return []
+
+
 def read_mnist():
     import mnistdata
 
@@ -150,6 +161,10 @@ def in_process(variants, number, rounds, test_batches):
     """Every variant in this process, taking turns; returns {name: [result per round]}."""
     mnist = read_mnist()
     trainers = {name: Trainer(folder, number, mnist, test_batches) for name, folder, _ in variants}
+    subpixel = {name: "use_subpixel_gradient" in t.speed_ups for name, t in trainers.items()}
+    if len(set(subpixel.values())) > 1:  # a gradient registered anew acts on every variant
+        raise SystemExit(f"error: only some variants replace the strided convolutions' gradient "
+                         f"({subpixel}), which acts on the whole process: use --processes")
     for trainer in trainers.values():
         for _ in range(3):
             trainer.call()

@@ -121,3 +121,60 @@ def test_fused_adam_takes_the_steps_of_keras_adam():
     assert type(blocks.fuse_adam(tf.keras.optimizers.SGD(0.1))) is tf.keras.optimizers.SGD
     amsgrad = tf.keras.optimizers.Adam(amsgrad=True)
     assert type(blocks.fuse_adam(amsgrad)) is tf.keras.optimizers.Adam
+
+
+@pytest.mark.parametrize("size, filter_size, stride, channels", [
+    ((28, 28), (5, 5), 2, (4, 8)),   # lesson 3.0's second layer
+    ((14, 14), (4, 4), 2, (8, 12)),  # and its third
+    ((13, 9), (3, 6), 2, (3, 2)),    # odd sizes, a filter longer one way
+    ((15, 16), (4, 2), 3, (5, 3)),   # stride 3
+    ((7, 5), (1, 1), 2, (2, 2)),     # a filter smaller than the stride: some phases get nothing
+    ((3, 4), (6, 5), 2, (1, 1)),     # a filter larger than the image
+])
+def test_strided_conv_input_gradient_is_tensorflows(size, filter_size, stride, channels):
+    """The sub-pixel gradient (one ordinary convolution, then depth_to_space) gives what
+    TensorFlow's own Conv2DBackpropInput gives, for a convolution with padding="SAME"."""
+    rng = np.random.default_rng(5)
+    C_in, C_out = channels
+    W = tf.constant(rng.standard_normal([*filter_size, C_in, C_out]), tf.float32)
+    outputs = [-(-n // stride) for n in size]
+    dY = tf.constant(rng.standard_normal([3, *outputs, C_out]), tf.float32)
+    expected = tf.raw_ops.Conv2DBackpropInput(
+        input_sizes=[3, *size, C_in], filter=W, out_backprop=dY, strides=[1, stride, stride, 1],
+        padding="SAME")
+    got = blocks.strided_conv_input_gradient(dY, W, size, stride)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_use_subpixel_gradient_changes_how_not_what_tensorflow_differentiates():
+    """Installed by the lab's training loop: a strided convolution with few input channels
+    is differentiated with the sub-pixel gradient (DepthToSpace in the gradient's graph),
+    others with TensorFlow's own; the gradients are the same either way."""
+    blocks.use_subpixel_gradient()
+    blocks.use_subpixel_gradient()  # twice: no harm (a lesson run again in a notebook)
+    rng = np.random.default_rng(6)
+    for stride, C_in, subpixel in [(2, 4, True), (2, 12, True), (1, 4, False), (2, 16, False)]:
+        X = tf.constant(rng.standard_normal([5, 14, 14, C_in]), tf.float32)
+        W = tf.Variable(rng.standard_normal([5, 5, C_in, 6]).astype(np.float32))
+        weights = tf.constant(rng.standard_normal([5, 14 // stride, 14 // stride, 6]), tf.float32)
+
+        @tf.function
+        def gradients(X):
+            with tf.GradientTape() as tape:
+                tape.watch(X)
+                loss = tf.reduce_sum(tf.nn.conv2d(X, W, strides=stride, padding="SAME") * weights)
+            return tape.gradient(loss, [X, W])
+
+        graph = gradients.get_concrete_function(X).graph
+        kinds = {op.type for op in graph.get_operations()}
+        assert ("DepthToSpace" in kinds) == subpixel
+        assert ("Conv2DBackpropInput" in kinds) != subpixel
+        dX, dW = gradients(X)
+        strides = [1, stride, stride, 1]
+        np.testing.assert_allclose(dX, tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=X.shape, filter=W, out_backprop=weights, strides=strides,
+            padding="SAME"), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(dW, tf.raw_ops.Conv2DBackpropFilter(
+            input=X, filter_sizes=W.shape, out_backprop=weights, strides=strides,
+            padding="SAME"), rtol=1e-4, atol=1e-4)

@@ -22,7 +22,9 @@ import psutil
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tensorflow.python.framework.ops import _gradient_registry as gradient_registry
 
+import blocks
 import lab
 import mnistdata
 import plumbing
@@ -411,6 +413,7 @@ def test_train_model_trains_a_keras_model_with_the_lab(tmp_path, mnist_dir, monk
                               history=tmp_path / "h.json", save_model=tmp_path / "m")
     assert history.name == "my_keras" and history.config["flags"] == {"seed": 1}
     assert type(optimizer).__name__ == "FusedAdam"  # the lab's one-op update (for speed only)
+    assert gradient_registry.lookup("Conv2D") is blocks._conv2d_gradient  # and sub-pixel one
     assert history.test["step"][-1] == 60 and history.test["accuracy"][-1] > 0.85
     assert History.load(tmp_path / "h.json").name == "my_keras"
     assert (tmp_path / "m" / "saved_model.pb").exists()
