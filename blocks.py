@@ -176,13 +176,14 @@ def strided_conv_input_gradient(dY, W, input_size, stride):
             for rw, taps_w in enumerate(plan_w.taps):
                 for tw, kw in taps_w:
                     taps[th, tw, rh, rw] = kh * K2 + kw
-    table = tf.concat([tf.reshape(W, [K1 * K2, C_in, C_out]), tf.zeros([1, C_in, C_out], W.dtype)], 0)
+    table = tf.concat([tf.reshape(W, [K1 * K2, C_in, C_out]),
+                       tf.zeros([1, C_in, C_out], W.dtype)], axis=0)
     F = tf.gather(table, taps)  # [th, tw, rh, rw, C_in, C_out]
     F = tf.reshape(tf.transpose(F, [0, 1, 5, 2, 3, 4]),  # C_out in, the phases x C_in out
                    [plan_h.window, plan_w.window, C_out, stride * stride * C_in])
     dY = tf.pad(dY, [[0, 0], [plan_h.before, plan_h.after], [plan_w.before, plan_w.after], [0, 0]])
     phases = tf.nn.conv2d(dY, F, strides=1, padding="VALID")  # [batch, H/s, W/s, s*s*C_in]
-    dX = tf.nn.depth_to_space(phases, stride)  # [batch, H, W, C_in] (a little more if s ∤ H)
+    dX = tf.nn.depth_to_space(phases, stride)  # [batch, H, W, C_in], or a row more
     return dX[:, :input_size[0], :input_size[1], :]
 
 
@@ -219,13 +220,16 @@ def use_subpixel_gradient():
     if (entry is None or entry.get("type") is _conv2d_gradient
             or tf.config.list_physical_devices("GPU")):
         return
-    global _tensorflows_conv2d_gradient
-    _tensorflows_conv2d_gradient = entry["type"]
+    global _tensorflows_conv2d_gradient  # (this module loaded again: the one it replaced)
+    _tensorflows_conv2d_gradient = getattr(entry["type"], "tensorflows", entry["type"])
+    _conv2d_gradient.tensorflows = _tensorflows_conv2d_gradient
     entry["type"] = _conv2d_gradient
 
 
 _tensorflows_conv2d_gradient = None  # the gradient TensorFlow registered for Conv2D
-FEW_CHANNELS = 16  # measured on an AVX2 CPU: faster with 4, 6, 8 and 12 input channels, slower with 16, 24, 48
+# Measured on an AVX2 CPU (benchmarks/conv_gradient.py): 1.1 to 2.1 times faster with 4, 6
+# and 8 input channels, about even with 12, slower with 16, 24 and 48.
+FEW_CHANNELS = 16
 
 
 def _conv2d_gradient(op, dY):

@@ -206,6 +206,11 @@ MAPPED = {
     "base=../baseline new=.": ["benchmarks/step_time.py", "benchmarks/results/step_time.json"],
     "python benchmarks/step_time.py --lessons 2.2,3.0,4.2 --rounds 8 "
     "--test-batches 1000,250,500,2000,10000 new=.": ["benchmarks/step_time.py"],
+    "python benchmarks/step_time.py --processes --repeats 6 --lessons 3.0,3.1 --test-batches "
+    "1000 before=DIR after=.": ["benchmarks/step_time.py",
+                                "benchmarks/results/step_time_subpixel.json"],
+    "python benchmarks/conv_gradient.py": ["benchmarks/conv_gradient.py",
+                                           "benchmarks/results/conv_gradient.json"],
     "python benchmarks/flops.py --peak": ["benchmarks/flops.py"],
     "python benchmarks/profile_ops.py --repeats 20": ["benchmarks/profile_ops.py",
                                                        "benchmarks/results/profile_ops.json"],
