@@ -1,4 +1,4 @@
-"""blocks.py: two building blocks of the later lessons, written once with TensorFlow.
+"""blocks.py: the later lessons' building blocks, and the lab's speed-ups, written once.
 
 - ExponentialDecay: the learning rate of lessons 2.1 and after, fast at first, slow at the end.
 - BatchNorm: batch normalisation of one layer (lessons 4.0 and after).
@@ -20,9 +20,9 @@ lab's settings:
     optimizer = tf.keras.optimizers.Adam(decay)
 """
 
-import plumbing
+import numpy as np
 
-import numpy as np  # noqa: E402 (after plumbing, which checks it is installed)
+import plumbing
 
 tf = plumbing.load_tensorflow()  # already loaded by lab.parse_args: this only returns it
 
