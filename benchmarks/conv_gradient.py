@@ -15,11 +15,11 @@ Writes benchmarks/results/conv_gradient.json (or --json FILE).
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench as B  # noqa: E402  (puts the repository on sys.path)
+from profile_ops import timed  # noqa: E402  (median seconds of a compiled call, warmed up)
 
 # (what, image size, filter size, input channels, output channels), all with stride 2
 SHAPES = [
@@ -31,17 +31,6 @@ SHAPES = [
     ("4.2 to 5.1, layer 2", 28, 5, 24, 48),
     ("4.2 to 5.1, layer 3", 14, 4, 48, 64),
 ]
-
-
-def median_ms(function, repeats):
-    for _ in range(3):  # tracing, oneDNN's primitive cache
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function().numpy()
-        times.append(time.perf_counter() - start)
-    return 1000 * B.median(times)
 
 
 def main(argv=None):
@@ -70,7 +59,7 @@ def main(argv=None):
         subpixel = tf.function(lambda W=W, dY=dY, size=size:
                                blocks.strided_conv_input_gradient(dY, W, (size, size), 2))
         np.testing.assert_allclose(subpixel(), tensorflows(), rtol=1e-4, atol=1e-3)
-        ours, theirs = median_ms(subpixel, args.repeats), median_ms(tensorflows, args.repeats)
+        ours, theirs = (1000 * timed(f, args.repeats) for f in (subpixel, tensorflows))
         rows.append({"shape": what, "image": size, "filter": k, "channels": [c_in, c_out],
                      "tensorflow_ms": round(theirs, 3), "subpixel_ms": round(ours, 3),
                      "ratio": round(theirs / ours, 2), "lab_uses": c_in < blocks.FEW_CHANNELS})
