@@ -8,6 +8,7 @@ half of one. Importing it imports neither TensorFlow nor matplotlib.
 
 import argparse
 import contextlib
+import gc
 import importlib.abc
 import importlib.util
 import os
@@ -168,6 +169,10 @@ def load_tensorflow(before_start=None, start=True):
                 tensorflow.config.list_logical_devices("GPU")  # starts the runtime (CUDA complains)
         # Its Python logger prints INFO lines in interactive sessions (notebooks): warnings only.
         tensorflow.get_logger().setLevel("WARNING")
+        # TensorFlow's modules are some 300,000 Python objects that live as long as the
+        # process. Frozen, the garbage collector stops walking them: in each of its full
+        # collections (0.2 s) and in the ones at exit (1.3 s of every lesson's end).
+        gc.freeze()
         tf = tensorflow
     return tf
 
