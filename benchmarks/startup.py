@@ -11,7 +11,8 @@ they arrive (from the launch of the process):
            training step (THE figure)
   step 20  the "step     20" line: the first compiled training call (with XLA: compiling
            + 20 steps) is done
-  exit     the process has saved the model and exited
+  summary  the last line (the run's summary): the model is saved
+  exit     the process has exited (exit - summary: Python and TensorFlow tearing down)
 
 and separately, each in a fresh process, the parts:
 
@@ -72,6 +73,7 @@ def time_lesson(script, mnist_dir, steps):
             for name, prefix in MARKS[1:]:
                 if name not in seen and line.startswith(prefix):
                     seen[name] = now
+            seen["summary"] = now  # (until the next line)
         process.wait()
         seen["exit"] = time.perf_counter() - start
         errors.seek(0)
@@ -125,7 +127,7 @@ def main(argv=None):
               + " | " + "  ".join(f"{k} {v:.2f}" for k, v in parts.items()), flush=True)
 
     lesson_med = {k: B.median([m.get(k) for m in lesson_runs])
-                  for k in ["header", "step 0", "step 20", "exit"]}
+                  for k in ["header", "step 0", "step 20", "summary", "exit"]}
     part_med = {name: {"process_seconds": B.median([x["process_seconds"] for x in rs]),
                        "statement_seconds": B.median([x["statement_seconds"] for x in rs])}
                 for name, rs in part_runs.items()}
@@ -141,7 +143,8 @@ def main(argv=None):
     data = {
         "benchmark": "startup",
         "description": "seconds from launching the lesson to its header line, to the 'step 0' line "
-                       "(the first training step comes next), to the 'step 20' line and to exit; "
+                       "(the first training step comes next), to the 'step 20' line, to the last line "
+                       "and to exit; "
                        "and the parts (python, import tensorflow, import lab, read_data_sets) "
                        "in fresh processes",
         "first_training_step_seconds": lesson_med["step 0"],

@@ -212,6 +212,11 @@ MAPPED = {
     "python benchmarks/conv_gradient.py": ["benchmarks/conv_gradient.py",
                                            "benchmarks/results/conv_gradient.json"],
     "python benchmarks/flops.py --peak": ["benchmarks/flops.py"],
+    # docs/speed.md, issue 29's third round: what every lesson pays before and after training
+    'python -X importtime -c "import ml_dtypes"': ["requirements.txt"],
+    "python benchmarks/startup.py --repeats 3": ["benchmarks/startup.py",
+                                                 "benchmarks/results/startup_round3.json"],
+    "python benchmarks/lab_time.py --steps 20": ["benchmarks/lab_time.py"],
     "python benchmarks/profile_ops.py --repeats 20": ["benchmarks/profile_ops.py",
                                                        "benchmarks/results/profile_ops.json"],
     "python benchmarks/throughput.py --models 3.0 --repeats 1 --steps-conv 600 "
