@@ -167,12 +167,7 @@ def load_tensorflow(before_start=None, start=True):
                 before_start(tensorflow)
             if start:
                 tensorflow.config.list_logical_devices("GPU")  # starts the runtime (CUDA complains)
-        # Its Python logger prints INFO lines in interactive sessions (notebooks): warnings only.
-        tensorflow.get_logger().setLevel("WARNING")
-        # TensorFlow's modules are some 300,000 Python objects that live as long as the
-        # process. Frozen, the garbage collector stops walking them: in each of its full
-        # collections (0.2 s) and in the ones at exit (1.3 s of every lesson's end).
-        gc.freeze()
+        _imported(tensorflow)
         tf = tensorflow
     return tf
 
@@ -181,6 +176,17 @@ def _settings(start=True):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if start else "3")
     if platform.machine().lower() in ("x86_64", "amd64"):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def _imported(tensorflow):
+    """Once TensorFlow is imported, by load_tensorflow or by whoever imports it first."""
+    # Its Python logger prints INFO lines in interactive sessions (notebooks): warnings only.
+    tensorflow.get_logger().setLevel("WARNING")
+    # TensorFlow's modules are some 300,000 Python objects that live as long as the
+    # process. Frozen, the garbage collector stops walking them: in each of its full
+    # collections (0.2 s) and in the ones at exit (1.3 s of every lesson's end). Objects
+    # are still freed when nothing refers to them; only cycles among them would stay.
+    gc.freeze()
 
 
 class _TensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -213,7 +219,7 @@ class _TensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         with quiet_stderr():
             self.loader.exec_module(module)
             module.config.list_logical_devices("GPU")  # starts the runtime (CUDA complains)
-        module.get_logger().setLevel("WARNING")
+        _imported(module)
         tf = module
 
     @staticmethod

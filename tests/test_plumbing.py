@@ -84,16 +84,18 @@ START_UP_LINES = re.compile(r"cuda|cuInit|oneDNN|absl|[EIW]0000|cpu_feature_guar
                                      "import lab\nimport keras", "import predict\nimport keras"])
 def test_the_lab_imported_first_keras_loads_tensorflow_quietly(imports, tmp_path):
     """docs/your-own-network.md: the lab's modules first, then Keras: no start-up lines
-    (even without the lab's TF_CPP_MIN_LOG_LEVEL in the environment), and a model works."""
-    code = (f"{imports}\nimport numpy as np\n"
+    (even without the lab's TF_CPP_MIN_LOG_LEVEL in the environment), and a model works.
+    TensorFlow's objects are frozen as when the lab loads it (the test below)."""
+    code = (f"{imports}\nimport gc\nimport numpy as np\n"
             "model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),"
             " keras.layers.Dense(10)])\n"
-            "print(model(np.zeros((2, 28, 28, 1), np.float32)).shape)\n")
+            "print(model(np.zeros((2, 28, 28, 1), np.float32)).shape, "
+            "gc.get_freeze_count() > 100_000)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=120,
                             env=child_env(TF_CPP_MIN_LOG_LEVEL=None, TF_ENABLE_ONEDNN_OPTS=None))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "(2, 10)\n"
+    assert result.stdout == "(2, 10) True\n"
     assert not START_UP_LINES.search(result.stderr), result.stderr
     assert result.stderr == ""
 
