@@ -73,7 +73,7 @@ def time_lesson(script, mnist_dir, steps):
             for name, prefix in MARKS[1:]:
                 if name not in seen and line.startswith(prefix):
                     seen[name] = now
-            seen["summary"] = now  # (until the next line)
+            seen["summary"] = now  # the latest line: once the process ends, its last
         process.wait()
         seen["exit"] = time.perf_counter() - start
         errors.seek(0)
