@@ -391,11 +391,14 @@ class Checkpoints:
         return int(self.step.numpy())
 
     def save(self, step, history):
-        self.step.assign(step)
-        self.manager.save(checkpoint_number=step)
+        # The history first: a crash between the two writes leaves it ahead of the last
+        # checkpoint, and resume cuts it back to that checkpoint's step (the other order
+        # could leave a checkpoint with no history of its steps).
         if self.chief:
             history.save(self.history_path)
-        else:  # nobody reads it: empty it (the folder stays private, made once by mkdtemp)
+        self.step.assign(step)
+        self.manager.save(checkpoint_number=step)
+        if not self.chief:  # nobody reads it: empty it (the folder stays private, made once)
             for path in self.mine.iterdir():
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
