@@ -20,6 +20,8 @@ lab's settings:
     optimizer = tf.keras.optimizers.Adam(decay)
 """
 
+import contextlib
+
 import numpy as np
 
 import plumbing
@@ -245,6 +247,90 @@ def _conv2d_gradient(op, dY):
     dW = tf.raw_ops.Conv2DBackpropFilter(input=X, filter_sizes=tf.shape(W), out_backprop=dY,
                                          strides=strides, padding="SAME")
     return strided_conv_input_gradient(dY, W, X.shape[1:3], strides[1]), dW
+
+
+# ---------------------------------------------------------------------- one-channel images
+
+
+def one_channel_conv2d(X, W):
+    """tf.nn.conv2d(X, W, strides=1, padding="SAME") for images X [batch, H, W, 1] with
+    one channel (the first layer reading MNIST's grey pixels), as a sum of shifted images:
+
+        Y[b, i, j, :] = sum over the taps (u, v) of X[b, i + u - p, j + v - q, 0] * W[u, v, 0, :]
+
+    (p, q the padding before; pixels outside the image are zeros). With one input channel
+    and a few filters (4 in lesson 3.0) a convolution is little arithmetic on small
+    vectors, which oneDNN's kernels, made for many channels, run at a few GFLOP/s. Written
+    as K1 x K2 shifted copies of the image times one row of W each, XLA compiles the whole
+    sum into one loop over the output: on a CPU, lesson 3.0's relu(conv + bias) is 1.5
+    times faster forward, 1.2 times with its gradients (benchmarks/conv_first_layer.py);
+    not so with more filters or bigger ones. Its gradient is TensorFlow's own.
+    """
+    return _shifted_images_conv2d(X, W)
+
+
+@tf.custom_gradient
+def _shifted_images_conv2d(X, W):
+    def gradient(dY):
+        dX = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(X), filter=W, out_backprop=dY,
+                                            strides=[1, 1, 1, 1], padding="SAME")
+        dW = tf.raw_ops.Conv2DBackpropFilter(input=X, filter_sizes=tf.shape(W), out_backprop=dY,
+                                             strides=[1, 1, 1, 1], padding="SAME")
+        return dX, dW
+
+    return _sum_of_shifted_images(X, W), gradient
+
+
+@tf.function(jit_compile=True)  # one loop over the output: XLA fuses the whole sum
+def _sum_of_shifted_images(X, W):
+    K1, K2 = W.shape[0], W.shape[1]
+    H, W_ = X.shape[1], X.shape[2]
+    p, q = (K1 - 1) // 2, (K2 - 1) // 2  # "SAME": the padding before (and K - 1 - it after)
+    padded = tf.pad(X, [[0, 0], [p, K1 - 1 - p], [q, K2 - 1 - q], [0, 0]])
+    Y = tf.zeros([], X.dtype)
+    for u in range(K1):
+        for v in range(K2):
+            Y += padded[:, u:u + H, v:v + W_, :] * W[u, v, 0]  # [batch, H, W, 1] x [filters]
+    return Y
+
+
+# Measured on an AVX2 CPU (benchmarks/conv_first_layer.py), relu(conv + bias) forward and
+# backward, test chunk forward: 3x3 and 5x5 filters with 2 or 4 of them 1.1 to 1.7 times
+# faster; 6x6 or 7x7 filters, or 6 filters and more, 0.3 to 0.9 (slower).
+FEW_FILTERS, FEW_TAPS = 4, 25
+
+
+@contextlib.contextmanager
+def one_channel_convolutions():
+    """While the lab traces its compiled calls inside this, a lesson's tf.nn.conv2d of
+    one-channel images (stride 1, padding "SAME") with at most FEW_FILTERS filters of at
+    most FEW_TAPS taps is one_channel_conv2d; any other convolution, and every call
+    outside (the saved model's too), TensorFlow's own. Only on a CPU."""
+    if tf.config.list_physical_devices("GPU"):
+        yield
+        return
+    tensorflows = tf.nn.conv2d
+
+    def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
+               name=None):
+        if (_one_channel(input, filters) and padding == "SAME" and data_format == "NHWC"
+                and np.all(np.asarray(strides) == 1)
+                and (dilations is None or np.all(np.asarray(dilations) == 1))):
+            return one_channel_conv2d(input, filters)
+        return tensorflows(input, filters, strides, padding, data_format, dilations, name)
+
+    tf.nn.conv2d = conv2d
+    try:
+        yield
+    finally:
+        tf.nn.conv2d = tensorflows
+
+
+def _one_channel(X, W):
+    X, W = getattr(X, "shape", None), getattr(W, "shape", None)
+    return (X is not None and W is not None and X.rank == 4 and X[1:].is_fully_defined()
+            and X[3] == 1 and W.is_fully_defined() and W[2] == 1
+            and W[3] <= FEW_FILTERS and W[0] * W[1] <= FEW_TAPS)
 
 
 def speed_ups(optimizer=None):

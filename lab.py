@@ -149,8 +149,13 @@ class Training:
         convolutional = any(len(v.shape) == 4 for v in self.weights)
         self.xla = args.xla == "on" or (args.xla == "auto" and not convolutional
                                         and not self.draws_random_numbers)
-        self.train_on = self._compile_training(model, train_step, augment)
-        self.test_metrics = self._compile_test(model)
+        import blocks  # (here: it loads TensorFlow, which parse_args loads first)
+
+        # For speed, the same maths: the first layer's convolution of the one-channel images
+        # as blocks.one_channel_conv2d, in the calls traced here (not under 6.0's strategy).
+        with contextlib.nullcontext() if strategy else blocks.one_channel_convolutions():
+            self.train_on = self._compile_training(model, train_step, augment)
+            self.test_metrics = self._compile_test(model)
         self.distributions = self._compile_distributions(distributions)
         self._open_dashboard()
         self.tensorboard = TensorBoard(args, self.variables, self.names) if args.logdir else None
@@ -559,7 +564,8 @@ def parse_args(doc, steps, argv=None, *, distributed=False, name=None):
     try:
         before_start, start = cluster.prepare(args, parser) if distributed else (None, True)
         _check_outputs(args)
-        tf = plumbing.load_tensorflow(before_start, start)
+        tf = plumbing.load_tensorflow(before_start, start, pictures=not (
+            args.no_vis and not plumbing.in_notebook()))
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
     tf.random.set_seed(args.seed)

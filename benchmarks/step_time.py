@@ -30,6 +30,7 @@ A variant is NAME=DIR[:KEY=VALUE[:KEY=VALUE...]] (environment variables for its 
 """
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -89,16 +90,20 @@ class Trainer:
             images, labels = batch(batches[-1])
             return tf.reduce_mean(model(images, training=False))
 
-        self.train_on = train_on
         self.rng = np.random.default_rng(0)
         test_images = tf.constant(mnist.test.images)
         self.test_passes = {}
-        for size in test_batches:
-            @tf.function(input_signature=[])
-            def test_pass(size=size):
-                return tf.concat([model(test_images[k:k + size], training=False)
-                                  for k in range(0, 10000, size)], axis=0)
-            self.test_passes[size] = test_pass
+        tracing = getattr(self.modules["blocks"], "one_channel_convolutions", None)
+        if tracing:  # traced as lab.Training traces them
+            self.speed_ups.append("one_channel_convolutions")
+        with tracing() if tracing else contextlib.nullcontext():
+            self.train_on = train_on.get_concrete_function()
+            for size in test_batches:
+                @tf.function(input_signature=[])
+                def test_pass(size=size):
+                    return tf.concat([model(test_images[k:k + size], training=False)
+                                      for k in range(0, 10000, size)], axis=0)
+                self.test_passes[size] = test_pass.get_concrete_function()
 
     def call(self, steps=20):
         """20 training steps, in one compiled call; returns (wall, CPU) seconds."""

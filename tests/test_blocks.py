@@ -178,3 +178,58 @@ def test_use_subpixel_gradient_changes_how_not_what_tensorflow_differentiates():
         np.testing.assert_allclose(dW, tf.raw_ops.Conv2DBackpropFilter(
             input=X, filter_sizes=W.shape, out_backprop=weights, strides=strides,
             padding="SAME"), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("image, filter_shape", [
+    ((28, 28), (5, 5, 1, 4)),  # lesson 3.0's first layer
+    ((28, 28), (6, 6, 1, 6)),  # 3.1's: an even filter, more padding after than before
+    ((13, 9), (3, 4, 1, 2)),   # odd sizes, a filter longer one way
+])
+def test_one_channel_conv2d_is_tensorflows(image, filter_shape):
+    """The sum of shifted images gives tf.nn.conv2d's values, and the same gradients with
+    respect to the images and the filter, eagerly and compiled."""
+    rng = np.random.default_rng(7)
+    X = tf.constant(rng.random([6, *image, 1]), tf.float32)
+    W = tf.Variable(rng.standard_normal(filter_shape).astype(np.float32))
+    weights = tf.constant(rng.standard_normal([6, *image, filter_shape[3]]), tf.float32)
+
+    def values_and_gradients(conv):
+        with tf.GradientTape() as tape:
+            tape.watch(X)
+            Y = conv(X, W)
+            loss = tf.reduce_sum(Y * weights)
+        return [Y, *tape.gradient(loss, [X, W])]
+
+    expected = values_and_gradients(lambda X, W: tf.nn.conv2d(X, W, 1, "SAME"))
+    for got in (values_and_gradients(blocks.one_channel_conv2d),
+                tf.function(values_and_gradients)(blocks.one_channel_conv2d)):
+        for a, b in zip(got, expected):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_one_channel_convolutions_change_only_what_is_traced_inside():
+    """Inside, tf.nn.conv2d of one-channel images with few small filters (stride 1,
+    "SAME") is traced as the sum of shifted images (XLA-compiled, no Conv2D op forwards);
+    any other convolution stays TensorFlow's; outside, even after an error, tf.nn.conv2d
+    is TensorFlow's own again."""
+    tensorflows = tf.nn.conv2d
+    rng = np.random.default_rng(8)
+
+    def forward_ops(image_channels, filter_shape, stride=1, padding="SAME"):
+        W = tf.constant(rng.standard_normal(filter_shape), tf.float32)
+        conv = tf.function(lambda X: tf.nn.conv2d(X, W, stride, padding))
+        graph = conv.get_concrete_function(tf.TensorSpec([None, 28, 28, image_channels])).graph
+        return {op.type for op in graph.get_operations()}
+
+    with blocks.one_channel_convolutions():
+        assert tf.nn.conv2d is not tensorflows
+        shifted = forward_ops(1, [5, 5, 1, 4])
+        assert "Conv2D" not in shifted and "PartitionedCall" in shifted  # (the XLA-compiled sum)
+        for others in [(1, [6, 6, 1, 24]), (1, [5, 5, 1, 8]), (1, [7, 7, 1, 4]),
+                       (3, [5, 5, 3, 4]), (1, [5, 5, 1, 4], 2), (1, [5, 5, 1, 4], 1, "VALID")]:
+            assert "Conv2D" in forward_ops(*others), others
+    assert tf.nn.conv2d is tensorflows and "Conv2D" in forward_ops(1, [5, 5, 1, 4])
+    with pytest.raises(ZeroDivisionError), blocks.one_channel_convolutions():
+        1 / 0
+    assert tf.nn.conv2d is tensorflows

@@ -405,6 +405,46 @@ def test_lab_says_in_one_line_what_to_change_in_a_model(model, message, tmp_path
     assert not (tmp_path / "h.json").exists()
 
 
+def test_the_lab_traces_a_first_layer_of_few_filters_as_shifted_images(tmp_path, mnist_dir,
+                                                                       monkeypatch):
+    """For speed, lesson 3.0's first convolution (one-channel images, 4 filters of 5x5) is
+    blocks.one_channel_conv2d in the training and test calls the lab traces; the saved
+    model keeps TensorFlow's own convolution, and tf.nn.conv2d is TensorFlow's again."""
+    monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
+    tensorflows, shifted, traced = tf.nn.conv2d, blocks.one_channel_conv2d, []
+    monkeypatch.setattr(blocks, "one_channel_conv2d",
+                        lambda X, W: traced.append(X.shape[0]) or shifted(X, W))
+    W1 = tf.Variable(tf.random.truncated_normal([5, 5, 1, 4], stddev=0.1))
+    B1 = tf.Variable(tf.fill([4], 0.1))
+    W2 = tf.Variable(tf.random.truncated_normal([28 * 28 * 4, 10], stddev=0.01))
+    B2 = tf.Variable(tf.zeros([10]))
+    optimizer = keras.optimizers.Adam(0.003)
+
+    def model(X, training=False):
+        Y1 = tf.nn.relu(tf.nn.conv2d(X, W1, strides=1, padding="SAME") + B1)
+        return tf.matmul(tf.reshape(Y1, [-1, 28 * 28 * 4]), W2) + B2
+
+    @tf.function
+    def train_step(X, Y_):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=Y_,
+                                                                          logits=model(X)))
+        gradients = tape.gradient(loss, [W1, B1, W2, B2])
+        optimizer.apply_gradients(zip(gradients, [W1, B1, W2, B2]))
+
+    history = lab.train_model(model, train_step, optimizer, name="first_layer", steps=60,
+                              no_vis=True, history=tmp_path / "h.json",
+                              save_model=tmp_path / "m")
+    assert None in traced and lab.TEST_BATCH in traced  # training batches, test chunks
+    assert tf.nn.conv2d is tensorflows
+    assert history.test["accuracy"][-1] > 0.85
+    saved = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]
+    graph = saved.graph.as_graph_def()
+    nodes = [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
+    assert any(node.op == "Conv2D" for node in nodes)
+    assert not any("_XlaMustCompile" in node.attr for node in nodes)
+
+
 def test_train_model_trains_a_keras_model_with_the_lab(tmp_path, mnist_dir, monkeypatch):
     monkeypatch.setenv("MNIST_DATA_DIR", mnist_dir)
     conv2d = gradient_registry._registry["Conv2D"]  # TensorFlow's own, as in a fresh process
