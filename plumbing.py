@@ -142,7 +142,7 @@ _PACKAGE_NAMES = {"tensorflow": "TensorFlow", "numpy": "NumPy", "PIL": "Pillow"}
 tf = None  # TensorFlow, once load_tensorflow() has imported it
 
 
-def load_tensorflow(before_start=None, start=True):
+def load_tensorflow(before_start=None, start=True, pictures=True):
     """Import TensorFlow with the lab's settings, quietly, once; returns the module.
 
     The settings must be in the environment before the import, which reads them:
@@ -155,12 +155,15 @@ def load_tensorflow(before_start=None, start=True):
     replicas' devices). start=False leaves the runtime unstarted, for a
     MultiWorkerMirroredStrategy to configure (lesson 6.0 in a cluster); C++ error lines
     are then off too (3): they would come where they cannot be caught.
+    pictures=False (a run that draws nothing, --no-vis): Keras, which TensorFlow imports,
+    does not import matplotlib.pyplot on the way, a second of the four the import takes.
     """
     global tf
     if tf is None:
         _settings(start)
         _TensorFlowImport.stand_aside()  # (this is the lab's own import, the one below)
-        with quiet_stderr():
+        without = contextlib.nullcontext() if pictures else _not_importable("matplotlib")
+        with quiet_stderr(), without:
             import tensorflow
 
             if before_start:
@@ -187,6 +190,27 @@ def _imported(tensorflow):
     # collections (0.2 s) and in the ones at exit (1.3 s of every lesson's end). Objects
     # are still freed when nothing refers to them; only cycles among them would stay.
     gc.freeze()
+
+
+@contextlib.contextmanager
+def _not_importable(package):
+    """Inside: importing `package` or a module of it fails with ImportError, as if it were
+    not installed. (Keras imports matplotlib.pyplot if it can, for keras.visualization's
+    image galleries, which the lab does not use; it does without otherwise.) Once
+    imported elsewhere, a package is not imported again: this changes nothing then."""
+
+    class NotImportable(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == package or name.startswith(package + "."):
+                raise ImportError(f"{package} is not imported now (plumbing.load_tensorflow)")
+            return None
+
+    finder = NotImportable()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 class _TensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):

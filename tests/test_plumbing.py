@@ -100,6 +100,21 @@ def test_the_lab_imported_first_keras_loads_tensorflow_quietly(imports, tmp_path
     assert result.stderr == ""
 
 
+@pytest.mark.slow
+def test_a_run_without_the_dashboard_loads_tensorflow_without_matplotlib(tmp_path):
+    """--no-vis: Keras does not import matplotlib.pyplot as TensorFlow loads (a second of
+    every such run; docs/speed.md), and matplotlib is importable as usual afterwards."""
+    code = ("import sys\nimport lab\n"
+            f"lab.parse_args('A test.', 20, ['--no-vis', '--history', r'{tmp_path / 'h.json'}', "
+            f"'--save-model', r'{tmp_path / 'm'}'], name='test')\n"
+            "print('matplotlib' in sys.modules, 'keras' in sys.modules)\n"
+            "import matplotlib.pyplot\nprint(matplotlib.pyplot.figure is not None)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, env=child_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "False True\nTrue\n"
+
+
 def test_tensorflows_objects_are_left_out_of_the_garbage_collectors_walks():
     """load_tensorflow freezes the objects alive once TensorFlow is imported (its modules:
     some 300,000): the garbage collector skips them, in each full collection (0.2 s) and
