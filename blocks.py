@@ -7,8 +7,12 @@
 - strided_conv_input_gradient: the gradient of a strided convolution with respect to its
   input, as one ordinary convolution; the lab's training loop has TensorFlow use it where
   it is faster (use_subpixel_gradient), for speed only.
+- one_channel_conv2d: the first layer's convolution of one-channel images as a sum of
+  shifted images; the lab's training loop traces its compiled calls inside
+  one_channel_convolutions(), which uses it where it is faster, for speed only.
 
-speed_ups(optimizer) is what the lab's training loop does with the last two.
+speed_ups(optimizer) is what the lab's training loop does with FusedAdam and
+strided_conv_input_gradient, once per run.
 
 A lesson imports this module after lab.parse_args, which loads TensorFlow with the
 lab's settings:
@@ -327,9 +331,12 @@ def one_channel_convolutions():
 
 
 def _one_channel(X, W):
-    X, W = getattr(X, "shape", None), getattr(W, "shape", None)
-    return (X is not None and W is not None and X.rank == 4 and X[1:].is_fully_defined()
-            and X[3] == 1 and W.is_fully_defined() and W[2] == 1
+    try:
+        X, W = tf.TensorShape(X.shape), tf.TensorShape(W.shape)
+    except (AttributeError, TypeError, ValueError):  # (not tensors or arrays)
+        return False
+    return (X.rank == 4 and X[1:].is_fully_defined() and X[3] == 1 and W.rank == 4
+            and W.is_fully_defined() and W[2] == 1
             and W[3] <= FEW_FILTERS and W[0] * W[1] <= FEW_TAPS)
 
 
