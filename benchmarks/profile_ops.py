@@ -50,6 +50,7 @@ def profile(number, repeats):
     X = tf.constant(rng.random((n, 28, 28, 1), np.float32))
     Y_ = tf.one_hot(rng.integers(0, 10, n), 10)
     W = {name: lesson[name] for name in ("W1", "W2", "W3", "W4", "W5")}
+    batch_norms = any(isinstance(v, blocks.BatchNorm) for v in lesson.values())  # (not 3.x)
     parts = []
 
     def part(name, flop, function):
@@ -57,12 +58,14 @@ def profile(number, repeats):
         parts.append({"part": name, "ms": round(seconds * 1000, 3),
                       "gflops": round(flop / seconds / 1e9, 1) if flop else None})
 
+    # (Each part returns one value of its output too: a gradient of Y alone does not need
+    # Y, and TensorFlow would leave the forward pass out.)
     def conv_and_gradients(inputs, weights, stride, first):
         def step():
             with tf.GradientTape() as tape:
                 tape.watch(inputs)
                 Y = tf.nn.conv2d(inputs, weights, strides=stride, padding="SAME")
-            return tape.gradient(Y, [weights] if first else [weights, inputs])
+            return tape.gradient(Y, [weights] if first else [weights, inputs]), Y[0, 0, 0, 0]
         out = tf.nn.conv2d(inputs, weights, strides=stride, padding="SAME")
         kh, kw, cin, cout = weights.shape
         forward = 2 * n * out.shape[1] * out.shape[2] * cout * kh * kw * cin
@@ -75,15 +78,16 @@ def profile(number, repeats):
         channels = Y.shape[-1]
         Yn = tf.nn.relu(Y)
 
-        norm = blocks.BatchNorm(channels)  # as the lesson's: moving averages updated too
+        if batch_norms:
+            norm = blocks.BatchNorm(channels)  # as the lesson's: moving averages updated too
 
-        def batch_norm(Y=Y, channels=channels, norm=norm):
-            with tf.GradientTape() as tape:
-                tape.watch(Y)
-                out = tf.nn.relu(norm(Y, tf.zeros([channels]), training=True))
-            return tape.gradient(out, Y)
-        part(f"batch norm + relu {list(Y.shape[1:])} (blocks.BatchNorm), forward + backward", 0,
-             batch_norm)
+            def batch_norm(Y=Y, channels=channels, norm=norm):
+                with tf.GradientTape() as tape:
+                    tape.watch(Y)
+                    out = tf.nn.relu(norm(Y, tf.zeros([channels]), training=True))
+                return tape.gradient(out, Y)
+            part(f"batch norm + relu {list(Y.shape[1:])} (blocks.BatchNorm), forward + "
+                 "backward", 0, batch_norm)
         Y = Yn
     YY = tf.reshape(Y, [n, -1])
     for k, inputs in ((4, YY), (5, tf.random.normal([n, W["W4"].shape[1]]))):
@@ -93,7 +97,7 @@ def profile(number, repeats):
             with tf.GradientTape() as tape:
                 tape.watch(inputs)
                 out = tf.matmul(inputs, weights)
-            return tape.gradient(out, [weights, inputs])
+            return tape.gradient(out, [weights, inputs]), out[0, 0]
         part(f"matmul {list(weights.shape)}, forward + backward",
              3 * 2 * n * weights.shape[0] * weights.shape[1], matmul)
     if "augment" in lesson:
