@@ -72,16 +72,16 @@ def lesson_env(mnist_dir, **extra):
     return env
 
 
-def run_lesson(script, args=(), env=None, timeout=3600, cwd=None, model=None):
+def run_lesson(script, args=(), env=None, timeout=3600, cwd=None, model=None, python=PYTHON):
     """Run a lesson with --history and --save-model in a temporary folder (the model: into
-    `model`, when given, to be kept).
+    `model`, when given, to be kept), with this Python unless another is given.
 
     Returns dict(wall=seconds from launch to exit, history=the run's history (dict),
     stdout, stderr, returncode). Raises RuntimeError with the end of stderr on failure.
     """
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
         history_path = Path(tmp) / "history.json"
-        command = [PYTHON, str(script), *map(str, args),
+        command = [str(python), str(script), *map(str, args),
                    "--history", str(history_path),
                    "--save-model", str(model or Path(tmp) / "model")]
         start = time.perf_counter()
