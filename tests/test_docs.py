@@ -222,6 +222,19 @@ MAPPED = {
     "python benchmarks/throughput.py --models 3.0 --repeats 1 --steps-conv 600 "
     "--keras-variants-conv auto-spe20 --torch-variants-conv eager,cl "
     "--ours-variant base=../baseline": ["benchmarks/throughput.py"],
+    # docs/speed.md, issue 29's fourth round: 3.0's first layer, pyplot, the lab in turns
+    "python benchmarks/conv_first_layer.py": ["benchmarks/conv_first_layer.py",
+                                              "benchmarks/results/conv_first_layer.json"],
+    "python benchmarks/step_time.py --lessons 3.0 --rounds 40 --test-batches 1000 "
+    "before=DIR after=.": ["benchmarks/step_time.py",
+                           "benchmarks/results/step_time_first_layer.json"],
+    'python -c "import tensorflow"': ["tests/test_plumbing.py::"
+                                      "test_a_run_without_the_dashboard_loads_tensorflow_"
+                                      "without_matplotlib"],
+    "python benchmarks/lab_turns.py --repeats 2 before=../baseline:PYTHON after=.": [
+        "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_round4.json"],
+    "python benchmarks/profile_ops.py --lessons 3.0,4.2": [
+        "benchmarks/profile_ops.py", "benchmarks/results/profile_ops_round4.json"],
 }
 
 # ```python blocks run elsewhere as written (their key: "page: first line")
