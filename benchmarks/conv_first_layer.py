@@ -3,12 +3,13 @@ blocks.one_channel_conv2d, a sum of shifted images compiled by XLA.
 
 While the lab traces a lesson's training and test calls, tf.nn.conv2d of the one-channel
 MNIST images with at most blocks.FEW_FILTERS filters of at most blocks.FEW_TAPS taps
-(height x width) is blocks.one_channel_conv2d (docs/speed.md says why). This times both, as a lesson uses
-them: relu(conv + bias), 20 times in one compiled call (as the lab's loop calls a step),
-forward only at a test chunk's 1,000 images and a training batch's 100, and forward and
-backward (the gradients of the filter and the bias) at 100; the two take turns, and the
-figure is the median of the turn-by-turn ratios. It checks that they agree, and tells
-where the lab uses which. Run it on another CPU (AVX-512) to see whether the threshold holds.
+(height x width) is blocks.one_channel_conv2d (docs/speed.md says why). This times both
+as a lesson uses them: relu(conv + bias), 20 times in one compiled call (as the lab's
+loop calls a step), forward only at a test chunk's 1,000 images and a training batch's
+100, and forward and backward (the gradients of the filter and the bias) at 100. The two
+take turns; the figure is the median of the turn-by-turn ratios. It checks that they
+agree, and tells where the lab uses which. Run it on another CPU (AVX-512) to see
+whether the threshold holds there.
 
     python benchmarks/conv_first_layer.py [--turns 15] [--json FILE]
 
