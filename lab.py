@@ -151,8 +151,11 @@ class Training:
                                         and not self.draws_random_numbers)
         import blocks  # (here: it loads TensorFlow, which parse_args loads first)
 
-        # For speed, the same maths: the first layer's convolution of the one-channel images
-        # as blocks.one_channel_conv2d, in the calls traced here (not under 6.0's strategy).
+        # For speed, the same maths (blocks.py): Adam's update of a variable in one op, not a
+        # dozen; a strided convolution's gradient in one convolution; the first layer's
+        # convolution of the one-channel images as a sum of shifted images, in the calls
+        # traced here. (Under lesson 6.0's strategy only the gradient.)
+        blocks.speed_ups(None if strategy else optimizer)
         with contextlib.nullcontext() if strategy else blocks.one_channel_convolutions():
             self.train_on = self._compile_training(model, train_step, augment)
             self.test_metrics = self._compile_test(model)
@@ -208,11 +211,6 @@ class Training:
         if not optimizer.built:
             with self.hooks.scope():
                 optimizer.build(self.trainable)
-        # For speed, the same maths: Adam's update of a variable in one op, not a dozen (not
-        # under lesson 6.0's strategy); a strided convolution's gradient in one convolution.
-        import blocks  # (here: it loads TensorFlow, which parse_args loads first)
-
-        blocks.speed_ups(None if self.strategy else optimizer)
 
     def _compile_test(self, model):
         @tf.function(input_signature=[])
