@@ -14,6 +14,9 @@
 speed_ups(optimizer) is what the lab's training loop does with FusedAdam and
 strided_conv_input_gradient, once per run.
 
+- mixed_bfloat16: --precision bf16, the matrix products and convolutions in bfloat16 while
+  the lab trains (TensorFlow's own rewrite of its compiled calls), the variables in float32.
+
 A lesson imports this module after lab.parse_args, which loads TensorFlow with the
 lab's settings:
 
@@ -347,3 +350,30 @@ def speed_ups(optimizer=None):
     if optimizer is not None:
         fuse_adam(optimizer)
     use_subpixel_gradient()
+
+
+# ------------------------------------------------------------------ mixed precision
+
+BFLOAT16_REWRITE = "auto_mixed_precision_onednn_bfloat16"  # grappler's name for it
+
+
+@contextlib.contextmanager
+def mixed_bfloat16():
+    """Mixed precision on a CPU (--precision bf16). The compiled calls made inside run as
+    TensorFlow's graph optimizer (grappler) rewrites them: the matrix products and
+    convolutions, forward and backward, and what lies between them compute in bfloat16
+    (float32's 8 exponent bits, but 8 significant bits instead of 24: half the memory,
+    twice the arithmetic per instruction where the CPU has it); the variables, the loss,
+    the softmax and the optimizer's update stay float32, with casts between (Keras's
+    mixed_bfloat16 policy, for the lessons' own tf.Variables and functions). It is
+    oneDNN's rewrite (TF_ENABLE_ONEDNN_OPTS=1). XLA-compiled calls keep float32, and so
+    does the same call made outside (TensorFlow keeps both versions: the saved model, or a
+    notebook's next run, is float32 again)."""
+    options = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({BFLOAT16_REWRITE: True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options(
+            {BFLOAT16_REWRITE: options.get(BFLOAT16_REWRITE, False)})
+

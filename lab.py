@@ -87,7 +87,10 @@ def train(args, model, train_step, optimizer, *, distributions=None, augment=Non
                                  optimizer=optimizer, distributions=distributions,
                                  augment=augment))
         return None
-    with _one_line_errors(args):
+    import blocks  # (here: it loads TensorFlow, which parse_args loads first)
+
+    bfloat16 = blocks.mixed_bfloat16() if args.precision == "bf16" else contextlib.nullcontext()
+    with _one_line_errors(args), bfloat16:  # --precision bf16: while the lab trains and tests
         training = Training(args, model, train_step, optimizer, distributions, augment, strategy)
         interrupted = False
         try:  # (ctrl_c_held: Ctrl-C stops the loop at the next measurement, not inside TensorFlow)
@@ -147,8 +150,10 @@ class Training:
         # dropout: under XLA its random numbers come from a counter of the process (the same
         # seed gives other masks on a second run in one notebook kernel).
         convolutional = any(len(v.shape) == 4 for v in self.weights)
+        # (Nor with --precision bf16: TensorFlow's bfloat16 rewrite leaves XLA's calls alone.)
         self.xla = args.xla == "on" or (args.xla == "auto" and not convolutional
-                                        and not self.draws_random_numbers)
+                                        and not self.draws_random_numbers
+                                        and args.precision == "float32")
         import blocks  # (here: it loads TensorFlow, which parse_args loads first)
 
         # For speed, the same maths (blocks.py): Adam's update of a variable in one op, not a
@@ -240,10 +245,12 @@ class Training:
         args, engine = self.args, plumbing.engine()
         print(f"{args.name}: {args.steps} steps of {args.batch_size} images"
               f"{self.hooks.describe()}, {len(self.train_images)} training and "
-              f"{len(self.test_images)} test images; {engine}{', XLA' if self.xla else ''} "
+              f"{len(self.test_images)} test images; {engine}{', XLA' if self.xla else ''}"
+              f"{', bfloat16' if args.precision == 'bf16' else ''} "
               f"({plumbing.cpu_name()}, {os.cpu_count()} cores)", flush=True)
         config = {"script": f"{args.name}.py", "steps": args.steps, "batch_size": args.batch_size,
                   "seed": args.seed, "flags": args.flags, "xla": self.xla, "engine": engine,
+                  "precision": args.precision,
                   "cpu": plumbing.cpu_name(), "tensorflow": tf.__version__,
                   "date": datetime.datetime.now().isoformat(timespec="seconds")}
         self.dashboard = tensorflowvisu.Dashboard(
@@ -541,12 +548,19 @@ def parse_args(doc, steps, argv=None, *, distributed=False, name=None):
     add("--xla", choices=["auto", "on", "off"], default="auto",
         help="compile the training loop with XLA: auto = on for models without convolutions or "
              "dropout, where it measurably wins on a CPU (default: auto)")
+    add("--precision", choices=["float32", "bf16"], default="float32",
+        help="bf16: mixed precision, the matrix products and convolutions in bfloat16, the "
+             "variables in float32; only on CPUs with bfloat16 arithmetic, AVX512_BF16 or AMX "
+             "(AMD Zen 4 and 5, recent Xeons) (default: float32)")
     if distributed:
         cluster.add_flags(parser, name)
     args = parser.parse_args(argv)
     if args.batch_size > TRAIN_IMAGES:
         parser.error(f"--batch-size {args.batch_size} is larger than the {TRAIN_IMAGES:,} "
                      "training images")
+    if args.precision == "bf16" and args.xla == "on":
+        parser.error("--precision bf16 with --xla on: TensorFlow's bfloat16 rewrite leaves "
+                     "XLA-compiled calls in float32; leave one of them out")
     args.name = name
     # What this run changes from the lesson's defaults, e.g. {"seed": 1}: its history says so.
     defaults = dict(vars(parser.parse_args([])), steps=lesson_steps)
@@ -562,15 +576,24 @@ def parse_args(doc, steps, argv=None, *, distributed=False, name=None):
     try:
         before_start, start = cluster.prepare(args, parser) if distributed else (None, True)
         _check_outputs(args)
+        if args.precision == "bf16" and plumbing.bfloat16_arithmetic() is False:
+            raise UserError(f"--precision bf16: this CPU ({plumbing.cpu_name()}) has no "
+                            "bfloat16 arithmetic (AVX512_BF16 or AMX), and TensorFlow would "
+                            "fall back to kernels 1.6 to 12 times slower than float32 "
+                            "(docs/speed.md): leave --precision out")
         tf = plumbing.load_tensorflow(before_start, start, pictures=not (
             args.no_vis and not plumbing.in_notebook()))
+        if args.precision == "bf16" and plumbing.engine() != "CPU, oneDNN":
+            raise UserError(f"--precision bf16 is oneDNN's rewrite for CPUs, and this run has "
+                            f"{plumbing.engine()}: leave --precision out")
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
     tf.random.set_seed(args.seed)
     return args
 
 
-_LEARNING_FLAGS = ("steps", "batch_size", "seed", "xla", "replicas")  # what changes the curves
+_LEARNING_FLAGS = ("steps", "batch_size", "seed", "xla", "precision", "replicas")  # change curves
+
 
 
 def script_name():

@@ -294,6 +294,30 @@ def engine():
     return "CPU, oneDNN" if onednn else "CPU, Eigen"
 
 
+def cpu_flags():
+    """This CPU's instruction-set flags as Linux names them (e.g. {'avx2', 'avx512_bf16'}),
+    or None where /proc/cpuinfo does not say (Windows, macOS)."""
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        return None
+    for line in first.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return set(value.split())
+    return None
+
+
+BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")  # Linux's names of a CPU's bfloat16 arithmetic
+
+
+def bfloat16_arithmetic():
+    """Does this CPU compute in bfloat16 (AVX512_BF16 or AMX: AMD Zen 4 and 5, Intel Xeons
+    since Cooper Lake)? None: cannot tell (no /proc/cpuinfo)."""
+    flags = cpu_flags()
+    return None if flags is None else any(flag in flags for flag in BFLOAT16_FLAGS)
+
+
 def cpu_name():
     """This machine's processor, e.g. 'AMD EPYC (family 25, model 17)' (on x86, the family
     and model numbers tell processor generations apart: Zen 1 is 23/1, Zen 4 is 25/17)."""

@@ -233,3 +233,32 @@ def test_one_channel_convolutions_change_only_what_is_traced_inside():
     with pytest.raises(ZeroDivisionError), blocks.one_channel_convolutions():
         1 / 0
     assert tf.nn.conv2d is tensorflows
+
+
+def test_mixed_bfloat16_rounds_the_products_of_calls_made_inside():
+    """--precision bf16: a compiled call made inside blocks.mixed_bfloat16 multiplies in
+    bfloat16 (8 significant bits: 1 + 2**-10 becomes 1), also inside a loop's body; its
+    result is float32, and the calls made outside (of it or another) keep float32.
+    (TensorFlow's rewrite needs oneDNN, which the lab turns on; on a CPU without bfloat16
+    arithmetic, slower kernels give the same values.)"""
+    a, one = tf.constant([[1 + 2**-10]]), tf.constant([[1.0]])
+
+    def products(a, b):  # as the lab's train_on: a loop over steps
+        total = tf.zeros([1, 1])
+        for _ in tf.range(2):
+            total += tf.matmul(a, b)
+        return total[0, 0] / 2
+
+    def compiled():
+        spec = [tf.TensorSpec([1, 1], tf.float32)] * 2
+        return tf.function(products).get_concrete_function(*spec)
+
+    with blocks.mixed_bfloat16():
+        inside = compiled()
+        assert float(inside(a, one)) == 1.0
+    outside = compiled()
+    assert float(outside(a, one)) == 1 + 2**-10
+    assert float(inside(a, one)) == 1 + 2**-10 and inside(a, one).dtype == tf.float32
+    with blocks.mixed_bfloat16():
+        assert float(outside(a, one)) == 1.0
+    assert not tf.config.optimizer.get_experimental_options().get(blocks.BFLOAT16_REWRITE)

@@ -250,6 +250,8 @@ def test_tensorboard_shows_the_logs_to_this_machine_only(tmp_path):
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--save-movie", "run.avi"],
      "error: --save-movie run.avi: a movie file name must end in .mp4 or .gif"),
+    (["--precision", "bf16", "--xla", "on"], "error: --precision bf16 with --xla on: "
+     "TensorFlow's bfloat16 rewrite leaves XLA-compiled calls in float32"),
 ])
 def test_bad_flags_one_line_no_traceback_before_tensorflow_loads(
         flags, complaint, run_script, no_tensorflow):
@@ -259,6 +261,51 @@ def test_bad_flags_one_line_no_traceback_before_tensorflow_loads(
     assert len(result.stderr.strip().splitlines()) == 1
     help_text = run_script("mnist_3.0_convolutional.py", "-h", env=no_tensorflow)
     assert help_text.returncode == 0 and "--save-movie FILE" in help_text.stdout
+
+
+def test_bf16_only_where_the_cpu_computes_in_bfloat16(run_script, no_tensorflow, tmp_path):
+    """--precision bf16 on a CPU without bfloat16 arithmetic (AVX2 only: learners' laptops,
+    AMD Zen 1 to 3): one line before TensorFlow loads, as TensorFlow would fall back to
+    slower kernels. With it (AVX512_BF16 or AMX: Zen 4 and 5): a run in mixed precision."""
+    if plumbing.bfloat16_arithmetic() is False:
+        result = run_script("mnist_1.0_softmax.py", "--precision", "bf16", env=no_tensorflow)
+        assert result.returncode == 1 and "TENSORFLOW IMPORTED" not in result.stderr
+        assert result.stderr.strip() == (
+            f"error: --precision bf16: this CPU ({plumbing.cpu_name()}) has no bfloat16 "
+            "arithmetic (AVX512_BF16 or AMX), and TensorFlow would fall back to kernels 1.6 to "
+            "12 times slower than float32 (docs/speed.md): leave --precision out")
+    else:
+        result = run_script("mnist_1.0_softmax.py", "--precision", "bf16", "--no-vis",
+                            "--steps", "20", *outputs(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert "CPU, oneDNN, bfloat16 (" in result.stdout.splitlines()[0]
+        assert json.loads((tmp_path / "run.json").read_text())["config"]["precision"] == "bf16"
+
+
+def test_bf16_trains_in_mixed_precision_and_keeps_float32_variables(tmp_path, mnist_dir,
+                                                                     monkeypatch):
+    """A run with --precision bf16 (the CPU check aside: where the CPU lacks bfloat16
+    arithmetic, TensorFlow's slower kernels give the same values): its curves are float32's
+    but for rounding, its variables and saved model are float32, its history says bf16,
+    and the next run in this process (a notebook's kernel) is float32 again."""
+    monkeypatch.setattr(plumbing, "bfloat16_arithmetic", lambda: True)
+
+    def run(name, precision):
+        return lab.run("1.0", steps=40, seed=1, xla="off", precision=precision, no_vis=True,
+                       data_dir=mnist_dir, history=tmp_path / f"{name}.json",
+                       save_model=tmp_path / name)
+
+    before, bf16, after = run("a", "float32"), run("b", "bf16"), run("c", "float32")
+    assert before.train["loss"] == after.train["loss"]
+    assert bf16.train["loss"] != before.train["loss"]
+    assert np.allclose(bf16.train["loss"], before.train["loss"], rtol=0.05, atol=0.01)
+    assert abs(bf16.test["accuracy"][-1] - before.test["accuracy"][-1]) < 0.01
+    assert bf16.config["precision"] == "bf16" and bf16.config["flags"]["precision"] == "bf16"
+    assert before.config["precision"] == "float32" and "precision" not in before.config["flags"]
+    loaded = tf.saved_model.load(str(tmp_path / "b"))
+    saved = loaded.signatures["serving_default"]
+    assert saved.variables and all(v.dtype == tf.float32 for v in saved.variables)
+    assert not tf.config.optimizer.get_experimental_options().get(blocks.BFLOAT16_REWRITE)
 
 
 @pytest.mark.slow
