@@ -25,8 +25,10 @@ less sensitive to other processes taking turns on the cores); optionally a test 
     python benchmarks/step_time.py --lessons 3.0,5.1 --rounds 40 base=../a new=.
     python benchmarks/step_time.py --lessons 4.2 --test-batches 500,1000,2000,10000 this=.
     python benchmarks/step_time.py --lessons 3.0 base=. 't1=.:TF_NUM_INTRAOP_THREADS=1'
+    python benchmarks/step_time.py --lessons 3.0,4.2 float32=. bf16=.:precision=bf16
 
-A variant is NAME=DIR[:KEY=VALUE[:KEY=VALUE...]] (environment variables for its process).
+A variant is NAME=DIR[:KEY=VALUE[:KEY=VALUE...]] (environment variables for its process),
+and precision=bf16 trains it as the lab's --precision bf16 does (blocks.mixed_bfloat16).
 """
 
 import argparse
@@ -55,7 +57,7 @@ PROJECT_MODULES = ("plumbing", "history", "mnistdata", "blocks", "tracing", "pic
 class Trainer:
     """A variant's lesson, loaded from its folder, ready to train in calls of 20 steps."""
 
-    def __init__(self, folder, number, mnist, test_batches):
+    def __init__(self, folder, number, mnist, test_batches, precision="float32"):
         import numpy as np
 
         import plumbing
@@ -104,6 +106,10 @@ class Trainer:
                     return tf.concat([model(test_images[k:k + size], training=False)
                                       for k in range(0, 10000, size)], axis=0)
                 self.test_passes[size] = test_pass.get_concrete_function()
+        # precision=bf16: every call made inside blocks.mixed_bfloat16, as the lab does with
+        # --precision bf16 (TensorFlow runs the calls made there in bfloat16).
+        bfloat16 = self.modules["blocks"].mixed_bfloat16 if precision == "bf16" else None
+        self.precision = bfloat16 or contextlib.nullcontext
 
     def call(self, steps=20):
         """20 training steps, in one compiled call; returns (wall, CPU) seconds."""
@@ -111,14 +117,16 @@ class Trainer:
         import tensorflow as tf
 
         batches = tf.constant(self.rng.integers(0, 60000, (steps, 100)).astype(np.int32))
-        start, cpu = time.perf_counter(), time.process_time()
-        float(self.train_on(batches))
-        return time.perf_counter() - start, time.process_time() - cpu
+        with self.precision():
+            start, cpu = time.perf_counter(), time.process_time()
+            float(self.train_on(batches))
+            return time.perf_counter() - start, time.process_time() - cpu
 
     def test(self, size):
-        start = time.perf_counter()
-        self.test_passes[size]().numpy()
-        return time.perf_counter() - start
+        with self.precision():
+            start = time.perf_counter()
+            self.test_passes[size]().numpy()
+            return time.perf_counter() - start
 
 
 def _speed_ups(blocks, optimizer):
@@ -140,11 +148,11 @@ def read_mnist():
                                     validation_size=0, seed=0)
 
 
-def child(folder, number, calls, test_batches):
+def child(folder, number, calls, test_batches, precision):
     """One measurement of one variant, in this process: prints one JSON line."""
     sys.modules.pop("plumbing", None)  # (_bench imported this repository's: the variant's own)
     sys.path.insert(0, str(Path(folder).resolve()))
-    trainer = Trainer(folder, number, read_mnist(), test_batches)
+    trainer = Trainer(folder, number, read_mnist(), test_batches, precision)
     for _ in range(3):  # tracing, oneDNN's primitive caches
         trainer.call()
     wall = cpu = 0.0
@@ -165,7 +173,8 @@ def child(folder, number, calls, test_batches):
 def in_process(variants, number, rounds, test_batches):
     """Every variant in this process, taking turns; returns {name: [result per round]}."""
     mnist = read_mnist()
-    trainers = {name: Trainer(folder, number, mnist, test_batches) for name, folder, _ in variants}
+    trainers = {name: Trainer(folder, number, mnist, test_batches, env.get("precision"))
+                for name, folder, env in variants}
     subpixel = {name: "use_subpixel_gradient" in t.speed_ups for name, t in trainers.items()}
     if len(set(subpixel.values())) > 1:  # a gradient registered anew acts on every variant
         raise SystemExit(f"error: only some variants replace the strided convolutions' gradient "
@@ -232,12 +241,12 @@ def main(argv=None):
                    help="separate processes: timed calls of 20 steps (default: 8)")
     p.add_argument("--test-batches", default="", help="also time a test pass in chunks of these")
     p.add_argument("--output", help="the JSON file (default: benchmarks/results/step_time.json)")
-    p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     p.add_argument("--in-process-child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     test_batches = [int(s) for s in args.test_batches.split(",") if s]
     if args.child:
-        child(args.child[0], args.child[1], args.calls, test_batches)
+        child(*args.child[:2], args.calls, test_batches, args.child[2])
         return
     variants = []
     for text in args.variants or ["this=."]:
@@ -250,7 +259,7 @@ def main(argv=None):
         runs = in_process(variants, args.in_process_child[1], args.rounds, test_batches)
         print(json.dumps(runs))
         return
-    separate = args.processes or any(env for _, _, env in variants)
+    separate = args.processes or any(set(env) - {"precision"} for _, _, env in variants)
     machine = B.start()
     print(f"{machine['cpu']['model']}, {machine['cores']} cores, "
           f"{' '.join(machine['cpu']['flags'])}", flush=True)
@@ -260,9 +269,11 @@ def main(argv=None):
             runs = {name: [] for name, _, _ in variants}
             for r in range(args.repeats):
                 for name, folder, env in B.rotate(variants, r):
-                    command = [B.PYTHON, __file__, "--child", folder, number, "--calls",
-                               str(args.calls), "--test-batches", args.test_batches]
-                    child_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **env)
+                    precision = env.get("precision", "float32")
+                    command = [B.PYTHON, __file__, "--child", folder, number, precision,
+                               "--calls", str(args.calls), "--test-batches", args.test_batches]
+                    child_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+                                     **{k: v for k, v in env.items() if k != "precision"})
                     runs[name].append(B.run_json_worker(command, env=child_env, timeout=3600))
                     print(f"{number} {name:>10}: {json.dumps(runs[name][-1])}", flush=True)
         else:

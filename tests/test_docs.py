@@ -235,6 +235,15 @@ MAPPED = {
         "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_round4.json"],
     "python benchmarks/profile_ops.py --lessons 3.0,4.2": [
         "benchmarks/profile_ops.py", "benchmarks/results/profile_ops_round4.json"],
+    # docs/speed.md, --precision bf16: measured on an AVX2 CPU; to measure on a bf16 one
+    "python benchmarks/step_time.py --lessons 2.2,3.0,4.2 --rounds 5 --test-batches 1000 "
+    "float32=. bf16=.:precision=bf16": ["benchmarks/step_time.py",
+                                         "benchmarks/results/step_time_bf16_avx2.json"],
+    "python benchmarks/step_time.py --lessons 3.0,4.2,5.0,5.1 --test-batches 1000 float32=. "
+    "bf16=.:precision=bf16": ["benchmarks/step_time.py"],
+    "python benchmarks/lab_time.py --lessons 4.2,5.0,5.1 --seeds 2": ["benchmarks/lab_time.py"],
+    'python benchmarks/lab_time.py --lessons 4.2,5.0,5.1 --seeds 2 --args="--precision bf16"': [
+        "benchmarks/lab_time.py"],
 }
 
 # ```python blocks run elsewhere as written (their key: "page: first line")
@@ -466,7 +475,7 @@ def scripts_and_flags():
             continue
         script, words = match.group(1), match.group(2).split()
         sub = words[0] if script in ("tensorflowvisu.py", "exercises.py") and words else None
-        for flag in (w for w in words if w.startswith("-")):
+        for flag in (w.split("=")[0] for w in words if w.startswith("-")):  # --args="..."
             found.setdefault((script, sub), {})[flag] = where[0]
         found.setdefault((script, sub), {})
     lessons = (ROOT / "docs" / "lessons.md").read_text()
