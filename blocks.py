@@ -376,4 +376,3 @@ def mixed_bfloat16():
     finally:
         tf.config.optimizer.set_experimental_options(
             {BFLOAT16_REWRITE: options.get(BFLOAT16_REWRITE, False)})
-

@@ -595,7 +595,6 @@ def parse_args(doc, steps, argv=None, *, distributed=False, name=None):
 _LEARNING_FLAGS = ("steps", "batch_size", "seed", "xla", "precision", "replicas")  # change curves
 
 
-
 def script_name():
     """The running lesson's name, e.g. 'mnist_1.0_softmax' (names the history and model)."""
     path = tracing.lesson_globals().get("__file__") or sys.argv[0] or "mnist"

@@ -53,7 +53,7 @@ def main(argv=None):
         for k, n in enumerate(numbers):
             for name, folder, python in B.rotate(args.copies, repeat + k):
                 run = B.run_lesson(scripts[name][n], ["--no-vis"], env=B.lesson_env(mnist_dir),
-                                   python=python)
+                                   python=python, timeout=4 * 3600)  # (5.1: 30-45 min here)
                 final = run["history"]["final"]
                 runs.append({"pass": repeat + 1, "lesson": n, "copy": name,
                              "wall_seconds": round(run["wall"], 3),
