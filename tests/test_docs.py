@@ -235,6 +235,11 @@ MAPPED = {
         "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_round4.json"],
     "python benchmarks/profile_ops.py --lessons 3.0,4.2": [
         "benchmarks/profile_ops.py", "benchmarks/results/profile_ops_round4.json"],
+    # docs/speed.md, issue 29's fifth round: the lab, and 5.1, on a quiet machine
+    "python benchmarks/lab_turns.py --repeats 1 before=../baseline:PYTHON after=.": [
+        "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_round5.json"],
+    "python benchmarks/lab_turns.py --lessons 5.1 before=../baseline:PYTHON after=.": [
+        "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_5.1.json"],
     # docs/speed.md, --precision bf16: measured on an AVX2 CPU; to measure on a bf16 one
     "python benchmarks/step_time.py --lessons 2.2,3.0,4.2 --rounds 5 --test-batches 1000 "
     "float32=. bf16=.:precision=bf16": ["benchmarks/step_time.py",
