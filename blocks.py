@@ -10,12 +10,11 @@
 - one_channel_conv2d: the first layer's convolution of one-channel images as a sum of
   shifted images; the lab's training loop traces its compiled calls inside
   one_channel_convolutions(), which uses it where it is faster, for speed only.
+- mixed_bfloat16: --precision bf16, the matrix products and convolutions in bfloat16 while
+  the lab trains (TensorFlow's own rewrite of its compiled calls), the variables in float32.
 
 speed_ups(optimizer) is what the lab's training loop does with FusedAdam and
 strided_conv_input_gradient, once per run.
-
-- mixed_bfloat16: --precision bf16, the matrix products and convolutions in bfloat16 while
-  the lab trains (TensorFlow's own rewrite of its compiled calls), the variables in float32.
 
 A lesson imports this module after lab.parse_args, which loads TensorFlow with the
 lab's settings:

@@ -583,9 +583,9 @@ def parse_args(doc, steps, argv=None, *, distributed=False, name=None):
                             "(docs/speed.md): leave --precision out")
         tf = plumbing.load_tensorflow(before_start, start, pictures=not (
             args.no_vis and not plumbing.in_notebook()))
-        if args.precision == "bf16" and plumbing.engine() != "CPU, oneDNN":
+        if args.precision == "bf16" and (engine := plumbing.engine()) != "CPU, oneDNN":
             raise UserError(f"--precision bf16 is oneDNN's rewrite for CPUs, and this run has "
-                            f"{plumbing.engine()}: leave --precision out")
+                            f"{engine}: leave --precision out")
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
     tf.random.set_seed(args.seed)

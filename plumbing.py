@@ -294,18 +294,25 @@ def engine():
     return "CPU, oneDNN" if onednn else "CPU, Eigen"
 
 
-def cpu_flags():
-    """This CPU's instruction-set flags as Linux names them (e.g. {'avx2', 'avx512_bf16'}),
-    or None where /proc/cpuinfo does not say (Windows, macOS)."""
+def _cpuinfo():
+    """The first processor's fields in Linux's /proc/cpuinfo ({'model name': ..., 'flags':
+    ...}), or None elsewhere (Windows, macOS)."""
     try:
         first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
         return None
+    fields = {}
     for line in first.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return set(value.split())
-    return None
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_flags():
+    """This CPU's instruction-set flags as Linux names them (e.g. {'avx2', 'avx512_bf16'}),
+    or None where /proc/cpuinfo does not say (Windows, macOS)."""
+    fields = _cpuinfo()
+    return None if fields is None or "flags" not in fields else set(fields["flags"].split())
 
 
 BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")  # Linux's names of a CPU's bfloat16 arithmetic
@@ -321,14 +328,9 @@ def bfloat16_arithmetic():
 def cpu_name():
     """This machine's processor, e.g. 'AMD EPYC (family 25, model 17)' (on x86, the family
     and model numbers tell processor generations apart: Zen 1 is 23/1, Zen 4 is 25/17)."""
-    try:
-        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]  # Linux
-    except OSError:
+    fields = _cpuinfo()  # (Linux)
+    if fields is None:
         return platform.processor() or platform.machine()  # (Windows, macOS: a shorter name)
-    fields = {}
-    for line in first.splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
     name = fields.get("model name") or platform.processor() or platform.machine()
     if "cpu family" in fields:
         name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"

@@ -183,15 +183,7 @@ CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni
 def cpu():
     """This machine's processor: {"model", "cores", "flags"}, e.g. {"model": "AMD EPYC
     (family 23, model 1)", "cores": 2, "flags": ["avx", "avx2", "fma"]}."""
-    try:
-        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
-    except OSError:
-        first = ""
-    flags = set()
-    for line in first.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            flags = set(value.split())
+    flags = plumbing.cpu_flags() or set()
     return {"model": plumbing.cpu_name(), "cores": os.cpu_count(),
             "flags": [f for f in CPU_FLAGS if f in flags]}
 
