@@ -10,6 +10,8 @@
 - one_channel_conv2d: the first layer's convolution of one-channel images as a sum of
   shifted images; the lab's training loop traces its compiled calls inside
   one_channel_convolutions(), which uses it where it is faster, for speed only.
+- seeded_dropout: dropout whose masks XLA compiles and the run's seed repeats; the lab's
+  training loop traces its XLA-compiled calls inside it (lesson 2.2), for speed only.
 - mixed_bfloat16: --precision bf16, the matrix products and convolutions in bfloat16 while
   the lab trains (TensorFlow's own rewrite of its compiled calls), the variables in float32.
 
@@ -349,6 +351,32 @@ def speed_ups(optimizer=None):
     if optimizer is not None:
         fuse_adam(optimizer)
     use_subpixel_gradient()
+
+
+# ------------------------------------------------------------------ dropout under XLA
+
+@contextlib.contextmanager
+def seeded_dropout(generator):
+    """While the lab traces its XLA-compiled calls inside this, a lesson's tf.nn.dropout
+    draws its masks from `generator`, a tf.random.Generator the lab makes from the run's
+    seed. The same maths: each value kept with probability 1 - rate and scaled by
+    1 / (1 - rate). But these random numbers are computed from a state held in a variable,
+    which XLA compiles with the rest of the step, and the same seed repeats them on every
+    run: TensorFlow's own dropout, under XLA, draws from a counter of the process (a second
+    run in one notebook kernel would get other masks)."""
+    tensorflows = tf.nn.dropout
+
+    def dropout(x, rate, noise_shape=None, seed=None, name=None):
+        x = tf.convert_to_tensor(x)
+        shape = tf.shape(x) if noise_shape is None else noise_shape
+        keep = generator.uniform(shape, dtype=x.dtype) >= rate
+        return tf.where(keep, x * (1 / (1 - rate)), tf.zeros_like(x))
+
+    tf.nn.dropout = dropout
+    try:
+        yield
+    finally:
+        tf.nn.dropout = tensorflows
 
 
 # ------------------------------------------------------------------ mixed precision

@@ -145,23 +145,28 @@ class Training:
         self.test_labels = tf.constant(self.mnist.test.labels)
         self.test_digits = np.argmax(self.mnist.test.labels, axis=1)
 
+        # (Dropout's random numbers where XLA compiles it, blocks.seeded_dropout; 6.0: none.)
+        self.dropout_numbers = None if strategy else tf.random.Generator.from_seed(
+            args.seed, alg="threefry")  # (under XLA on a CPU: faster than Philox, measured)
         self._find_variables(model, optimizer)
-        # XLA wins for the dense models on a CPU, not for the convolutional ones. Nor with
-        # dropout: under XLA its random numbers come from a counter of the process (the same
-        # seed gives other masks on a second run in one notebook kernel).
+        # XLA wins for the dense models on a CPU, not for the convolutional ones. Under XLA,
+        # a lesson's dropout draws its masks the lab's way (blocks.seeded_dropout, which XLA
+        # compiles and the seed repeats); other random numbers from TensorFlow's global seed
+        # keep XLA off: under it they come from a counter of the process (the same seed
+        # would give other numbers on a second run in one notebook kernel).
         convolutional = any(len(v.shape) == 4 for v in self.weights)
         # (Nor with --precision bf16: TensorFlow's bfloat16 rewrite leaves XLA's calls alone.)
         self.xla = args.xla == "on" or (args.xla == "auto" and not convolutional
-                                        and not self.draws_random_numbers
+                                        and not self.draws_from_the_global_seed
                                         and args.precision == "float32")
         import blocks  # (here: it loads TensorFlow, which parse_args loads first)
 
         # For speed, the same maths (blocks.py): Adam's update of a variable in one op, not a
         # dozen; a strided convolution's gradient in one convolution; the first layer's
-        # convolution of the one-channel images as a sum of shifted images, in the calls
-        # traced here. (Under lesson 6.0's strategy only the gradient.)
+        # convolution of the one-channel images as a sum of shifted images, and dropout
+        # under XLA, in the calls traced here. (Under lesson 6.0's strategy only the gradient.)
         blocks.speed_ups(None if strategy else optimizer)
-        with contextlib.nullcontext() if strategy else blocks.one_channel_convolutions():
+        with self._traced_the_lab_way(self.xla):
             self.train_on = self._compile_training(model, train_step, augment)
             self.test_metrics = self._compile_test(model)
         self.distributions = self._compile_distributions(distributions)
@@ -202,8 +207,11 @@ class Training:
                             "the last softmax (layers.Dense(10), not Dense(10, "
                             'activation="softmax"))')
         self.variables = tracing.lesson_variables(traced.variables)  # what the tested one uses
-        trained = tf.function(model).get_concrete_function(tracing.images_spec(), training=True)
-        self.draws_random_numbers = tracing.draws_random_numbers(trained.graph.get_operations())
+        with self._traced_the_lab_way(xla=True):  # (its dropout as XLA would compile it)
+            trained = tf.function(model).get_concrete_function(tracing.images_spec(),
+                                                               training=True)
+        self.draws_from_the_global_seed = tracing.draws_from_the_global_seed(
+            trained.graph.get_operations())
         self.trainable = tracing.lesson_variables(trained.trainable_variables)
         self.weights = [v for v in self.trainable if len(v.shape) >= 2]
         self.biases = [v for v in self.trainable if len(v.shape) < 2]
@@ -216,6 +224,20 @@ class Training:
         if not optimizer.built:
             with self.hooks.scope():
                 optimizer.build(self.trainable)
+
+    @contextlib.contextmanager
+    def _traced_the_lab_way(self, xla):
+        """The speed-ups that act while the lab traces (blocks.py): the first layer's
+        convolution of one-channel images, and, where XLA compiles the call, dropout. Not
+        under lesson 6.0's strategy."""
+        import blocks  # (here: it loads TensorFlow, which parse_args loads first)
+
+        with contextlib.ExitStack() as speed_ups:
+            if not self.strategy:
+                speed_ups.enter_context(blocks.one_channel_convolutions())
+                if xla:
+                    speed_ups.enter_context(blocks.seeded_dropout(self.dropout_numbers))
+            yield
 
     def _compile_test(self, model):
         @tf.function(input_signature=[])

@@ -24,6 +24,16 @@ def draws_random_numbers(operations):
     return any("Random" in op.type or op.type.startswith("Rng") for op in operations)
 
 
+def draws_from_the_global_seed(operations):
+    """Do they draw random numbers from TensorFlow's global seed (tf.random.uniform,
+    TensorFlow's tf.nn.dropout)? Under XLA those come from a counter of the process: the
+    same seed gives other numbers on a second run in one notebook kernel. Stateless random
+    operations and a tf.random.Generator's (its state in a variable) repeat under XLA."""
+    return any(("Random" in op.type or op.type in ("TruncatedNormal", "Multinomial"))
+               and not op.type.startswith(("Stateless", "Stateful", "Rng"))
+               for op in operations)
+
+
 def lesson_globals():
     """The running lesson's variables (its module's globals: the lesson runs as __main__)."""
     main = sys.modules.get("__main__")

@@ -235,6 +235,40 @@ def test_one_channel_convolutions_change_only_what_is_traced_inside():
     assert tf.nn.conv2d is tensorflows
 
 
+def test_seeded_dropout_is_dropout_that_xla_compiles_and_the_seed_repeats():
+    """Inside, tf.nn.dropout keeps about 1 - rate of the values, scaled by 1 / (1 - rate),
+    the others 0, in an XLA-compiled call too; a new generator with the same seed repeats
+    the masks (a notebook's second run), another seed does not, and each call draws new
+    ones; the graph draws nothing from TensorFlow's global seed (tracing.py's test for
+    XLA); outside, even after an error, tf.nn.dropout is TensorFlow's own again."""
+    import tracing
+
+    tensorflows = tf.nn.dropout
+    x = tf.fill([200, 300], 3.0)
+
+    def masks(seed, calls=2):
+        with blocks.seeded_dropout(tf.random.Generator.from_seed(seed, alg="threefry")):
+            assert tf.nn.dropout is not tensorflows
+            dropout = tf.function(lambda x: tf.nn.dropout(x, rate=0.25), jit_compile=True)
+            graph = dropout.get_concrete_function(tf.TensorSpec([None, 300])).graph
+            assert not tracing.draws_from_the_global_seed(graph.get_operations())
+            return [dropout(x).numpy() for _ in range(calls)]
+
+    first, second = masks(1)
+    assert set(np.unique(first)) == {0.0, 4.0}  # 3 / 0.75
+    assert abs(np.mean(first == 4.0) - 0.75) < 0.01
+    assert not np.array_equal(first, second)  # new masks every call
+    again = masks(1)
+    assert np.array_equal(first, again[0]) and np.array_equal(second, again[1])
+    assert not np.array_equal(first, masks(2, calls=1)[0])
+    assert tf.nn.dropout is tensorflows
+    graph = tf.function(lambda x: tf.nn.dropout(x, rate=0.25)).get_concrete_function(x).graph
+    assert tracing.draws_from_the_global_seed(graph.get_operations())  # TensorFlow's own
+    with pytest.raises(ZeroDivisionError), blocks.seeded_dropout(None):
+        1 / 0
+    assert tf.nn.dropout is tensorflows
+
+
 def test_mixed_bfloat16_rounds_the_products_of_calls_made_inside():
     """--precision bf16: a compiled call made inside blocks.mixed_bfloat16 multiplies in
     bfloat16 (8 significant bits: 1 + 2**-10 becomes 1), also inside a loop's body; its
