@@ -568,8 +568,8 @@ def parse_args(doc, steps, argv=None, *, distributed=False, name=None):
         help="what the dashboard shows first, as its keys: 0 the six panels, 1-6 one of them, "
              "f the first layer's weights as pictures (--save-movie records it) (default: 0)")
     add("--xla", choices=["auto", "on", "off"], default="auto",
-        help="compile the training loop with XLA: auto = on for models without convolutions or "
-             "dropout, where it measurably wins on a CPU (default: auto)")
+        help="compile the training loop with XLA: auto = on for models without convolutions, "
+             "where it measurably wins on a CPU (default: auto)")
     add("--precision", choices=["float32", "bf16"], default="float32",
         help="bf16: mixed precision, the matrix products and convolutions in bfloat16, the "
              "variables in float32; only on CPUs with bfloat16 arithmetic, AVX512_BF16 or AMX "
