@@ -232,7 +232,8 @@ MAPPED = {
                                       "test_a_run_without_the_dashboard_loads_tensorflow_"
                                       "without_matplotlib"],
     "python benchmarks/lab_turns.py --repeats 2 before=../baseline:PYTHON after=.": [
-        "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_round4.json"],
+        "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_round4.json",
+        "benchmarks/results/lab_turns_round6.json"],
     "python benchmarks/profile_ops.py --lessons 3.0,4.2": [
         "benchmarks/profile_ops.py", "benchmarks/results/profile_ops_round4.json"],
     # docs/speed.md, issue 29's fifth round: the lab, and 5.1, on a quiet machine
@@ -240,6 +241,10 @@ MAPPED = {
         "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_round5.json"],
     "python benchmarks/lab_turns.py --lessons 5.1 before=../baseline:PYTHON after=.": [
         "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_5.1.json"],
+    # docs/speed.md, issue 29's sixth round: 2.2's dropout under XLA (the lab turns: round 6)
+    "python benchmarks/lab_time.py --lessons 2.2 --seeds 5": [
+        "benchmarks/lab_time.py", "benchmarks/results/lab_time_2.2_seeded_dropout.json",
+        "benchmarks/results/lab_time_2.2_xla_off.json"],
     # docs/speed.md, --precision bf16: measured on an AVX2 CPU; to measure on a bf16 one
     "python benchmarks/step_time.py --lessons 2.2,3.0,4.2 --rounds 5 --test-batches 1000 "
     "float32=. bf16=.:precision=bf16": ["benchmarks/step_time.py",
