@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import blocks
+import tracing
 from helpers import load_lesson
 
 
@@ -241,8 +242,6 @@ def test_seeded_dropout_is_dropout_that_xla_compiles_and_the_seed_repeats():
     the masks (a notebook's second run), another seed does not, and each call draws new
     ones; the graph draws nothing from TensorFlow's global seed (tracing.py's test for
     XLA); outside, even after an error, tf.nn.dropout is TensorFlow's own again."""
-    import tracing
-
     tensorflows = tf.nn.dropout
     x = tf.fill([200, 300], 3.0)
 
