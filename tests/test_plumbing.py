@@ -126,6 +126,22 @@ def test_tensorflows_objects_are_left_out_of_the_garbage_collectors_walks():
     assert id(vars(sys.modules["tensorflow.python.framework.ops"])) not in walked
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("load", ["import plumbing\nplumbing.load_tensorflow()",
+                                  "import lab\nimport keras"])  # (the lab's import hook)
+def test_no_garbage_collection_while_tensorflow_loads(load):
+    """The collector would walk TensorFlow's objects again and again as they load (0.7 s
+    of the import; docs/speed.md): paused until they are loaded and frozen, on again after."""
+    code = ("import gc, sys\nduring = []\n"
+            "gc.callbacks.append(lambda phase, info: phase == 'start' and 'tensorflow' in "
+            "sys.modules and not gc.get_freeze_count() and during.append(info['generation']))\n"
+            f"{load}\nprint(during, gc.isenabled(), gc.get_freeze_count() > 100_000)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, env=child_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[] True True\n"
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """A finished run's history with its report (a confusion matrix), made by hand."""
