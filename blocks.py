@@ -36,6 +36,12 @@ import plumbing
 
 tf = plumbing.load_tensorflow()  # already loaded by lab.parse_args: this only returns it
 
+# The lab's speed-ups below are called while a lesson's model is traced. They are plain
+# TensorFlow calls, with no Python `if` or `for` over tensors, so autograph (which rewrites
+# such code for tf.function) is told not to read them: tf.autograph.experimental.
+# do_not_convert, or tf.function(autograph=False). It would spend 0.03 to 0.16 s on each
+# as a lesson starts (measured), for nothing.
+
 
 class ExponentialDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
     """The lab's learning-rate decay: lr(step) = floor + start * e^(-step / decay_steps).
@@ -265,6 +271,7 @@ def _conv2d_gradient(op, dY):
 # ---------------------------------------------------------------------- one-channel images
 
 
+@tf.autograph.experimental.do_not_convert  # (autograph: see the top of the module)
 def one_channel_conv2d(X, W):
     """tf.nn.conv2d(X, W, strides=1, padding="SAME") for images X [batch, H, W, 1] with
     one channel (the first layer reading MNIST's grey pixels), as a sum of shifted images:
@@ -294,7 +301,7 @@ def _shifted_images_conv2d(X, W):
     return _sum_of_shifted_images(X, W), gradient
 
 
-@tf.function(jit_compile=True)  # one loop over the output: XLA fuses the whole sum
+@tf.function(jit_compile=True, autograph=False)  # one loop over the output: XLA fuses the sum
 def _sum_of_shifted_images(X, W):
     K1, K2 = W.shape[0], W.shape[1]
     H, W_ = X.shape[1], X.shape[2]
@@ -324,6 +331,7 @@ def one_channel_convolutions():
         return
     tensorflows = tf.nn.conv2d
 
+    @tf.autograph.experimental.do_not_convert  # (autograph: see the top of the module)
     def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None,
                name=None):
         if (_one_channel(input, filters) and padding == "SAME" and data_format == "NHWC"
@@ -371,6 +379,7 @@ def seeded_dropout(generator):
     run in one notebook kernel would get other masks)."""
     tensorflows = tf.nn.dropout
 
+    @tf.autograph.experimental.do_not_convert  # (autograph: see the top of the module)
     def dropout(x, rate, noise_shape=None, seed=None, name=None):
         x = tf.convert_to_tensor(x)
         shape = tf.shape(x) if noise_shape is None else noise_shape

@@ -181,9 +181,12 @@ class Training:
         """The lesson's variables, found by tracing its model once: the weights (matrices,
         filters) and biases (vectors) for the dashboard; all of them are saved. Checks that
         the model gives logits [batch, 10] for the lab's images, in one line if not."""
+        def call(X, training):  # (autograph rewrites the model once, for here and train_step)
+            return model(X, training=training)
+
         try:
-            traced = tf.function(model).get_concrete_function(tracing.images_spec(),
-                                                              training=False)
+            traced = tf.function(call).get_concrete_function(tracing.images_spec(),
+                                                             training=False)
         except Exception:  # a Keras model built for other inputs: one line, not autograph's 40
             try:
                 shape = tuple(model.input_shape)
@@ -208,8 +211,8 @@ class Training:
                             'activation="softmax"))')
         self.variables = tracing.lesson_variables(traced.variables)  # what the tested one uses
         with self._traced_the_lab_way(xla=True):  # (its dropout as XLA would compile it)
-            trained = tf.function(model).get_concrete_function(tracing.images_spec(),
-                                                               training=True)
+            trained = tf.function(call).get_concrete_function(tracing.images_spec(),
+                                                              training=True)
         self.draws_from_the_global_seed = tracing.draws_from_the_global_seed(
             trained.graph.get_operations())
         self.trainable = tracing.lesson_variables(trained.trainable_variables)
@@ -260,7 +263,9 @@ class Training:
         def weights_and_biases(X):
             return {"weights": all_values(weights), "biases": all_values(biases)}
 
-        return tf.function(distributions or weights_and_biases).get_concrete_function(
+        # (autograph for a lesson's own function; the lab's has no Python if or for on tensors)
+        return tf.function(distributions or weights_and_biases,
+                           autograph=distributions is not None).get_concrete_function(
             tracing.images_spec())
 
     def _open_dashboard(self):

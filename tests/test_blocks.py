@@ -294,3 +294,27 @@ def test_mixed_bfloat16_rounds_the_products_of_calls_made_inside():
     with blocks.mixed_bfloat16():
         assert float(outside(a, one)) == 1.0
     assert not tf.config.optimizer.get_experimental_options().get(blocks.BFLOAT16_REWRITE)
+
+
+def test_autograph_does_not_rewrite_the_speed_ups(monkeypatch):
+    """The speed-ups a lesson's model calls while the lab traces it are plain TensorFlow:
+    autograph, which rewrites the model, leaves them as they are (0.03 to 0.16 s each as a
+    lesson starts; docs/speed.md). (autograph's internal entry point, watched.)"""
+    from tensorflow.python.autograph.impl import api
+
+    rewritten, rewrite = [], api._convert_actual
+    monkeypatch.setattr(api, "_convert_actual", lambda entity, context: (
+        rewritten.append(entity.__name__), rewrite(entity, context))[1])
+    W = tf.ones([5, 5, 1, 4])
+
+    def model(X):
+        return tf.nn.dropout(tf.nn.relu(tf.nn.conv2d(X, W, strides=1, padding="SAME")), 0.5)
+
+    with blocks.one_channel_convolutions(), \
+            blocks.seeded_dropout(tf.random.Generator.from_seed(0)):
+        traced = tf.function(model).get_concrete_function(tf.TensorSpec([2, 28, 28, 1]))
+    kinds = {op.type for op in traced.graph.get_operations()}
+    assert "Conv2D" not in kinds and "RngReadAndSkip" in kinds  # (the speed-ups ran)
+    assert "model" in rewritten
+    assert not {"conv2d", "dropout", "one_channel_conv2d", "_one_channel",
+                "_shifted_images_conv2d", "_sum_of_shifted_images"} & set(rewritten)
