@@ -1,8 +1,8 @@
 """A strided convolution's input gradient: TensorFlow's own kernel against the sub-pixel one.
 
 The lab differentiates a strided tf.nn.conv2d with fewer than 16 input channels with
-blocks.strided_conv_input_gradient (one ordinary convolution, then depth_to_space) instead
-of TensorFlow's Conv2DBackpropInput (blocks.FEW_CHANNELS; docs/speed.md says why). This
+blocks.strided_conv_input_gradient (one ordinary convolution, then its phases interleaved)
+instead of TensorFlow's Conv2DBackpropInput (blocks.FEW_CHANNELS; docs/speed.md says why). This
 times both, each alone in a compiled call, at the shapes of the lessons' strided layers
 (batch of 100) and at a few more around the threshold, and checks that they agree. Run it
 on another CPU (AVX-512, a GPU) to see whether the threshold holds there.

@@ -233,7 +233,7 @@ MAPPED = {
                                       "without_matplotlib"],
     "python benchmarks/lab_turns.py --repeats 2 before=../baseline:PYTHON after=.": [
         "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_round4.json",
-        "benchmarks/results/lab_turns_round6.json"],
+        "benchmarks/results/lab_turns_round6.json", "benchmarks/results/lab_turns_round7.json"],
     "python benchmarks/profile_ops.py --lessons 3.0,4.2": [
         "benchmarks/profile_ops.py", "benchmarks/results/profile_ops_round4.json"],
     # docs/speed.md, issue 29's fifth round: the lab, and 5.1, on a quiet machine
@@ -245,6 +245,10 @@ MAPPED = {
     "python benchmarks/lab_time.py --lessons 2.2 --seeds 5": [
         "benchmarks/lab_time.py", "benchmarks/results/lab_time_2.2_seeded_dropout.json",
         "benchmarks/results/lab_time_2.2_xla_off.json"],
+    # docs/speed.md, issue 29's seventh round: 3.0's gradient interleaved by a transpose
+    "python benchmarks/step_time.py --lessons 3.0,3.1 --processes --repeats 8 --calls 10 "
+    "--test-batches 1000 before=DIR after=.": ["benchmarks/step_time.py",
+                                               "benchmarks/results/step_time_transpose.json"],
     # docs/speed.md, --precision bf16: measured on an AVX2 CPU; to measure on a bf16 one
     "python benchmarks/step_time.py --lessons 2.2,3.0,4.2 --rounds 5 --test-batches 1000 "
     "float32=. bf16=.:precision=bf16": ["benchmarks/step_time.py",
