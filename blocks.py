@@ -36,11 +36,11 @@ import plumbing
 
 tf = plumbing.load_tensorflow()  # already loaded by lab.parse_args: this only returns it
 
-# The lab's speed-ups below are called while a lesson's model is traced. They are plain
-# TensorFlow calls, with no Python `if` or `for` over tensors, so autograph (which rewrites
-# such code for tf.function) is told not to read them: tf.autograph.experimental.
-# do_not_convert, or tf.function(autograph=False). It would spend 0.03 to 0.16 s on each
-# as a lesson starts (measured), for nothing.
+# Autograph rewrites the Python `if` and `for` over tensors of the code tf.function
+# traces. The lab's speed-ups below, which a lesson's model calls while the lab traces it,
+# have none: they are marked @tf.autograph.experimental.do_not_convert (or traced with
+# autograph=False), so that autograph does not read them: 0.03 to 0.16 s each as a lesson
+# starts (measured), for nothing.
 
 
 class ExponentialDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
