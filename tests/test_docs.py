@@ -238,7 +238,8 @@ MAPPED = {
         "benchmarks/profile_ops.py", "benchmarks/results/profile_ops_round4.json"],
     # docs/speed.md, issue 29's fifth round: the lab, and 5.1, on a quiet machine
     "python benchmarks/lab_turns.py --repeats 1 before=../baseline:PYTHON after=.": [
-        "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_round5.json"],
+        "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_round5.json",
+        "benchmarks/results/lab_turns_round7_pass3.json"],
     "python benchmarks/lab_turns.py --lessons 5.1 before=../baseline:PYTHON after=.": [
         "benchmarks/lab_turns.py", "benchmarks/results/lab_turns_5.1.json"],
     # docs/speed.md, issue 29's sixth round: 2.2's dropout under XLA (the lab turns: round 6)
